@@ -1,0 +1,119 @@
+//! What the state machine asks of its driver, what the driver reports back, and the read-only
+//! views it offers for status displays.
+
+use crate::ids::{BlobHash, JobId, NodeId};
+use crate::job::{GeneratedPart, JobSpec};
+use crate::wire::ResultRef;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Work for the driver.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// Run a task; report with [`crate::Node::task_finished`].
+    Run(TaskRun),
+    /// This node submitted the job and its root is done: fetch the root result from `holder`
+    /// (or take it inline), finalize it, and report with [`crate::Node::job_collected`].
+    Collect {
+        job: JobId,
+        spec: Arc<JobSpec>,
+        result: ResultRef,
+        holder: NodeId,
+    },
+    /// A job this node submitted failed for good.
+    JobFailed { job: JobId, error: String },
+}
+
+/// One task to run.
+#[derive(Debug, Clone)]
+pub struct TaskRun {
+    pub job: JobId,
+    pub task: u32,
+    pub spec: Arc<JobSpec>,
+    pub work: Work,
+}
+
+#[derive(Debug, Clone)]
+pub enum Work {
+    /// A map task over one input part.
+    Map { source: MapSource },
+    /// A reduce task over its children's results, in task-index order.
+    Reduce { children: Vec<ChildInput> },
+}
+
+/// Where a map task's input comes from.
+#[derive(Debug, Clone)]
+pub enum MapSource {
+    /// Computed from the spec alone.
+    Generated(GeneratedPart),
+    /// Chunk `index` of the manifest blob `manifest`; both are held by `holder` (the submitter).
+    Chunk {
+        manifest: BlobHash,
+        index: u32,
+        holder: NodeId,
+    },
+}
+
+/// One child result a reduce task combines.
+#[derive(Debug, Clone)]
+pub struct ChildInput {
+    pub task: u32,
+    pub result: ResultRef,
+    pub holder: NodeId,
+}
+
+/// How a task ended.
+#[derive(Debug, Clone)]
+pub enum TaskOutcome {
+    Done(ResultRef),
+    /// The task itself failed; counts towards the job's attempt limit.
+    Failed(String),
+    /// A child's result could not be fetched from its holder: the child must be redone.
+    InputLost {
+        child: u32,
+        holder: NodeId,
+    },
+}
+
+/// A job's state as seen from one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum JobStatus {
+    Running,
+    /// No live node offers a slot: the job waits.
+    WaitingForCapacity,
+    Complete,
+    Failed(String),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobView {
+    pub id: JobId,
+    pub op: &'static str,
+    pub maps: u32,
+    pub total: u32,
+    pub done: u32,
+    pub depth: u32,
+    pub submitter: NodeId,
+    pub status: JobStatus,
+    /// Fresh completions per node: how the work was spread.
+    pub workers: Vec<(NodeId, u32)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerStatus {
+    pub id: NodeId,
+    pub slots_total: u32,
+    pub slots_free: u32,
+    pub cores: u32,
+    pub mem_mb: u64,
+    pub load_milli: u32,
+    pub age_ms: u64,
+}
+
+/// The content address of a blob result, for the driver deciding between inline and blob.
+pub fn blob_ref(bytes: &[u8]) -> ResultRef {
+    ResultRef::Blob {
+        hash: BlobHash::of(bytes),
+        len: bytes.len() as u64,
+    }
+}

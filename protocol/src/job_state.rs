@@ -1,0 +1,265 @@
+//! One job as one node sees it: the state of every task, and the claimable tasks bucketed by
+//! this node's rendezvous rank.
+
+use crate::ids::{JobId, Millis};
+use crate::job::JobSpec;
+use crate::rendezvous;
+use crate::tree::Tree;
+use crate::view::{ME, PeerIx, View};
+use crate::wire::ResultRef;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// Ranks at or beyond this share one bucket: they all wait the longest before stealing.
+pub const RANK_CAP: usize = 4;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskState {
+    /// A reduce task whose children are not all done (`left` of them remain).
+    Waiting { left: u32 },
+    /// Claimable since `since`.
+    Ready { since: Millis },
+    /// Claimed by a peer, last (re)claimed at `at`.
+    Claimed { by: PeerIx, at: Millis },
+    /// Done; the result is inline or held by `holder`.
+    Done { holder: PeerIx, result: ResultRef },
+    /// Done according to the submitter's summary; who holds the result is not known here.
+    DoneElsewhere,
+}
+
+impl TaskState {
+    pub fn is_done(&self) -> bool {
+        matches!(self, TaskState::Done { .. } | TaskState::DoneElsewhere)
+    }
+}
+
+#[derive(Debug)]
+pub struct JobState {
+    pub id: JobId,
+    pub spec: Arc<JobSpec>,
+    pub submitter: PeerIx,
+    pub epoch: u64,
+    pub tree: Tree,
+    pub tasks: Vec<TaskState>,
+    pub done: u32,
+    /// Ready tasks as (ready since, task), by this node's rank for them. Entries may be stale:
+    /// they are checked against `tasks` when taken.
+    open: Vec<BTreeSet<(Millis, u32)>>,
+    open_version: u64,
+    pub attempts: HashMap<u32, u32>,
+    pub failed: Option<String>,
+    pub last_progress: Millis,
+    /// Fresh completions per holder: how the work was spread.
+    pub completions: HashMap<PeerIx, u32>,
+    /// The submitter asked for the root result and waits for it.
+    pub collecting: bool,
+}
+
+impl JobState {
+    pub fn new(spec: JobSpec, submitter: PeerIx, epoch: u64, now: Millis) -> Self {
+        let tree = Tree::new(spec.map_tasks(), spec.fanin);
+        let tasks = (0..tree.total())
+            .map(|t| {
+                if tree.is_map(t) {
+                    TaskState::Ready { since: now }
+                } else {
+                    TaskState::Waiting {
+                        left: tree.children(t).len() as u32,
+                    }
+                }
+            })
+            .collect();
+        Self {
+            id: spec.id(),
+            spec: Arc::new(spec),
+            submitter,
+            epoch,
+            tree,
+            tasks,
+            done: 0,
+            open: vec![BTreeSet::new(); RANK_CAP + 1],
+            open_version: u64::MAX,
+            attempts: HashMap::new(),
+            failed: None,
+            last_progress: now,
+            completions: HashMap::new(),
+            collecting: false,
+        }
+    }
+
+    pub fn total(&self) -> u32 {
+        self.tree.total()
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.tasks[self.tree.root() as usize].is_done()
+    }
+
+    /// This node's rank for `task` among the claim candidates, capped at [`RANK_CAP`].
+    fn rank(&self, task: u32, view: &View) -> usize {
+        let me = view.id(ME);
+        let mine = rendezvous::score(&self.id, task, &me, view.my_weight());
+        let mut rank = 0;
+        for &(ix, w) in view.candidates() {
+            if ix != ME && rendezvous::score(&self.id, task, &view.id(ix), w) > mine {
+                rank += 1;
+                if rank == RANK_CAP {
+                    break;
+                }
+            }
+        }
+        rank
+    }
+
+    fn push_open(&mut self, task: u32, since: Millis, view: &View) {
+        if view.my_weight() == 0 {
+            return;
+        }
+        let rank = self.rank(task, view);
+        self.open[rank].insert((since, task));
+    }
+
+    /// Rebuilds the rank buckets when the candidate set changed since they were built.
+    fn refresh_open(&mut self, view: &View) {
+        if self.open_version == view.version() {
+            return;
+        }
+        self.open_version = view.version();
+        for bucket in &mut self.open {
+            bucket.clear();
+        }
+        for t in 0..self.total() {
+            if let TaskState::Ready { since } = self.tasks[t as usize] {
+                self.push_open(t, since, view);
+            }
+        }
+    }
+
+    /// Marks `task` ready (again) from `now`.
+    pub fn make_ready(&mut self, task: u32, now: Millis, view: &View) {
+        self.tasks[task as usize] = TaskState::Ready { since: now };
+        if self.open_version == view.version() {
+            self.push_open(task, now, view);
+        }
+    }
+
+    /// Takes up to `want` tasks this node may claim at `now`: its rank-0 tasks at once, rank-r
+    /// tasks once they have been ready for `r * steal_delay`. Returns the tasks and, if some are
+    /// not yet eligible, when the earliest will be.
+    pub fn take_claimable(
+        &mut self,
+        want: usize,
+        now: Millis,
+        steal_delay: Millis,
+        view: &View,
+    ) -> (Vec<u32>, Option<Millis>) {
+        self.refresh_open(view);
+        let mut out = Vec::new();
+        let mut wake: Option<Millis> = None;
+        for rank in 0..=RANK_CAP {
+            let delay = steal_delay * rank as Millis;
+            while out.len() < want {
+                let Some(&(since, task)) = self.open[rank].first() else {
+                    break;
+                };
+                if since + delay > now {
+                    wake = Some(wake.map_or(since + delay, |w: Millis| w.min(since + delay)));
+                    break;
+                }
+                self.open[rank].pop_first();
+                if self.tasks[task as usize] == (TaskState::Ready { since }) {
+                    out.push(task);
+                }
+            }
+        }
+        (out, wake)
+    }
+
+    /// Records a completion. Returns whether it was news.
+    pub fn record_done(
+        &mut self,
+        task: u32,
+        holder: PeerIx,
+        result: ResultRef,
+        now: Millis,
+        view: &View,
+    ) -> bool {
+        let was_elsewhere = match self.tasks[task as usize] {
+            TaskState::Done { .. } => return false,
+            TaskState::DoneElsewhere => true,
+            _ => false,
+        };
+        if !was_elsewhere {
+            self.done += 1;
+            *self.completions.entry(holder).or_insert(0) += 1;
+        }
+        self.last_progress = now;
+        self.tasks[task as usize] = TaskState::Done { holder, result };
+        if let Some(parent) = self.tree.parent(task)
+            && let TaskState::Waiting { left } = self.tasks[parent as usize]
+        {
+            if left <= 1 {
+                self.make_ready(parent, now, view);
+            } else {
+                self.tasks[parent as usize] = TaskState::Waiting { left: left - 1 };
+            }
+        }
+        true
+    }
+
+    /// Marks ranges of tasks done per the submitter's summary (results unknown here).
+    pub fn record_done_ranges(&mut self, ranges: &[(u32, u32)]) {
+        for &(lo, hi) in ranges {
+            for t in lo..hi.min(self.total()) {
+                let state = &mut self.tasks[t as usize];
+                if !state.is_done() {
+                    *state = TaskState::DoneElsewhere;
+                    self.done += 1;
+                }
+            }
+        }
+    }
+
+    /// Done tasks as ranges, for an announcement, at most `max` of them.
+    pub fn done_ranges(&self, max: usize) -> Vec<(u32, u32)> {
+        let mut out: Vec<(u32, u32)> = Vec::new();
+        for (t, state) in self.tasks.iter().enumerate() {
+            if !state.is_done() {
+                continue;
+            }
+            let t = t as u32;
+            if let Some((_, hi)) = out.last_mut()
+                && *hi == t
+            {
+                *hi = t + 1;
+            } else if out.len() == max {
+                break;
+            } else {
+                out.push((t, t + 1));
+            }
+        }
+        out
+    }
+
+    /// The result of `task` is gone (its holder died or could not serve it): compute it again,
+    /// unless its parent is already done and no longer needs it.
+    pub fn revert(&mut self, task: u32, now: Millis, view: &View) {
+        if !self.tasks[task as usize].is_done() {
+            return;
+        }
+        if let Some(parent) = self.tree.parent(task) {
+            match self.tasks[parent as usize] {
+                TaskState::Done { .. } | TaskState::DoneElsewhere => return,
+                TaskState::Waiting { left } => {
+                    self.tasks[parent as usize] = TaskState::Waiting { left: left + 1 }
+                }
+                TaskState::Ready { .. } | TaskState::Claimed { .. } => {
+                    self.tasks[parent as usize] = TaskState::Waiting { left: 1 }
+                }
+            }
+        }
+        self.done -= 1;
+        self.collecting = false;
+        self.make_ready(task, now, view);
+    }
+}

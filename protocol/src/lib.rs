@@ -1,0 +1,37 @@
+//! Shoal's protocol: wire messages, ids, job specs, partitioning, the built-in operators and the
+//! whole coordination logic as a pure state machine.
+//!
+//! This crate does no I/O: no sockets, no tokio, no clock reads and no ambient randomness.
+//! Events and time go in, messages, timers and effects come out. The `shoal` node drives it over
+//! libp2p and the simulator drives it on virtual time: both run this very code.
+//!
+//! # Layout
+//!
+//! - [`ids`]: node, job and blob ids; [`codec`]: the one bincode module, with decode limits.
+//! - [`job`]: job specs and their validation; [`tree`]: the k-ary reduction tree;
+//!   [`partition`]: line-aligned chunking; [`ops`]: built-in operators and the reference
+//!   implementations results are checked against.
+//! - [`wire`]: gossip messages; [`rendezvous`]: weighted rendezvous ranking of (task, peer).
+//! - [`node`]: the state machine, with [`view`] (the mesh as adverts describe it) and
+//!   [`job_state`] (one job's tasks); [`effects`]: what it asks of its driver.
+
+pub mod codec;
+pub mod effects;
+pub mod ids;
+pub mod job;
+pub mod job_state;
+pub mod node;
+pub mod ops;
+pub mod partition;
+pub mod rendezvous;
+pub mod tree;
+pub mod view;
+pub mod wire;
+
+pub use effects::{
+    ChildInput, Effect, JobStatus, JobView, MapSource, PeerStatus, TaskOutcome, TaskRun, Work,
+};
+pub use ids::{BlobHash, JobId, Millis, NodeId};
+pub use job::{Input, JobSpec, Operator};
+pub use node::{Capacity, Config, Node, Stats, SubmitError};
+pub use wire::ResultRef;

@@ -1,0 +1,962 @@
+//! The protocol state machine of one node.
+//!
+//! Inputs are method calls that take `now`: [`Node::handle_message`], [`Node::handle_timeout`],
+//! [`Node::submit`], [`Node::task_finished`], [`Node::job_collected`]. Outputs are drained after
+//! each input, in this order: [`Node::poll_transmit`] (messages to broadcast),
+//! [`Node::poll_effect`] (work for the driver), then [`Node::poll_timeout`] (when to call
+//! `handle_timeout` next). The machine reads no clock and draws no randomness of its own.
+
+use crate::effects::{
+    ChildInput, Effect, JobStatus, JobView, MapSource, PeerStatus, TaskOutcome, TaskRun, Work,
+};
+use crate::ids::{JobId, Millis, NodeId};
+use crate::job::{JobSpec, SpecError};
+use crate::job_state::{JobState, TaskState};
+use crate::rendezvous;
+use crate::view::{ME, PeerIx, View};
+use crate::wire::{
+    Advert, Announce, Batch, Envelope, Failure, Finished, InvalidMessage, JobResults, JobTasks,
+    Lost, MAX_ACTIVE_JOBS, MAX_DONE_RANGES, MAX_REASON_BYTES, Message, ResultRef,
+};
+use std::collections::{HashMap, HashSet, VecDeque};
+
+/// Tunables. Defaults suit a LAN; the simulator and tests shorten or stretch them.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How often a node sends its capacity advert.
+    pub advert_interval_ms: Millis,
+    /// A peer silent for this long leaves the view (a few advert periods).
+    pub peer_ttl_ms: Millis,
+    /// How long a claim stays valid without the claimer listing the job as active.
+    pub lease_ms: Millis,
+    /// How long a task waits per rank step before lower-ranked peers may take it.
+    pub steal_delay_ms: Millis,
+    /// Least time between two batches: isolated events go out at once, bursts are batched.
+    pub flush_interval_ms: Millis,
+    /// How often a submitter re-announces its running jobs (for late joiners).
+    pub announce_interval_ms: Millis,
+    /// How often claims and results are checked for expiry.
+    pub sweep_interval_ms: Millis,
+    /// Failures of one task after which its job fails.
+    pub max_attempts: u32,
+    /// Most jobs tracked at once; announcements beyond it are dropped.
+    pub max_jobs: usize,
+    /// A job with no progress for this long is dropped by non-submitters.
+    pub job_idle_ms: Millis,
+    /// Queue about this much work per slot ahead of time when tasks are short.
+    pub queue_target_us: u64,
+    /// Most tasks queued per slot.
+    pub prefetch_max: usize,
+    /// A batch is sent at once when it grows past this many encoded bytes.
+    pub batch_bytes_max: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            advert_interval_ms: 1_000,
+            peer_ttl_ms: 3_500,
+            lease_ms: 5_000,
+            steal_delay_ms: 250,
+            flush_interval_ms: 5,
+            announce_interval_ms: 1_000,
+            sweep_interval_ms: 500,
+            max_attempts: 3,
+            max_jobs: 256,
+            job_idle_ms: 600_000,
+            queue_target_us: 20_000,
+            prefetch_max: 1024,
+            batch_bytes_max: 256 * 1024,
+        }
+    }
+}
+
+/// What this node offers.
+#[derive(Debug, Clone, Copy)]
+pub struct Capacity {
+    pub slots: u32,
+    pub cores: u32,
+    pub mem_mb: u64,
+}
+
+/// Counters for what happened to incoming traffic.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Stats {
+    pub messages_in: u64,
+    pub messages_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Messages dropped because they failed to decode or validate.
+    pub invalid_messages: u64,
+    /// Entries that named an unknown task index or an untracked job.
+    pub ignored_entries: u64,
+    /// Announcements dropped because the job table was full.
+    pub jobs_refused: u64,
+}
+
+/// Why a submission was refused.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error("this node already tracks {0} jobs; wait for some to finish")]
+    TooManyJobs(usize),
+}
+
+/// Remembered outcome of a job this node no longer tracks.
+#[derive(Debug, Clone)]
+struct FinishedJob {
+    epoch: u64,
+    view: JobView,
+}
+
+const FINISHED_MEMORY: usize = 1024;
+
+/// The protocol state machine. See the module docs for the calling convention.
+#[derive(Debug)]
+pub struct Node {
+    cfg: Config,
+    capacity: Capacity,
+    load_milli: u32,
+    view: View,
+    jobs: HashMap<JobId, JobState>,
+    /// Job ids in arrival order: older jobs are served first.
+    order: Vec<JobId>,
+    finished: HashMap<JobId, FinishedJob>,
+    finished_order: VecDeque<JobId>,
+    /// Jobs this node submitted and waits for.
+    mine: HashSet<JobId>,
+    /// Claimed by this node, not started.
+    queue: VecDeque<(JobId, u32)>,
+    /// Started, with the time they started.
+    running: HashMap<(JobId, u32), Millis>,
+    /// Mean run time of recent tasks (µs), for sizing the queue.
+    avg_task_us: Option<f64>,
+    pending: Batch,
+    pending_bytes: usize,
+    last_flush: Option<Millis>,
+    outbox: VecDeque<Vec<u8>>,
+    effects: VecDeque<Effect>,
+    seq: u64,
+    next_advert: Millis,
+    next_sweep: Millis,
+    next_announce: Millis,
+    claim_wakeup: Option<Millis>,
+    stats: Stats,
+}
+
+impl Node {
+    /// A node with identity `me`. `seed` decorrelates this node's message sequence numbers from
+    /// a previous incarnation with the same id (gossip deduplicates by content).
+    pub fn new(me: NodeId, capacity: Capacity, cfg: Config, seed: u64) -> Self {
+        let view = View::new(me, capacity.slots, cfg.peer_ttl_ms);
+        Self {
+            cfg,
+            capacity,
+            load_milli: 0,
+            view,
+            jobs: HashMap::new(),
+            order: Vec::new(),
+            finished: HashMap::new(),
+            finished_order: VecDeque::new(),
+            mine: HashSet::new(),
+            queue: VecDeque::new(),
+            running: HashMap::new(),
+            avg_task_us: None,
+            pending: Batch::default(),
+            pending_bytes: 0,
+            last_flush: None,
+            outbox: VecDeque::new(),
+            effects: VecDeque::new(),
+            seq: seed << 20,
+            next_advert: 0,
+            next_sweep: 0,
+            next_announce: 0,
+            claim_wakeup: None,
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.view.id(ME)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Updates the load figure carried in adverts (the driver reads it from the OS).
+    pub fn set_load(&mut self, load_milli: u32) {
+        self.load_milli = load_milli;
+    }
+
+    // ----- inputs -------------------------------------------------------------------------
+
+    /// A gossip message from peer `from`. Invalid messages are dropped, counted and reported.
+    pub fn handle_message(
+        &mut self,
+        now: Millis,
+        from: NodeId,
+        bytes: &[u8],
+    ) -> Result<(), InvalidMessage> {
+        self.stats.messages_in += 1;
+        self.stats.bytes_in += bytes.len() as u64;
+        let env = match Envelope::decode(bytes) {
+            Ok(env) => env,
+            Err(e) => {
+                self.stats.invalid_messages += 1;
+                return Err(e);
+            }
+        };
+        let Some(from) = self.view.intern(from) else {
+            return Ok(());
+        };
+        if from == ME {
+            return Ok(());
+        }
+        match env.body {
+            Message::Advert(advert) => self.on_advert(now, from, advert),
+            Message::Announce(a) => self.on_announce(now, from, a),
+            Message::Batch(b) => self.on_batch(now, from, b),
+            Message::Finished(f) => self.on_finished(f),
+        }
+        self.after_step(now);
+        Ok(())
+    }
+
+    /// Timer expiry: call at (or after) the time [`Node::poll_timeout`] returned.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        if now >= self.next_advert {
+            self.send_advert();
+            self.next_advert = now + self.cfg.advert_interval_ms;
+        }
+        if now >= self.next_sweep {
+            self.sweep(now);
+            self.next_sweep = now + self.cfg.sweep_interval_ms;
+        }
+        if now >= self.next_announce {
+            self.announce_mine(now);
+            self.next_announce = now + self.cfg.announce_interval_ms;
+        }
+        if self.claim_wakeup.is_some_and(|t| now >= t) {
+            self.claim_wakeup = None;
+        }
+        self.after_step(now);
+    }
+
+    /// Submits a job from this node. `epoch` must grow from one submission to the next (the
+    /// driver passes wall-clock milliseconds), so that peers can tell a resubmission from stale
+    /// copies of a finished run.
+    pub fn submit(&mut self, now: Millis, spec: JobSpec, epoch: u64) -> Result<JobId, SubmitError> {
+        spec.validate()?;
+        let id = spec.id();
+        self.mine.insert(id);
+        if let Some(job) = self.jobs.get_mut(&id) {
+            // Already running (perhaps submitted elsewhere): wait for the same result.
+            if job.is_complete() {
+                self.request_collect(id);
+            }
+            self.after_step(now);
+            return Ok(id);
+        }
+        if self.jobs.len() >= self.cfg.max_jobs {
+            self.mine.remove(&id);
+            return Err(SubmitError::TooManyJobs(self.jobs.len()));
+        }
+        self.finished.remove(&id);
+        self.insert_job(JobState::new(spec.clone(), ME, epoch, now));
+        self.broadcast(Message::Announce(Announce {
+            spec,
+            epoch,
+            done: Vec::new(),
+        }));
+        self.after_step(now);
+        Ok(id)
+    }
+
+    /// The driver finished (or failed) a task that an [`Effect::Run`] started.
+    pub fn task_finished(
+        &mut self,
+        now: Millis,
+        job: JobId,
+        task: u32,
+        outcome: TaskOutcome,
+        run_us: u64,
+    ) {
+        if self.running.remove(&(job, task)).is_none() {
+            return;
+        }
+        let sample = run_us.max(1) as f64;
+        self.avg_task_us = Some(match self.avg_task_us {
+            Some(avg) => avg * 0.8 + sample * 0.2,
+            None => sample,
+        });
+        match outcome {
+            TaskOutcome::Done(result) => {
+                let size = 48
+                    + match &result {
+                        ResultRef::Inline(bytes) => bytes.len(),
+                        ResultRef::Blob { .. } => 40,
+                    };
+                self.on_done(now, job, task, ME, result.clone());
+                self.queue_entry(size, |b| push_result(&mut b.done, job, task, result));
+            }
+            TaskOutcome::Failed(mut reason) => {
+                truncate_utf8(&mut reason, MAX_REASON_BYTES);
+                self.on_failure(now, job, task, ME, &reason);
+                self.queue_entry(64 + reason.len(), |b| {
+                    b.failed.push(Failure { job, task, reason })
+                });
+            }
+            TaskOutcome::InputLost { child, holder } => {
+                if let Some(j) = self.jobs.get_mut(&job) {
+                    // Give the reduce task back; it becomes ready again when the child is redone.
+                    if let Some(TaskState::Claimed { by: ME, .. }) = j.tasks.get(task as usize) {
+                        j.make_ready(task, now, &self.view);
+                    }
+                }
+                self.on_lost(now, job, child, holder);
+                self.queue_entry(80, |b| {
+                    b.lost.push(Lost {
+                        job,
+                        task: child,
+                        holder,
+                    })
+                });
+            }
+        }
+        self.after_step(now);
+    }
+
+    /// The driver fetched (or failed to fetch) the root result after an [`Effect::Collect`].
+    pub fn job_collected(&mut self, now: Millis, job: JobId, outcome: Result<(), NodeId>) {
+        match outcome {
+            Ok(()) => {
+                self.mine.remove(&job);
+                if let Some(state) = self.jobs.get(&job) {
+                    let epoch = state.epoch;
+                    if state.submitter == ME {
+                        self.broadcast(Message::Finished(Finished {
+                            job,
+                            epoch,
+                            ok: true,
+                        }));
+                    }
+                    self.retire(job, epoch);
+                }
+            }
+            Err(holder) => {
+                if let Some(state) = self.jobs.get(&job) {
+                    let root = state.tree.root();
+                    self.on_lost(now, job, root, holder);
+                    self.queue_entry(80, |b| {
+                        b.lost.push(Lost {
+                            job,
+                            task: root,
+                            holder,
+                        })
+                    });
+                }
+            }
+        }
+        self.after_step(now);
+    }
+
+    // ----- outputs ------------------------------------------------------------------------
+
+    /// Next message to broadcast to every peer.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        let bytes = self.outbox.pop_front()?;
+        self.stats.messages_out += 1;
+        self.stats.bytes_out += bytes.len() as u64;
+        Some(bytes)
+    }
+
+    /// Next effect for the driver.
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Millis {
+        let mut t = self.next_advert.min(self.next_sweep);
+        if !self.mine.is_empty() {
+            t = t.min(self.next_announce);
+        }
+        if let Some(w) = self.claim_wakeup {
+            t = t.min(w);
+        }
+        if !self.pending_is_empty()
+            && let Some(last) = self.last_flush
+        {
+            t = t.min(last + self.cfg.flush_interval_ms);
+        }
+        t
+    }
+
+    // ----- queries ------------------------------------------------------------------------
+
+    /// Status of one job, tracked or recently finished.
+    pub fn job_status(&self, id: &JobId) -> Option<JobView> {
+        if let Some(job) = self.jobs.get(id) {
+            return Some(self.job_view(job));
+        }
+        self.finished.get(id).map(|f| f.view.clone())
+    }
+
+    /// All tracked and recently finished jobs.
+    pub fn jobs(&self) -> Vec<JobView> {
+        let mut out: Vec<JobView> = self
+            .order
+            .iter()
+            .filter_map(|id| self.jobs.get(id))
+            .map(|j| self.job_view(j))
+            .collect();
+        out.extend(
+            self.finished_order
+                .iter()
+                .filter_map(|id| self.finished.get(id))
+                .map(|f| f.view.clone()),
+        );
+        out
+    }
+
+    /// Live peers (not this node) with their adverts.
+    pub fn peers(&self, now: Millis) -> Vec<PeerStatus> {
+        self.view
+            .live_peers(now)
+            .map(|(id, p)| PeerStatus {
+                id,
+                slots_total: p.advert.slots_total,
+                slots_free: p.advert.slots_free,
+                cores: p.advert.cores,
+                mem_mb: p.advert.mem_mb,
+                load_milli: p.advert.load_milli,
+                age_ms: now.saturating_sub(p.last_seen),
+            })
+            .collect()
+    }
+
+    /// Whether any live node (this one included) offers slots.
+    pub fn capacity_available(&self) -> bool {
+        !self.view.candidates().is_empty()
+    }
+
+    /// Free slots this node advertises.
+    pub fn free_slots(&self) -> u32 {
+        self.capacity
+            .slots
+            .saturating_sub(self.running.len() as u32)
+    }
+
+    fn job_view(&self, job: &JobState) -> JobView {
+        let status = if let Some(e) = &job.failed {
+            JobStatus::Failed(e.clone())
+        } else if job.is_complete() {
+            JobStatus::Complete
+        } else if !self.capacity_available() {
+            JobStatus::WaitingForCapacity
+        } else {
+            JobStatus::Running
+        };
+        let mut workers: Vec<(NodeId, u32)> = job
+            .completions
+            .iter()
+            .map(|(&ix, &n)| (self.view.id(ix), n))
+            .collect();
+        workers.sort();
+        JobView {
+            id: job.id,
+            op: job.spec.op.name(),
+            maps: job.tree.maps(),
+            total: job.total(),
+            done: job.done,
+            depth: job.tree.depth(),
+            submitter: self.view.id(job.submitter),
+            status,
+            workers,
+        }
+    }
+
+    // ----- message handlers ---------------------------------------------------------------
+
+    fn on_advert(&mut self, now: Millis, from: PeerIx, advert: Advert) {
+        let first_contact = !self.view.is_live(from, now);
+        self.view.update(from, advert, now);
+        if first_contact && !self.mine.is_empty() {
+            // A newcomer learns our running jobs without waiting a whole announce period.
+            self.next_announce = now;
+        }
+    }
+
+    fn on_announce(&mut self, now: Millis, from: PeerIx, a: Announce) {
+        let id = a.spec.id();
+        if self.finished.get(&id).is_some_and(|f| f.epoch >= a.epoch) {
+            return;
+        }
+        if let Some(job) = self.jobs.get_mut(&id) {
+            if job.epoch == a.epoch {
+                job.record_done_ranges(&a.done);
+            }
+            return;
+        }
+        if self.jobs.len() >= self.cfg.max_jobs {
+            self.stats.jobs_refused += 1;
+            return;
+        }
+        let mut job = JobState::new(a.spec, from, a.epoch, now);
+        job.record_done_ranges(&a.done);
+        self.insert_job(job);
+    }
+
+    fn on_batch(&mut self, now: Millis, from: PeerIx, b: Batch) {
+        for JobTasks { job, tasks } in b.claims {
+            for task in tasks {
+                self.on_claim(now, job, task, from);
+            }
+        }
+        for JobResults { job, results } in b.done {
+            for (task, result) in results {
+                self.on_done(now, job, task, from, result);
+            }
+        }
+        for f in b.failed {
+            self.on_failure(now, f.job, f.task, from, &f.reason);
+        }
+        for l in b.lost {
+            self.on_lost(now, l.job, l.task, l.holder);
+        }
+    }
+
+    fn on_finished(&mut self, f: Finished) {
+        if self.jobs.get(&f.job).is_some_and(|j| j.epoch <= f.epoch) && !self.mine.contains(&f.job)
+        {
+            self.retire(f.job, f.epoch);
+        }
+    }
+
+    fn on_claim(&mut self, now: Millis, job: JobId, task: u32, by: PeerIx) {
+        let Some(current) = self
+            .jobs
+            .get(&job)
+            .and_then(|j| j.tasks.get(task as usize))
+            .cloned()
+        else {
+            self.stats.ignored_entries += 1;
+            return;
+        };
+        let take = match current {
+            TaskState::Ready { .. } => true,
+            TaskState::Claimed { by: cur, at } => {
+                cur == by
+                    || !self.claim_valid(job, task, cur, at, now)
+                    || rendezvous::conflict_winner(&job, task, self.view.id(cur), self.view.id(by))
+                        == self.view.id(by)
+            }
+            _ => false,
+        };
+        if take && let Some(j) = self.jobs.get_mut(&job) {
+            j.tasks[task as usize] = TaskState::Claimed { by, at: now };
+        }
+    }
+
+    fn on_done(&mut self, now: Millis, job: JobId, task: u32, holder: PeerIx, result: ResultRef) {
+        let view = &self.view;
+        let Some(j) = self.jobs.get_mut(&job).filter(|j| task < j.total()) else {
+            self.stats.ignored_entries += 1;
+            return;
+        };
+        if j.record_done(task, holder, result, now, view)
+            && task == j.tree.root()
+            && self.mine.contains(&job)
+        {
+            self.request_collect(job);
+        }
+    }
+
+    fn on_failure(&mut self, now: Millis, job: JobId, task: u32, by: PeerIx, reason: &str) {
+        let max = self.cfg.max_attempts;
+        let view = &self.view;
+        let Some(j) = self.jobs.get_mut(&job).filter(|j| task < j.total()) else {
+            self.stats.ignored_entries += 1;
+            return;
+        };
+        let attempts = j.attempts.entry(task).or_insert(0);
+        *attempts += 1;
+        let attempts = *attempts;
+        if let TaskState::Claimed { by: cur, .. } = j.tasks[task as usize]
+            && cur == by
+        {
+            j.make_ready(task, now, view);
+        }
+        if attempts >= max && j.failed.is_none() {
+            let error = format!(
+                "job {} failed: task {task} failed {attempts} times; last error: {reason}",
+                job
+            );
+            j.failed = Some(error.clone());
+            if self.mine.contains(&job) {
+                self.effects.push_back(Effect::JobFailed { job, error });
+                let epoch = j.epoch;
+                if j.submitter == ME {
+                    self.broadcast(Message::Finished(Finished {
+                        job,
+                        epoch,
+                        ok: false,
+                    }));
+                }
+                self.mine.remove(&job);
+                self.retire(job, epoch);
+            }
+        }
+    }
+
+    fn on_lost(&mut self, now: Millis, job: JobId, task: u32, holder: NodeId) {
+        let Some(holder_ix) = self.view.lookup(&holder) else {
+            return;
+        };
+        let view = &self.view;
+        let Some(j) = self.jobs.get_mut(&job).filter(|j| task < j.total()) else {
+            self.stats.ignored_entries += 1;
+            return;
+        };
+        if let TaskState::Done { holder: h, .. } = j.tasks[task as usize]
+            && h == holder_ix
+        {
+            j.revert(task, now, view);
+        }
+    }
+
+    // ----- internals ----------------------------------------------------------------------
+
+    fn insert_job(&mut self, job: JobState) {
+        self.order.push(job.id);
+        self.jobs.insert(job.id, job);
+    }
+
+    fn request_collect(&mut self, job: JobId) {
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        if j.collecting {
+            return;
+        }
+        match &j.tasks[j.tree.root() as usize] {
+            TaskState::Done { holder, result } => {
+                j.collecting = true;
+                self.effects.push_back(Effect::Collect {
+                    job,
+                    spec: j.spec.clone(),
+                    result: result.clone(),
+                    holder: self.view.id(*holder),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// Stops tracking a job and remembers how it ended.
+    fn retire(&mut self, job: JobId, epoch: u64) {
+        let Some(state) = self.jobs.get(&job) else {
+            return;
+        };
+        let view = self.job_view(state);
+        self.jobs.remove(&job);
+        self.order.retain(|id| *id != job);
+        self.queue.retain(|(j, _)| *j != job);
+        if self
+            .finished
+            .insert(job, FinishedJob { epoch, view })
+            .is_none()
+        {
+            self.finished_order.push_back(job);
+        }
+        while self.finished_order.len() > FINISHED_MEMORY {
+            if let Some(old) = self.finished_order.pop_front() {
+                self.finished.remove(&old);
+            }
+        }
+    }
+
+    /// A claim is valid while its holder lives and either renewed it recently or lists the job
+    /// as active in its adverts. This node's own claims are valid while it holds the task.
+    fn claim_valid(&self, job: JobId, task: u32, by: PeerIx, at: Millis, now: Millis) -> bool {
+        let lease = self.cfg.lease_ms;
+        if by == ME {
+            return self.running.contains_key(&(job, task)) || self.queue.contains(&(job, task));
+        }
+        self.view.is_live(by, now)
+            && (now.saturating_sub(at) < lease || self.view.lists_active(by, &job))
+    }
+
+    /// Expires peers, claims and results held by dead peers; drops idle jobs.
+    fn sweep(&mut self, now: Millis) {
+        self.view.expire(now);
+        let lease = self.cfg.lease_ms;
+        let queued: HashSet<(JobId, u32)> = self.queue.iter().copied().collect();
+        let mut idle = Vec::new();
+        for id in self.order.clone() {
+            let mut expired = Vec::new();
+            let mut lost = Vec::new();
+            {
+                let job = &self.jobs[&id];
+                for (t, state) in job.tasks.iter().enumerate() {
+                    let t = t as u32;
+                    match *state {
+                        TaskState::Claimed { by, at } => {
+                            let valid = if by == ME {
+                                self.running.contains_key(&(id, t)) || queued.contains(&(id, t))
+                            } else {
+                                self.view.is_live(by, now)
+                                    && (now.saturating_sub(at) < lease
+                                        || self.view.lists_active(by, &id))
+                            };
+                            if !valid {
+                                expired.push(t);
+                            }
+                        }
+                        TaskState::Done { holder, ref result } => {
+                            if matches!(result, ResultRef::Blob { .. })
+                                && !self.view.is_live(holder, now)
+                            {
+                                lost.push(t);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                if job.submitter != ME
+                    && !self.mine.contains(&id)
+                    && now.saturating_sub(job.last_progress) > self.cfg.job_idle_ms
+                {
+                    idle.push((id, job.epoch));
+                }
+            }
+            let view = &self.view;
+            let job = self.jobs.get_mut(&id).expect("listed in order");
+            for t in expired {
+                job.make_ready(t, now, view);
+            }
+            for t in lost {
+                job.revert(t, now, view);
+            }
+        }
+        for (id, epoch) in idle {
+            self.retire(id, epoch);
+        }
+        // Roots that became done again after a revert need collecting again.
+        for id in self.mine.clone() {
+            if self.jobs.get(&id).is_some_and(|j| j.is_complete()) {
+                self.request_collect(id);
+            }
+        }
+    }
+
+    fn announce_mine(&mut self, _now: Millis) {
+        let mut msgs = Vec::new();
+        for id in &self.order {
+            let job = &self.jobs[id];
+            if job.submitter == ME && job.failed.is_none() && !job.is_complete() {
+                msgs.push(Message::Announce(Announce {
+                    spec: (*job.spec).clone(),
+                    epoch: job.epoch,
+                    done: job.done_ranges(MAX_DONE_RANGES),
+                }));
+            }
+        }
+        for m in msgs {
+            self.broadcast(m);
+        }
+    }
+
+    fn send_advert(&mut self) {
+        let mut active: Vec<JobId> = Vec::new();
+        for (job, _) in self.queue.iter().chain(self.running.keys()) {
+            if !active.contains(job) && active.len() < MAX_ACTIVE_JOBS {
+                active.push(*job);
+            }
+        }
+        let advert = Advert {
+            slots_total: self.capacity.slots,
+            slots_free: self.free_slots(),
+            cores: self.capacity.cores,
+            mem_mb: self.capacity.mem_mb,
+            load_milli: self.load_milli,
+            active_jobs: active,
+        };
+        self.broadcast(Message::Advert(advert));
+    }
+
+    /// How many tasks this node keeps claimed (queued plus running): one per slot for long
+    /// tasks, more for short ones so that claims and results travel in large batches.
+    fn window(&self) -> usize {
+        let slots = self.capacity.slots as usize;
+        let per_slot = match self.avg_task_us {
+            None => 1,
+            Some(avg) => {
+                ((self.cfg.queue_target_us as f64 / avg) as usize).clamp(1, self.cfg.prefetch_max)
+            }
+        };
+        slots * per_slot
+    }
+
+    fn fill_queue(&mut self, now: Millis) {
+        if self.capacity.slots == 0 {
+            return;
+        }
+        let mut want = self
+            .window()
+            .saturating_sub(self.queue.len() + self.running.len());
+        let mut wake: Option<Millis> = None;
+        for id in self.order.clone() {
+            if want == 0 {
+                break;
+            }
+            let view = &self.view;
+            let job = self.jobs.get_mut(&id).expect("listed in order");
+            if job.failed.is_some() || job.is_complete() {
+                continue;
+            }
+            let (tasks, w) = job.take_claimable(want, now, self.cfg.steal_delay_ms, view);
+            if let Some(w) = w {
+                wake = Some(wake.map_or(w, |x: Millis| x.min(w)));
+            }
+            if tasks.is_empty() {
+                continue;
+            }
+            for &t in &tasks {
+                job.tasks[t as usize] = TaskState::Claimed { by: ME, at: now };
+                self.queue.push_back((id, t));
+            }
+            want -= tasks.len();
+            self.pending_bytes += 40 + 5 * tasks.len();
+            match self.pending.claims.iter_mut().find(|c| c.job == id) {
+                Some(c) => c.tasks.extend(tasks),
+                None => self.pending.claims.push(JobTasks { job: id, tasks }),
+            }
+        }
+        self.claim_wakeup = wake;
+    }
+
+    fn start_tasks(&mut self, now: Millis) {
+        while self.running.len() < self.capacity.slots as usize {
+            let Some((id, task)) = self.queue.pop_front() else {
+                break;
+            };
+            let Some(job) = self.jobs.get(&id) else {
+                continue;
+            };
+            if !matches!(job.tasks[task as usize], TaskState::Claimed { by: ME, .. })
+                || job.failed.is_some()
+            {
+                continue;
+            }
+            let work = if job.tree.is_map(task) {
+                let source = match job.spec.generated_part(task) {
+                    Some(part) => MapSource::Generated(part),
+                    None => match job.spec.input {
+                        crate::job::Input::Chunks { manifest, .. } => MapSource::Chunk {
+                            manifest,
+                            index: task,
+                            holder: self.view.id(job.submitter),
+                        },
+                        _ => unreachable!("generated_part covers every generated input"),
+                    },
+                };
+                Work::Map { source }
+            } else {
+                let mut children = Vec::new();
+                for child in job.tree.children(task) {
+                    match &job.tasks[child as usize] {
+                        TaskState::Done { holder, result } => children.push(ChildInput {
+                            task: child,
+                            result: result.clone(),
+                            holder: self.view.id(*holder),
+                        }),
+                        _ => break,
+                    }
+                }
+                if children.len() != job.tree.children(task).len() {
+                    continue;
+                }
+                Work::Reduce { children }
+            };
+            self.running.insert((id, task), now);
+            self.effects.push_back(Effect::Run(TaskRun {
+                job: id,
+                task,
+                spec: job.spec.clone(),
+                work,
+            }));
+        }
+    }
+
+    fn after_step(&mut self, now: Millis) {
+        self.fill_queue(now);
+        self.start_tasks(now);
+        // Refill right away: starting tasks may have freed room in the window.
+        self.fill_queue(now);
+        self.maybe_flush(now);
+    }
+
+    fn pending_is_empty(&self) -> bool {
+        let b = &self.pending;
+        b.claims.is_empty() && b.done.is_empty() && b.failed.is_empty() && b.lost.is_empty()
+    }
+
+    /// Adds an entry to the pending batch; `bytes` estimates its encoded size.
+    fn queue_entry(&mut self, bytes: usize, f: impl FnOnce(&mut Batch)) {
+        f(&mut self.pending);
+        self.pending_bytes += bytes;
+    }
+
+    fn maybe_flush(&mut self, now: Millis) {
+        if self.pending_is_empty() {
+            return;
+        }
+        let due = self
+            .last_flush
+            .is_none_or(|last| now >= last + self.cfg.flush_interval_ms);
+        if due || self.pending_bytes >= self.cfg.batch_bytes_max {
+            let batch = std::mem::take(&mut self.pending);
+            self.pending_bytes = 0;
+            self.last_flush = Some(now);
+            self.broadcast(Message::Batch(batch));
+        }
+    }
+
+    fn broadcast(&mut self, body: Message) {
+        self.seq += 1;
+        self.outbox.push_back(
+            Envelope {
+                seq: self.seq,
+                body,
+            }
+            .encode(),
+        );
+    }
+}
+
+fn push_result(done: &mut Vec<JobResults>, job: JobId, task: u32, result: ResultRef) {
+    match done.iter_mut().find(|d| d.job == job) {
+        Some(d) => d.results.push((task, result)),
+        None => done.push(JobResults {
+            job,
+            results: vec![(task, result)],
+        }),
+    }
+}
+
+fn truncate_utf8(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}

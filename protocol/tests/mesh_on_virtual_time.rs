@@ -1,0 +1,336 @@
+//! Drives several protocol nodes on virtual time with an in-memory broadcast network, running
+//! tasks with the built-in operators, and checks results against the reference.
+
+use shoal_protocol::ops::{self, MapInput};
+use shoal_protocol::wire::ResultRef;
+use shoal_protocol::*;
+use std::collections::{BTreeMap, HashMap};
+
+struct Harness {
+    nodes: Vec<Node>,
+    alive: Vec<bool>,
+    now: Millis,
+    /// (deliver at, seq, to, from, bytes)
+    inflight: BTreeMap<(Millis, u64), (usize, usize, Vec<u8>)>,
+    seq: u64,
+    blobs: HashMap<(usize, BlobHash), Vec<u8>>,
+    /// (finish at, seq) -> (node, run)
+    tasks: BTreeMap<(Millis, u64), (usize, TaskRun)>,
+    results: HashMap<JobId, Vec<u8>>,
+    failures: HashMap<JobId, String>,
+    latency: Millis,
+    task_ms: Millis,
+    runs: usize,
+}
+
+impl Harness {
+    fn new(slots: &[u32]) -> Self {
+        let cfg = Config::default();
+        let nodes = slots
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| {
+                let cap = Capacity {
+                    slots: s,
+                    cores: s,
+                    mem_mb: 1024,
+                };
+                Node::new(
+                    NodeId::from_identity_bytes(&[i as u8]),
+                    cap,
+                    cfg.clone(),
+                    i as u64,
+                )
+            })
+            .collect();
+        Self {
+            nodes,
+            alive: vec![true; slots.len()],
+            now: 0,
+            inflight: BTreeMap::new(),
+            seq: 0,
+            blobs: HashMap::new(),
+            tasks: BTreeMap::new(),
+            results: HashMap::new(),
+            failures: HashMap::new(),
+            latency: 2,
+            task_ms: 10,
+            runs: 0,
+        }
+    }
+
+    fn index_of(&self, id: NodeId) -> usize {
+        self.nodes.iter().position(|n| n.id() == id).unwrap()
+    }
+
+    fn drain(&mut self, i: usize) {
+        while let Some(bytes) = self.nodes[i].poll_transmit() {
+            for to in 0..self.nodes.len() {
+                if to != i {
+                    self.seq += 1;
+                    self.inflight
+                        .insert((self.now + self.latency, self.seq), (to, i, bytes.clone()));
+                }
+            }
+        }
+        while let Some(effect) = self.nodes[i].poll_effect() {
+            match effect {
+                Effect::Run(run) => {
+                    self.seq += 1;
+                    self.runs += 1;
+                    self.tasks
+                        .insert((self.now + self.task_ms, self.seq), (i, run));
+                }
+                Effect::Collect {
+                    job,
+                    spec,
+                    result,
+                    holder,
+                } => {
+                    let h = self.index_of(holder);
+                    match self.fetch(h, &result) {
+                        Some(bytes) => {
+                            self.results
+                                .insert(job, ops::finalize(&spec.op, &bytes).unwrap());
+                            self.nodes[i].job_collected(self.now, job, Ok(()));
+                        }
+                        None => self.nodes[i].job_collected(self.now, job, Err(holder)),
+                    }
+                    self.drain(i);
+                }
+                Effect::JobFailed { job, error } => {
+                    self.failures.insert(job, error);
+                }
+            }
+        }
+    }
+
+    fn fetch(&self, holder: usize, r: &ResultRef) -> Option<Vec<u8>> {
+        match r {
+            ResultRef::Inline(b) => Some(b.clone()),
+            ResultRef::Blob { hash, .. } => {
+                if !self.alive[holder] {
+                    return None;
+                }
+                self.blobs.get(&(holder, *hash)).cloned()
+            }
+        }
+    }
+
+    fn execute(&mut self, i: usize, run: TaskRun, inputs: &HashMap<u32, Vec<u8>>) {
+        let outcome = match &run.work {
+            Work::Map {
+                source: MapSource::Generated(part),
+            } => ops::map(&run.spec.op, MapInput::Generated(*part)).map_err(|e| e.to_string()),
+            Work::Map {
+                source: MapSource::Chunk { index, .. },
+            } => ops::map(&run.spec.op, MapInput::Chunk(&inputs[index])).map_err(|e| e.to_string()),
+            Work::Reduce { children } => {
+                let mut parts = Vec::new();
+                for c in children {
+                    match self.fetch(self.index_of(c.holder), &c.result) {
+                        Some(b) => parts.push(b),
+                        None => {
+                            self.nodes[i].task_finished(
+                                self.now,
+                                run.job,
+                                run.task,
+                                TaskOutcome::InputLost {
+                                    child: c.task,
+                                    holder: c.holder,
+                                },
+                                1,
+                            );
+                            return;
+                        }
+                    }
+                }
+                let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+                ops::reduce(&run.spec.op, &refs).map_err(|e| e.to_string())
+            }
+        };
+        let outcome = match outcome {
+            Ok(bytes) if bytes.len() <= 16 => TaskOutcome::Done(ResultRef::Inline(bytes)),
+            Ok(bytes) => {
+                let r = effects::blob_ref(&bytes);
+                if let ResultRef::Blob { hash, .. } = r {
+                    self.blobs.insert((i, hash), bytes);
+                }
+                TaskOutcome::Done(r)
+            }
+            Err(e) => TaskOutcome::Failed(e),
+        };
+        self.nodes[i].task_finished(self.now, run.job, run.task, outcome, self.task_ms * 1000);
+    }
+
+    /// Runs until `until` or until nothing is left to do for the submitted jobs.
+    fn run_until(
+        &mut self,
+        until: Millis,
+        inputs: &HashMap<u32, Vec<u8>>,
+        mut stop: impl FnMut(&Self) -> bool,
+    ) {
+        for i in 0..self.nodes.len() {
+            self.drain(i);
+        }
+        while self.now < until && !stop(self) {
+            let next_msg = self.inflight.keys().next().map(|k| k.0);
+            let next_task = self.tasks.keys().next().map(|k| k.0);
+            let next_timer = (0..self.nodes.len())
+                .filter(|&i| self.alive[i])
+                .map(|i| self.nodes[i].poll_timeout())
+                .min();
+            let t = [next_msg, next_task, next_timer]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap();
+            self.now = self.now.max(t);
+            while let Some((&k, _)) = self.inflight.iter().next().filter(|(k, _)| k.0 <= self.now) {
+                let (to, from, bytes) = self.inflight.remove(&k).unwrap();
+                if self.alive[to] && self.alive[from] {
+                    let from_id = self.nodes[from].id();
+                    self.nodes[to]
+                        .handle_message(self.now, from_id, &bytes)
+                        .unwrap();
+                    self.drain(to);
+                }
+            }
+            while let Some((&k, _)) = self.tasks.iter().next().filter(|(k, _)| k.0 <= self.now) {
+                let (i, run) = self.tasks.remove(&k).unwrap();
+                if self.alive[i] {
+                    self.execute(i, run, inputs);
+                    self.drain(i);
+                }
+            }
+            for i in 0..self.nodes.len() {
+                if self.alive[i] && self.nodes[i].poll_timeout() <= self.now {
+                    self.nodes[i].handle_timeout(self.now);
+                    self.drain(i);
+                }
+            }
+        }
+    }
+}
+
+fn sumsq(end: u64, tasks: u32, fanin: u32) -> JobSpec {
+    JobSpec {
+        op: Operator::SumSq,
+        input: Input::Range {
+            start: 0,
+            end,
+            tasks,
+        },
+        fanin,
+    }
+}
+
+#[test]
+fn three_nodes_compute_sumsq_exactly_and_share_the_work() {
+    let mut h = Harness::new(&[2, 2, 2]);
+    let none = HashMap::new();
+    h.run_until(1_500, &none, |_| false); // adverts go round
+    let spec = sumsq(100_000, 64, 4);
+    let job = h.nodes[0].submit(h.now, spec, 1).unwrap();
+    h.drain(0);
+    h.run_until(60_000, &none, |h| h.results.contains_key(&job));
+    assert_eq!(h.results[&job], ops::reference::sumsq(0, 100_000));
+    let view = h.nodes[0].job_status(&job).unwrap();
+    assert_eq!(view.status, JobStatus::Complete);
+    assert!(
+        view.workers.len() >= 2,
+        "work spread over {:?}",
+        view.workers
+    );
+}
+
+#[test]
+fn a_crashed_worker_s_tasks_finish_elsewhere() {
+    let mut h = Harness::new(&[1, 1, 1, 1]);
+    h.task_ms = 50;
+    let none = HashMap::new();
+    h.run_until(1_500, &none, |_| false);
+    let spec = sumsq(1_000_000, 40, 3);
+    let job = h.nodes[0].submit(h.now, spec, 1).unwrap();
+    h.drain(0);
+    let crash_at = h.now + 400;
+    h.run_until(crash_at, &none, |_| false);
+    h.alive[2] = false;
+    h.run_until(120_000, &none, |h| h.results.contains_key(&job));
+    assert_eq!(h.results[&job], ops::reference::sumsq(0, 1_000_000));
+}
+
+#[test]
+fn a_job_waits_while_no_node_has_slots() {
+    let mut h = Harness::new(&[0, 0]);
+    let none = HashMap::new();
+    h.run_until(1_500, &none, |_| false);
+    let job = h.nodes[0].submit(h.now, sumsq(100, 2, 2), 1).unwrap();
+    h.run_until(10_000, &none, |_| false);
+    assert_eq!(
+        h.nodes[0].job_status(&job).unwrap().status,
+        JobStatus::WaitingForCapacity
+    );
+    assert_eq!(h.runs, 0);
+}
+
+#[test]
+fn a_task_that_always_fails_fails_the_job_after_the_attempt_limit() {
+    let mut h = Harness::new(&[1, 1]);
+    let none = HashMap::new();
+    h.run_until(1_500, &none, |_| false);
+    // A chunk job whose chunk index has no input in this harness map: we feed a bad op instead.
+    let spec = JobSpec {
+        op: Operator::Pi,
+        input: Input::Samples {
+            total: 10,
+            tasks: 2,
+        },
+        fanin: 2,
+    };
+    let job = h.nodes[0].submit(h.now, spec, 1).unwrap();
+    // Make every task fail by reporting failure for whatever runs.
+    h.drain(0);
+    for _ in 0..20 {
+        let runs: Vec<(usize, TaskRun)> = std::mem::take(&mut h.tasks).into_values().collect();
+        for (i, run) in runs {
+            h.nodes[i].task_finished(
+                h.now,
+                run.job,
+                run.task,
+                TaskOutcome::Failed("boom".into()),
+                5,
+            );
+            h.drain(i);
+        }
+        let t = h.now + 300;
+        h.run_until(t, &none, |h| !h.tasks.is_empty());
+        if h.failures.contains_key(&job) {
+            break;
+        }
+    }
+    let error = &h.failures[&job];
+    assert!(
+        error.contains("boom") && error.contains("3 times"),
+        "{error}"
+    );
+}
+
+#[test]
+fn garbage_from_a_peer_is_counted_and_dropped() {
+    let mut node = Node::new(
+        NodeId([1; 32]),
+        Capacity {
+            slots: 1,
+            cores: 1,
+            mem_mb: 1,
+        },
+        Config::default(),
+        0,
+    );
+    assert!(
+        node.handle_message(0, NodeId([2; 32]), &[0xff; 40])
+            .is_err()
+    );
+    assert_eq!(node.stats().invalid_messages, 1);
+}
