@@ -1,1 +1,31 @@
+//! The `shoal` node: the libp2p swarm, the thin driver that feeds the protocol state machine,
+//! executors, the blob store, the local control API and the CLI's building blocks.
+//!
+//! # Layout
+//!
+//! - [`launch`]: starts a node (identity, swarm, listeners, driver, API, `node.json`).
+//! - [`driver`]: the one task that owns the protocol machine and the swarm; [`Handle`] is the
+//!   way in for everything else.
+//! - [`net`]: the composed libp2p behaviour; [`blob_proto`]: the blob request/response codec.
+//! - [`exec`]: runs tasks and collects results; [`store`]: content-addressed blobs;
+//!   [`input`]: line-aligned chunking of input files; [`job_request`]: what users ask for.
+//! - [`api`] and [`client`]: the local control API (JSON lines over TCP) and its client.
+//! - [`cli`]: the `shoal` subcommands; [`demo`]: `shoal demo`.
 
+pub mod api;
+pub mod blob_proto;
+pub mod cli;
+pub mod client;
+pub mod demo;
+pub mod driver;
+pub mod exec;
+pub mod identity;
+pub mod input;
+pub mod job_request;
+pub mod launch;
+pub mod net;
+pub mod store;
+pub mod sysinfo;
+
+pub use driver::Handle;
+pub use launch::{NodeOptions, RunningNode, launch};

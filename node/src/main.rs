@@ -1,1 +1,5 @@
-fn main() {}
+//! The `shoal` binary. Everything lives in the library; see `shoal --help`.
+
+fn main() -> std::process::ExitCode {
+    shoal_node::cli::main()
+}

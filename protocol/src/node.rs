@@ -181,6 +181,10 @@ impl Node {
         self.view.id(ME)
     }
 
+    pub fn capacity(&self) -> Capacity {
+        self.capacity
+    }
+
     pub fn config(&self) -> &Config {
         &self.cfg
     }

@@ -1,0 +1,410 @@
+//! The `shoal` command line: `node`, `submit`, `peers`, `jobs`, `demo`.
+
+use crate::api::{ApiResponse, JobRow};
+use crate::client::{Client, ClientError, Finished};
+use crate::input::DEFAULT_CHUNK_SIZE;
+use crate::job_request::JobRequest;
+use crate::launch::{self, DEFAULT_API, NodeInfo, NodeOptions};
+use clap::{Args, Parser, Subcommand};
+use libp2p::Multiaddr;
+use shoal_protocol::job::FANIN_DEFAULT;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Exit code for a request the user must fix (nothing was submitted).
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "shoal",
+    version,
+    about = "A serverless peer-to-peer compute mesh"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node: find peers, advertise capacity, claim and compute tasks.
+    Node(NodeArgs),
+    /// Submit a job through the local node (or --join the mesh just for this job).
+    Submit(SubmitArgs),
+    /// List the mesh as the local node sees it, with each node's capacity.
+    Peers(QueryArgs),
+    /// List the jobs the local node knows.
+    Jobs(QueryArgs),
+    /// Start a 3-node mesh on loopback, run a sample job, print the result and the spread.
+    Demo,
+}
+
+#[derive(Debug, Args)]
+pub struct NetArgs {
+    /// Peer to join through (Kademlia); repeatable; with or without a /p2p/<peer-id> suffix.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub bootstrap: Vec<Multiaddr>,
+    /// Do not discover peers on the LAN with mDNS.
+    #[arg(long)]
+    pub no_mdns: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Address to listen on; repeatable [default: QUIC and TCP on every interface, any port].
+    #[arg(long, value_name = "MULTIADDR")]
+    pub listen: Vec<Multiaddr>,
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// Where the identity key and node.json live [default: the user's data dir, /shoal].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Task slots offered to the mesh [default: number of cores].
+    #[arg(long)]
+    pub slots: Option<u32>,
+    /// Local control API address (port 0 picks a free one).
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_API)]
+    pub api: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The node's API address [default: from <data-dir>/node.json, else 127.0.0.1:7070].
+    #[arg(long, value_name = "ADDR")]
+    pub api: Option<String>,
+    /// Data dir of the local node whose node.json names the API.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// Reduction tree fan-in.
+    #[arg(long, default_value_t = FANIN_DEFAULT)]
+    pub fanin: u32,
+    /// Give up waiting after this long (e.g. 30s, 10m).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Target bytes per input chunk (files are cut at line ends).
+    #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE)]
+    pub chunk_size: u64,
+    /// Number of map tasks for generated inputs (sumsq, pi).
+    #[arg(long)]
+    pub tasks: Option<u32>,
+    /// Start a temporary peer in this process that joins the mesh, submits, contributes no
+    /// slots, and exits with the result.
+    #[arg(long)]
+    pub join: bool,
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// The job: wordcount PATH... | grep PATTERN PATH... | sumsq A B | pi SAMPLES
+    #[arg(value_name = "JOB")]
+    pub job: String,
+    #[arg(value_name = "ARGS", allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+/// Runs the CLI.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SHOAL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,shoal_node=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Node(args) => run_node(args).await,
+            Command::Submit(args) => submit(args).await,
+            Command::Peers(args) => peers(args).await,
+            Command::Jobs(args) => jobs(args).await,
+            Command::Demo => crate::demo::run().await,
+        }
+    });
+    // Background tasks (API connections, the driver) end with the runtime.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
+    let data_dir = args.data_dir.unwrap_or_else(launch::default_data_dir);
+    let slots = args.slots.unwrap_or_else(crate::sysinfo::cores);
+    let mut node = launch::launch(NodeOptions {
+        listen: args.listen,
+        bootstrap: args.net.bootstrap,
+        data_dir: data_dir.clone(),
+        slots,
+        api: Some(args.api),
+        mdns: !args.net.no_mdns,
+        write_info: true,
+    })
+    .await?;
+    println!("peer id: {}", node.peer_id);
+    for addr in node.dial_addrs().await {
+        println!("listening on {addr}");
+    }
+    if let Some(api) = node.api {
+        println!("local api: {api}");
+    }
+    println!("slots: {slots}; data dir: {}", data_dir.display());
+    wait_for_signal().await;
+    node.handle.shutdown().await;
+    let _ = std::fs::remove_file(NodeInfo::path(&data_dir));
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Where the local node's API is: --api, else node.json in the data dir, else the default.
+fn api_addr(q: &QueryArgs) -> anyhow::Result<SocketAddr> {
+    let text = match &q.api {
+        Some(a) => a.clone(),
+        None => {
+            let dir = q.data_dir.clone().unwrap_or_else(launch::default_data_dir);
+            NodeInfo::read(&dir)
+                .and_then(|i| i.api)
+                .unwrap_or_else(|| DEFAULT_API.to_string())
+        }
+    };
+    let trimmed = text
+        .trim_start_matches("http://")
+        .trim_start_matches("tcp://")
+        .trim_end_matches('/');
+    trimmed
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--api '{text}' is not an address like 127.0.0.1:7070"))
+}
+
+async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
+    let request = match JobRequest::parse(
+        &args.job,
+        &args.args,
+        args.fanin,
+        args.chunk_size,
+        args.tasks,
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    // With --join, an ephemeral peer lives for the duration of this command.
+    let mut ephemeral = None;
+    let client = if args.join {
+        let dir = tempfile::tempdir()?;
+        let node = launch::launch(NodeOptions {
+            listen: Vec::new(),
+            bootstrap: args.net.bootstrap.clone(),
+            data_dir: dir.path().to_path_buf(),
+            slots: 0,
+            api: Some("127.0.0.1:0".parse().expect("valid address")),
+            mdns: !args.net.no_mdns,
+            write_info: false,
+        })
+        .await?;
+        let client = Client::new(node.api.expect("api requested"));
+        wait_for_capacity(
+            &client,
+            args.timeout.min(Duration::from_secs(30)),
+            args.query.json,
+        )
+        .await?;
+        ephemeral = Some((node, dir));
+        client
+    } else {
+        Client::new(api_addr(&args.query)?)
+    };
+    let outcome =
+        tokio::time::timeout(args.timeout, run_submit(&client, request, args.query.json)).await;
+    if let Some((node, _dir)) = ephemeral {
+        node.handle.shutdown().await;
+    }
+    match outcome {
+        Err(_) => {
+            eprintln!(
+                "error: no result after {}; the job may still be running (see `shoal jobs`)",
+                humantime::format_duration(args.timeout)
+            );
+            Ok(ExitCode::FAILURE)
+        }
+        Ok(Err(ClientError::Rejected(e))) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(EXIT_USAGE))
+        }
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+        Ok(Ok(done)) => {
+            print_result(&done, args.query.json);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Waits until some peer offers slots, so that a --join submission has somewhere to run.
+async fn wait_for_capacity(client: &Client, limit: Duration, quiet: bool) -> anyhow::Result<()> {
+    if !quiet {
+        eprintln!("joining the mesh...");
+    }
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let peers = client.peers().await?;
+        if peers.iter().any(|p| !p.is_self && p.slots_total > 0) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "found no peer with free slots within {}; check that nodes run on this LAN, or pass --bootstrap <multiaddr>",
+                humantime::format_duration(limit)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn run_submit(
+    client: &Client,
+    request: JobRequest,
+    json: bool,
+) -> Result<Finished, ClientError> {
+    let bar = if json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} tasks  {per_sec}  {msg}")
+                .expect("valid template"),
+        );
+        bar
+    };
+    let result = client
+        .submit(request, |update| match update {
+            ApiResponse::Accepted { job, .. } => bar.set_message(format!("job {}", &job[..16])),
+            ApiResponse::Progress {
+                job,
+                peers,
+                waiting_for_capacity,
+            } => {
+                bar.set_length(u64::from(job.total));
+                bar.set_position(u64::from(job.done));
+                if *waiting_for_capacity {
+                    bar.set_message("waiting for capacity: no node offers a free slot");
+                } else {
+                    bar.set_message(format!("{peers} peers, {} workers", job.workers));
+                }
+            }
+            _ => {}
+        })
+        .await;
+    bar.finish_and_clear();
+    result
+}
+
+fn print_result(done: &Finished, json: bool) {
+    if json {
+        let out = serde_json::json!({
+            "job": done.job.id,
+            "result": done.result,
+            "tasks": done.job.total,
+            "peers": done.job.workers,
+            "elapsed_ms": done.elapsed_ms,
+        });
+        println!("{out}");
+        return;
+    }
+    match &done.result {
+        serde_json::Value::String(s) => println!("{s}"),
+        v => println!("{v}"),
+    }
+    eprintln!(
+        "job {}: {} tasks ({} map, tree depth {}) on {} workers in {} ms",
+        &done.job.id[..16],
+        done.job.total,
+        done.job.maps,
+        done.job.depth,
+        done.job.workers,
+        done.elapsed_ms
+    );
+}
+
+async fn peers(args: QueryArgs) -> anyhow::Result<ExitCode> {
+    let rows = Client::new(api_addr(&args)?).peers().await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<54} {:>5} {:>5} {:>5} {:>8} {:>6} {:>7}",
+        "PEER", "SLOTS", "FREE", "CORES", "MEM_MB", "LOAD", "AGE_MS"
+    );
+    for p in rows {
+        let name = if p.is_self {
+            format!("{} (self)", p.peer_id)
+        } else {
+            p.peer_id
+        };
+        println!(
+            "{:<54} {:>5} {:>5} {:>5} {:>8} {:>6.2} {:>7}",
+            name, p.slots_total, p.slots_free, p.cores, p.mem_mb, p.load, p.advert_age_ms
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn jobs(args: QueryArgs) -> anyhow::Result<ExitCode> {
+    let rows: Vec<JobRow> = Client::new(api_addr(&args)?).jobs().await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<18} {:<10} {:>15} {:>8}  STATUS",
+        "JOB", "OP", "DONE/TOTAL", "WORKERS"
+    );
+    for j in rows {
+        println!(
+            "{:<18} {:<10} {:>15} {:>8}  {}",
+            &j.id[..16],
+            j.op,
+            format!("{}/{}", j.done, j.total),
+            j.workers,
+            j.status
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,617 @@
+//! The driver: one task that owns the protocol state machine and the swarm, feeds swarm events,
+//! commands and timer expiries into the machine, and carries out what comes out. It makes no
+//! protocol decisions of its own.
+
+use crate::blob_proto::BlobResponse;
+use crate::exec;
+use crate::net::{self, Behaviour, BehaviourEvent};
+use crate::store::BlobStore;
+use futures::StreamExt;
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, kad, mdns, multiaddr::Protocol};
+use shoal_protocol::job::Manifest;
+use shoal_protocol::{
+    BlobHash, Effect, JobId, JobSpec, JobView, Millis, Node, NodeId, PeerStatus, TaskOutcome,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Commands queued to the driver. Bounded: senders wait when the driver is busy.
+const COMMAND_QUEUE: usize = 4096;
+/// Most peers we dial on our own initiative.
+const MAX_CONNECTIONS: usize = 256;
+/// Finished results kept for `wait` callers that come late.
+const RESULT_MEMORY: usize = 64;
+
+/// The final outcome of a job submitted from this node: its output bytes, or why it failed.
+pub type JobOutcome = Result<Arc<Vec<u8>>, String>;
+
+/// A peer as `shoal peers` shows it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PeerRow {
+    pub peer_id: String,
+    pub is_self: bool,
+    pub slots_total: u32,
+    pub slots_free: u32,
+    pub cores: u32,
+    pub mem_mb: u64,
+    pub load: f64,
+    pub advert_age_ms: u64,
+}
+
+enum Command {
+    Submit {
+        spec: JobSpec,
+        reply: oneshot::Sender<Result<JobId, String>>,
+    },
+    Status {
+        job: JobId,
+        reply: oneshot::Sender<Option<(JobView, usize)>>,
+    },
+    Wait {
+        job: JobId,
+        reply: oneshot::Sender<JobOutcome>,
+    },
+    Peers {
+        reply: oneshot::Sender<Vec<PeerRow>>,
+    },
+    Jobs {
+        reply: oneshot::Sender<Vec<JobView>>,
+    },
+    Fetch {
+        holder: NodeId,
+        hash: BlobHash,
+        reply: oneshot::Sender<Result<Arc<Vec<u8>>, String>>,
+    },
+    Respond {
+        channel: ResponseChannel<BlobResponse>,
+        response: BlobResponse,
+    },
+    TaskFinished {
+        job: JobId,
+        task: u32,
+        outcome: TaskOutcome,
+        run_us: u64,
+    },
+    Collected {
+        job: JobId,
+        holder: NodeId,
+        result: Result<Vec<u8>, String>,
+    },
+    Shutdown,
+}
+
+/// A cloneable handle to a running node: the only way in.
+#[derive(Clone)]
+pub struct Handle {
+    tx: mpsc::Sender<Command>,
+    store: BlobStore,
+    me: NodeId,
+    manifests: Arc<Mutex<HashMap<BlobHash, Arc<Manifest>>>>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle").field("me", &self.me).finish()
+    }
+}
+
+const GONE: &str = "the node has shut down";
+
+impl Handle {
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, String> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).await.map_err(|_| GONE.to_string())?;
+        rx.await.map_err(|_| GONE.to_string())
+    }
+
+    pub fn store(&self) -> &BlobStore {
+        &self.store
+    }
+
+    /// Builds the spec (chunking file inputs, on the blocking pool) and submits it.
+    pub async fn submit(
+        &self,
+        request: crate::job_request::JobRequest,
+    ) -> Result<(JobId, JobSpec), String> {
+        let store = self.store.clone();
+        let spec = tokio::task::spawn_blocking(move || request.into_spec(&store))
+            .await
+            .map_err(|e| format!("input preparation panicked: {e}"))??;
+        let id = self
+            .ask(|reply| Command::Submit {
+                spec: spec.clone(),
+                reply,
+            })
+            .await??;
+        Ok((id, spec))
+    }
+
+    /// A job's state and the number of live peers.
+    pub async fn status(&self, job: JobId) -> Result<Option<(JobView, usize)>, String> {
+        self.ask(|reply| Command::Status { job, reply }).await
+    }
+
+    /// Waits for a job submitted from this node to end.
+    pub async fn wait(&self, job: JobId) -> JobOutcome {
+        self.ask(|reply| Command::Wait { job, reply }).await?
+    }
+
+    pub async fn peers(&self) -> Result<Vec<PeerRow>, String> {
+        self.ask(|reply| Command::Peers { reply }).await
+    }
+
+    pub async fn jobs(&self) -> Result<Vec<JobView>, String> {
+        self.ask(|reply| Command::Jobs { reply }).await
+    }
+
+    /// A blob by hash: from the local store, or fetched from `holder` and verified.
+    pub async fn fetch(&self, holder: NodeId, hash: BlobHash) -> Result<Arc<Vec<u8>>, String> {
+        if let Some(bytes) = self.store.get(&hash) {
+            return Ok(bytes);
+        }
+        if holder == self.me {
+            return Err(format!("blob {hash} is not held here"));
+        }
+        self.ask(|reply| Command::Fetch {
+            holder,
+            hash,
+            reply,
+        })
+        .await?
+    }
+
+    pub fn cached_manifest(&self, hash: &BlobHash) -> Option<Arc<Manifest>> {
+        self.manifests
+            .lock()
+            .expect("manifest lock")
+            .get(hash)
+            .cloned()
+    }
+
+    pub fn cache_manifest(&self, hash: BlobHash, manifest: Arc<Manifest>) {
+        let mut m = self.manifests.lock().expect("manifest lock");
+        if m.len() >= 64 {
+            m.clear();
+        }
+        m.insert(hash, manifest);
+    }
+
+    /// Asks the node to stop.
+    pub async fn shutdown(&self) {
+        let _ = self.tx.send(Command::Shutdown).await;
+    }
+}
+
+/// Everything the driver needs to start.
+pub struct DriverParts {
+    pub swarm: Swarm<Behaviour>,
+    pub protocol: Node,
+    pub store: BlobStore,
+    pub bootstrap: Vec<Multiaddr>,
+    /// Called with the listen addresses whenever they change.
+    pub on_listen: Box<dyn FnMut(&[Multiaddr]) + Send>,
+}
+
+struct Driver {
+    swarm: Swarm<Behaviour>,
+    node: Node,
+    start: Instant,
+    handle: Handle,
+    rx: mpsc::Receiver<Command>,
+    topic: gossipsub::IdentTopic,
+    peers: HashMap<NodeId, PeerId>,
+    fetches: HashMap<OutboundRequestId, (BlobHash, oneshot::Sender<Result<Arc<Vec<u8>>, String>>)>,
+    waiters: HashMap<JobId, Vec<oneshot::Sender<JobOutcome>>>,
+    results: HashMap<JobId, JobOutcome>,
+    result_order: std::collections::VecDeque<JobId>,
+    listen: Vec<Multiaddr>,
+    on_listen: Box<dyn FnMut(&[Multiaddr]) + Send>,
+}
+
+/// Derives the protocol's node id from a libp2p peer id.
+pub fn node_id(peer: &PeerId) -> NodeId {
+    NodeId::from_identity_bytes(&peer.to_bytes())
+}
+
+/// Starts the driver task. Returns the handle and the task's join handle.
+pub fn spawn(parts: DriverParts) -> anyhow::Result<(Handle, tokio::task::JoinHandle<()>)> {
+    let DriverParts {
+        mut swarm,
+        protocol,
+        store,
+        bootstrap,
+        on_listen,
+    } = parts;
+    let topic = gossipsub::IdentTopic::new(net::TOPIC);
+    swarm.behaviour_mut().gossipsub.subscribe(&topic)?;
+    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    let handle = Handle {
+        tx,
+        store,
+        me: protocol.id(),
+        manifests: Arc::default(),
+    };
+    for addr in bootstrap {
+        if let Some(Protocol::P2p(peer)) = addr.iter().last() {
+            swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+        }
+        if let Err(e) = swarm.dial(addr.clone()) {
+            tracing::warn!(%addr, "cannot dial bootstrap address: {e}");
+        }
+    }
+    let driver = Driver {
+        swarm,
+        node: protocol,
+        start: Instant::now(),
+        handle: handle.clone(),
+        rx,
+        topic,
+        peers: HashMap::new(),
+        fetches: HashMap::new(),
+        waiters: HashMap::new(),
+        results: HashMap::new(),
+        result_order: Default::default(),
+        listen: Vec::new(),
+        on_listen,
+    };
+    let join = tokio::spawn(driver.run());
+    Ok((handle, join))
+}
+
+impl Driver {
+    fn now(&self) -> Millis {
+        self.start.elapsed().as_millis() as Millis
+    }
+
+    async fn run(mut self) {
+        let mut discovery = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            let deadline = self.start + Duration::from_millis(self.node.poll_timeout());
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                command = self.rx.recv() => match command {
+                    Some(Command::Shutdown) | None => break,
+                    Some(command) => self.on_command(command),
+                },
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    self.node.set_load(crate::sysinfo::load_milli());
+                    self.node.handle_timeout(self.now());
+                }
+                _ = discovery.tick() => self.discover(),
+            }
+            self.pump();
+        }
+        tracing::info!("node stopped");
+    }
+
+    /// Looks for more peers through Kademlia (for meshes joined with `--bootstrap`).
+    fn discover(&mut self) {
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        if kad.bootstrap().is_ok() {
+            kad.get_closest_peers(PeerId::random());
+        }
+    }
+
+    /// Sends what the protocol wants sent and starts what it wants done.
+    fn pump(&mut self) {
+        while let Some(bytes) = self.node.poll_transmit() {
+            match self
+                .swarm
+                .behaviour_mut()
+                .gossipsub
+                .publish(self.topic.clone(), bytes)
+            {
+                Ok(_) | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
+                Err(e) => tracing::debug!("gossip publish failed: {e}"),
+            }
+        }
+        while let Some(effect) = self.node.poll_effect() {
+            match effect {
+                Effect::Run(run) => {
+                    let handle = self.handle.clone();
+                    tokio::spawn(async move {
+                        let (job, task) = (run.job, run.task);
+                        let (outcome, run_us) = exec::run_task(&handle, run).await;
+                        if let TaskOutcome::Failed(reason) = &outcome {
+                            tracing::warn!("{reason}");
+                        }
+                        let _ = handle
+                            .tx
+                            .send(Command::TaskFinished {
+                                job,
+                                task,
+                                outcome,
+                                run_us,
+                            })
+                            .await;
+                    });
+                }
+                Effect::Collect {
+                    job,
+                    spec,
+                    result,
+                    holder,
+                } => {
+                    let handle = self.handle.clone();
+                    tokio::spawn(async move {
+                        let result = exec::collect(&handle, spec, result, holder).await;
+                        let _ = handle
+                            .tx
+                            .send(Command::Collected {
+                                job,
+                                holder,
+                                result,
+                            })
+                            .await;
+                    });
+                }
+                Effect::JobFailed { job, error } => self.finish(job, Err(error)),
+            }
+        }
+    }
+
+    fn finish(&mut self, job: JobId, outcome: JobOutcome) {
+        for waiter in self.waiters.remove(&job).unwrap_or_default() {
+            let _ = waiter.send(outcome.clone());
+        }
+        if self.results.insert(job, outcome).is_none() {
+            self.result_order.push_back(job);
+        }
+        while self.result_order.len() > RESULT_MEMORY {
+            if let Some(old) = self.result_order.pop_front() {
+                self.results.remove(&old);
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        let now = self.now();
+        match command {
+            Command::Submit { spec, reply } => {
+                let epoch = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                let result = self
+                    .node
+                    .submit(now, spec, epoch)
+                    .map_err(|e| e.to_string());
+                if let Ok(id) = &result {
+                    // A resubmission computes afresh.
+                    self.results.remove(id);
+                }
+                let _ = reply.send(result);
+            }
+            Command::Status { job, reply } => {
+                let live = self.node.peers(now).len();
+                let _ = reply.send(self.node.job_status(&job).map(|v| (v, live)));
+            }
+            Command::Wait { job, reply } => {
+                if let Some(outcome) = self.results.get(&job) {
+                    let _ = reply.send(outcome.clone());
+                } else if self.node.job_status(&job).is_some() {
+                    self.waiters.entry(job).or_default().push(reply);
+                } else {
+                    let _ = reply.send(Err(format!("job {job} is not known to this node")));
+                }
+            }
+            Command::Peers { reply } => {
+                let _ = reply.send(self.peer_rows(now));
+            }
+            Command::Jobs { reply } => {
+                let _ = reply.send(self.node.jobs());
+            }
+            Command::Fetch {
+                holder,
+                hash,
+                reply,
+            } => match self.peers.get(&holder) {
+                Some(peer) => {
+                    let id = self.swarm.behaviour_mut().blobs.send_request(peer, hash);
+                    self.fetches.insert(id, (hash, reply));
+                }
+                None => {
+                    let _ = reply.send(Err(format!("no known address for peer {holder}")));
+                }
+            },
+            Command::Respond { channel, response } => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .blobs
+                    .send_response(channel, response);
+            }
+            Command::TaskFinished {
+                job,
+                task,
+                outcome,
+                run_us,
+            } => self.node.task_finished(now, job, task, outcome, run_us),
+            Command::Collected {
+                job,
+                holder,
+                result,
+            } => match result {
+                Ok(bytes) => {
+                    self.node.job_collected(now, job, Ok(()));
+                    self.finish(job, Ok(Arc::new(bytes)));
+                }
+                Err(e) => {
+                    tracing::warn!(%job, "fetching the root result failed: {e}; recomputing it");
+                    self.node.job_collected(now, job, Err(holder));
+                }
+            },
+            Command::Shutdown => {}
+        }
+    }
+
+    fn peer_rows(&self, now: Millis) -> Vec<PeerRow> {
+        let by_node: HashMap<NodeId, PeerId> = self.peers.clone();
+        let me = *self.swarm.local_peer_id();
+        let caps = self.node.peers(now);
+        let mut rows = vec![PeerRow {
+            peer_id: me.to_string(),
+            is_self: true,
+            slots_total: self.node.capacity().slots,
+            slots_free: self.node.free_slots(),
+            cores: self.node.capacity().cores,
+            mem_mb: self.node.capacity().mem_mb,
+            load: f64::from(crate::sysinfo::load_milli()) / 1000.0,
+            advert_age_ms: 0,
+        }];
+        rows.extend(caps.into_iter().map(|p: PeerStatus| {
+            PeerRow {
+                peer_id: by_node
+                    .get(&p.id)
+                    .map_or_else(|| p.id.to_hex(), |id| id.to_string()),
+                is_self: false,
+                slots_total: p.slots_total,
+                slots_free: p.slots_free,
+                cores: p.cores,
+                mem_mb: p.mem_mb,
+                load: f64::from(p.load_milli) / 1000.0,
+                advert_age_ms: p.age_ms,
+            }
+        }));
+        rows
+    }
+
+    fn learn_peer(&mut self, peer: PeerId) {
+        self.peers.insert(node_id(&peer), peer);
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                self.listen.push(address);
+                (self.on_listen)(&self.listen);
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listen.retain(|a| *a != address);
+                (self.on_listen)(&self.listen);
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                self.learn_peer(peer_id);
+                if endpoint.is_dialer() {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer_id, endpoint.get_remote_address().clone());
+                }
+            }
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            _ => {}
+        }
+    }
+
+    fn dial_if_new(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        if peer == *self.swarm.local_peer_id()
+            || self.swarm.is_connected(&peer)
+            || self.swarm.connected_peers().count() >= MAX_CONNECTIONS
+        {
+            return;
+        }
+        let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
+            .addresses(addrs)
+            .build();
+        if let Err(e) = self.swarm.dial(opts) {
+            tracing::debug!(%peer, "dial failed: {e}");
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. }) => {
+                let Some(source) = message.source else { return };
+                self.learn_peer(source);
+                let now = self.now();
+                if let Err(e) = self
+                    .node
+                    .handle_message(now, node_id(&source), &message.data)
+                {
+                    tracing::debug!(peer = %source, "dropped an invalid message: {e}");
+                }
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                let mut by_peer: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
+                for (peer, addr) in found {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer, addr.clone());
+                    by_peer.entry(peer).or_default().push(addr);
+                }
+                for (peer, addrs) in by_peer {
+                    self.dial_if_new(peer, addrs);
+                }
+            }
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                self.learn_peer(peer_id);
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated {
+                peer, addresses, ..
+            }) => {
+                self.dial_if_new(peer, addresses.into_vec());
+            }
+            BehaviourEvent::Blobs(event) => self.on_blob_event(event),
+            _ => {}
+        }
+    }
+
+    fn on_blob_event(&mut self, event: request_response::Event<BlobHash, BlobResponse>) {
+        match event {
+            request_response::Event::Message { message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    // Reading a file-backed chunk touches the disk: do it off the driver.
+                    let handle = self.handle.clone();
+                    tokio::spawn(async move {
+                        let store = handle.store.clone();
+                        let response =
+                            tokio::task::spawn_blocking(move || match store.get(&request) {
+                                Some(bytes) => BlobResponse::Found(bytes.as_ref().clone()),
+                                None => BlobResponse::Missing,
+                            })
+                            .await
+                            .unwrap_or(BlobResponse::Missing);
+                        let _ = handle.tx.send(Command::Respond { channel, response }).await;
+                    });
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some((hash, reply)) = self.fetches.remove(&request_id) {
+                        let result = match response {
+                            BlobResponse::Found(bytes) if BlobHash::of(&bytes) == hash => {
+                                Ok(Arc::new(bytes))
+                            }
+                            BlobResponse::Found(_) => {
+                                Err(format!("peer sent bytes that do not hash to {hash}"))
+                            }
+                            BlobResponse::Missing => Err(format!("peer does not hold blob {hash}")),
+                        };
+                        let _ = reply.send(result);
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some((_, reply)) = self.fetches.remove(&request_id) {
+                    let _ = reply.send(Err(format!("fetch failed: {error}")));
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! What a user asks for (`wordcount ./corpus`, `sumsq 0 1000000`), checked before anything is
+//! sent anywhere, and turned into a [`JobSpec`] by the node that submits it.
+
+use crate::input::{self, InputError};
+use crate::store::BlobStore;
+use serde::{Deserialize, Serialize};
+use shoal_protocol::job::{self, BUILTIN_JOBS};
+use shoal_protocol::{Input, JobSpec, Operator};
+use std::path::PathBuf;
+
+/// A validated job request, as it travels from the CLI to the node's API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobRequest {
+    pub kind: JobKind,
+    pub fanin: u32,
+    /// File inputs: target bytes per chunk.
+    pub chunk_size: u64,
+    /// Generated inputs: number of map tasks (default: about ten million items per task).
+    pub tasks: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum JobKind {
+    WordCount {
+        paths: Vec<PathBuf>,
+    },
+    Grep {
+        pattern: String,
+        paths: Vec<PathBuf>,
+    },
+    SumSq {
+        start: u64,
+        end: u64,
+    },
+    Pi {
+        samples: u64,
+    },
+}
+
+/// A request the user must fix; the CLI exits with code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    #[error("unknown job '{0}'; the jobs are: {jobs}", jobs = BUILTIN_JOBS.join(", "))]
+    UnknownJob(String),
+    #[error("{job}: {msg}\nusage: shoal submit {usage}")]
+    Args {
+        job: &'static str,
+        msg: String,
+        usage: &'static str,
+    },
+    #[error("{0}: no such file or directory")]
+    MissingPath(PathBuf),
+    #[error("invalid job: {0}")]
+    Spec(#[from] job::SpecError),
+}
+
+fn args_error(job: &'static str, usage: &'static str, msg: impl Into<String>) -> UsageError {
+    UsageError::Args {
+        job,
+        msg: msg.into(),
+        usage,
+    }
+}
+
+fn number(job: &'static str, usage: &'static str, what: &str, s: &str) -> Result<u64, UsageError> {
+    let cleaned: String = s.chars().filter(|c| *c != '_').collect();
+    cleaned.parse().map_err(|_| {
+        args_error(
+            job,
+            usage,
+            format!("{what} '{s}' is not a non-negative integer"),
+        )
+    })
+}
+
+fn paths(
+    job: &'static str,
+    usage: &'static str,
+    args: &[String],
+) -> Result<Vec<PathBuf>, UsageError> {
+    if args.is_empty() {
+        return Err(args_error(job, usage, "no input paths given"));
+    }
+    args.iter()
+        .map(|a| {
+            let p = PathBuf::from(a);
+            std::fs::canonicalize(&p).map_err(|_| UsageError::MissingPath(p))
+        })
+        .collect()
+}
+
+impl JobRequest {
+    /// Parses `JOB ARGS...` and checks it: paths exist (made absolute), numbers parse, ranges
+    /// are well formed, and the spec it will become passes the protocol's validation.
+    pub fn parse(
+        job: &str,
+        args: &[String],
+        fanin: u32,
+        chunk_size: u64,
+        tasks: Option<u32>,
+    ) -> Result<Self, UsageError> {
+        let kind = match job {
+            "wordcount" => {
+                const U: &str = "wordcount PATH...";
+                JobKind::WordCount {
+                    paths: paths("wordcount", U, args)?,
+                }
+            }
+            "grep" => {
+                const U: &str = "grep PATTERN PATH...";
+                let Some((pattern, rest)) = args.split_first() else {
+                    return Err(args_error("grep", U, "no pattern given"));
+                };
+                JobKind::Grep {
+                    pattern: pattern.clone(),
+                    paths: paths("grep", U, rest)?,
+                }
+            }
+            "sumsq" => {
+                const U: &str = "sumsq A B   (sum of x*x for A <= x < B)";
+                let [a, b] = args else {
+                    return Err(args_error(
+                        "sumsq",
+                        U,
+                        format!("expected 2 arguments, got {}", args.len()),
+                    ));
+                };
+                let start = number("sumsq", U, "A", a)?;
+                let end = number("sumsq", U, "B", b)?;
+                if start >= end {
+                    return Err(args_error(
+                        "sumsq",
+                        U,
+                        format!("malformed range: A ({start}) must be below B ({end})"),
+                    ));
+                }
+                JobKind::SumSq { start, end }
+            }
+            "pi" => {
+                const U: &str = "pi SAMPLES";
+                let [n] = args else {
+                    return Err(args_error(
+                        "pi",
+                        U,
+                        format!("expected 1 argument, got {}", args.len()),
+                    ));
+                };
+                JobKind::Pi {
+                    samples: number("pi", U, "SAMPLES", n)?,
+                }
+            }
+            other => return Err(UsageError::UnknownJob(other.to_string())),
+        };
+        let request = Self {
+            kind,
+            fanin,
+            chunk_size,
+            tasks,
+        };
+        // Check what can be checked without reading the files.
+        if let Some(spec) = request.generated_spec() {
+            spec.validate()?;
+        } else if !(job::FANIN_MIN..=job::FANIN_MAX).contains(&fanin) {
+            return Err(job::SpecError::Fanin(fanin).into());
+        }
+        Ok(request)
+    }
+
+    /// The spec of a generated-input job (no files to read).
+    pub fn generated_spec(&self) -> Option<JobSpec> {
+        let (op, input) = match self.kind {
+            JobKind::SumSq { start, end } => (
+                Operator::SumSq,
+                Input::Range {
+                    start,
+                    end,
+                    tasks: self
+                        .tasks
+                        .unwrap_or_else(|| job::default_generated_tasks(end - start)),
+                },
+            ),
+            JobKind::Pi { samples } => (
+                Operator::Pi,
+                Input::Samples {
+                    total: samples,
+                    tasks: self
+                        .tasks
+                        .unwrap_or_else(|| job::default_generated_tasks(samples)),
+                },
+            ),
+            _ => return None,
+        };
+        Some(JobSpec {
+            op,
+            input,
+            fanin: self.fanin,
+        })
+    }
+
+    /// Builds the spec, chunking file inputs into `store`. Blocking: reads every input file.
+    pub fn into_spec(self, store: &BlobStore) -> Result<JobSpec, String> {
+        if let Some(spec) = self.generated_spec() {
+            spec.validate().map_err(|e| e.to_string())?;
+            return Ok(spec);
+        }
+        let (op, paths) = match self.kind {
+            JobKind::WordCount { paths } => (Operator::WordCount, paths),
+            JobKind::Grep { pattern, paths } => (Operator::Grep { pattern }, paths),
+            _ => unreachable!("generated kinds handled above"),
+        };
+        let files = input::list_files(&paths).map_err(|e: InputError| e.to_string())?;
+        let (manifest, chunks, bytes) =
+            input::prepare(&files, self.chunk_size, store).map_err(|e| e.to_string())?;
+        let spec = JobSpec {
+            op,
+            input: Input::Chunks {
+                manifest,
+                chunks,
+                bytes,
+            },
+            fanin: self.fanin,
+        };
+        spec.validate().map_err(|e| e.to_string())?;
+        Ok(spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn unknown_jobs_list_the_known_ones() {
+        let e = JobRequest::parse("wordcout", &[], 4, 1, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("wordcount, grep, sumsq, pi"), "{e}");
+    }
+
+    #[test]
+    fn malformed_ranges_and_missing_paths_are_usage_errors() {
+        assert!(JobRequest::parse("sumsq", &s(&["5", "2"]), 4, 1, None).is_err());
+        assert!(JobRequest::parse("sumsq", &s(&["x", "2"]), 4, 1, None).is_err());
+        assert!(matches!(
+            JobRequest::parse("wordcount", &s(&["/no/such/path"]), 4, 1, None),
+            Err(UsageError::MissingPath(_))
+        ));
+        assert!(JobRequest::parse("sumsq", &s(&["0", "10"]), 1, 1, None).is_err());
+    }
+}

@@ -1,0 +1,162 @@
+//! Starting a node: identity, swarm, listeners, protocol machine, driver, local API, node.json.
+
+use crate::driver::{self, DriverParts, Handle};
+use crate::{api, identity, net, store::BlobStore, sysinfo};
+use anyhow::Context;
+use libp2p::{Multiaddr, PeerId};
+use shoal_protocol::{Capacity, Config, Node};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tokio::sync::watch;
+
+/// Default address of the local control API.
+pub const DEFAULT_API: &str = "127.0.0.1:7070";
+
+/// How to start a node.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    pub listen: Vec<Multiaddr>,
+    pub bootstrap: Vec<Multiaddr>,
+    pub data_dir: PathBuf,
+    pub slots: u32,
+    /// Local API address; `None` for no API.
+    pub api: Option<SocketAddr>,
+    pub mdns: bool,
+    /// Write `<data-dir>/node.json` once listening.
+    pub write_info: bool,
+}
+
+impl NodeOptions {
+    /// The listen addresses used when none are given: QUIC first, TCP as fallback, all interfaces.
+    pub fn default_listen() -> Vec<Multiaddr> {
+        vec![
+            "/ip4/0.0.0.0/udp/0/quic-v1"
+                .parse()
+                .expect("valid multiaddr"),
+            "/ip4/0.0.0.0/tcp/0".parse().expect("valid multiaddr"),
+        ]
+    }
+}
+
+/// The default data directory: the user's data directory, or ./.shoal.
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_dir().map_or_else(|| PathBuf::from(".shoal"), |d| d.join("shoal"))
+}
+
+/// `<data-dir>/node.json`: where a running node says how to reach it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct NodeInfo {
+    pub peer_id: String,
+    pub listen_addrs: Vec<String>,
+    pub api: Option<String>,
+}
+
+impl NodeInfo {
+    pub fn path(data_dir: &std::path::Path) -> PathBuf {
+        data_dir.join("node.json")
+    }
+
+    pub fn read(data_dir: &std::path::Path) -> Option<Self> {
+        serde_json::from_slice(&std::fs::read(Self::path(data_dir)).ok()?).ok()
+    }
+}
+
+/// A started node.
+pub struct RunningNode {
+    pub handle: Handle,
+    pub peer_id: PeerId,
+    pub api: Option<SocketAddr>,
+    /// Current listen addresses.
+    pub listen: watch::Receiver<Vec<Multiaddr>>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningNode {
+    /// Waits until the node listens on at least one address and returns them with `/p2p/<id>`.
+    pub async fn dial_addrs(&mut self) -> Vec<Multiaddr> {
+        let addrs = self
+            .listen
+            .wait_for(|a| !a.is_empty())
+            .await
+            .map(|a| a.clone())
+            .unwrap_or_default();
+        addrs
+            .into_iter()
+            .map(|a| a.with(libp2p::multiaddr::Protocol::P2p(self.peer_id)))
+            .collect()
+    }
+}
+
+/// Starts a node on the current tokio runtime.
+pub async fn launch(opts: NodeOptions) -> anyhow::Result<RunningNode> {
+    let key = identity::load_or_create(&opts.data_dir)?;
+    let peer_id = key.public().to_peer_id();
+    let mut swarm = net::build_swarm(key, opts.mdns)?;
+    let listen = if opts.listen.is_empty() {
+        NodeOptions::default_listen()
+    } else {
+        opts.listen.clone()
+    };
+    for addr in &listen {
+        swarm
+            .listen_on(addr.clone())
+            .with_context(|| format!("cannot listen on {addr}"))?;
+    }
+    let api_listener = match opts.api {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot open the local API on {addr} (is another node using it? pass --api 127.0.0.1:0 to pick a free port)")
+        })?),
+        None => None,
+    };
+    let api_addr = match &api_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
+    let capacity = Capacity {
+        slots: opts.slots,
+        cores: sysinfo::cores(),
+        mem_mb: sysinfo::mem_mb(),
+    };
+    let me = driver::node_id(&peer_id);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let protocol = Node::new(me, capacity, Config::default(), seed);
+    let (listen_tx, listen_rx) = watch::channel(Vec::new());
+    let info_path = opts.write_info.then(|| NodeInfo::path(&opts.data_dir));
+    let on_listen = Box::new(move |addrs: &[Multiaddr]| {
+        let _ = listen_tx.send(addrs.to_vec());
+        if let Some(path) = &info_path {
+            let info = NodeInfo {
+                peer_id: peer_id.to_string(),
+                listen_addrs: addrs.iter().map(|a| a.to_string()).collect(),
+                api: api_addr.map(|a| a.to_string()),
+            };
+            let tmp = path.with_extension("json.tmp");
+            let bytes = serde_json::to_vec_pretty(&info).expect("serializable");
+            if std::fs::write(&tmp, bytes)
+                .and_then(|_| std::fs::rename(&tmp, path))
+                .is_err()
+            {
+                tracing::warn!(path = %path.display(), "cannot write node.json");
+            }
+        }
+    });
+    let (handle, task) = driver::spawn(DriverParts {
+        swarm,
+        protocol,
+        store: BlobStore::new(crate::store::DEFAULT_MEMORY_BUDGET),
+        bootstrap: opts.bootstrap.clone(),
+        on_listen,
+    })?;
+    if let Some(listener) = api_listener {
+        tokio::spawn(api::serve(listener, handle.clone()));
+    }
+    Ok(RunningNode {
+        handle,
+        peer_id,
+        api: api_addr,
+        listen: listen_rx,
+        task,
+    })
+}
