@@ -107,7 +107,8 @@ pub struct SubmitArgs {
     /// The job: wordcount PATH... | grep PATTERN PATH... | sumsq A B | pi SAMPLES
     #[arg(value_name = "JOB")]
     pub job: String,
-    #[arg(value_name = "ARGS", allow_hyphen_values = true)]
+    /// The job's arguments (put `--` before a grep pattern that starts with '-').
+    #[arg(value_name = "ARGS")]
     pub args: Vec<String>,
 }
 

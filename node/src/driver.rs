@@ -29,6 +29,11 @@ const RESULT_MEMORY: usize = 64;
 /// The final outcome of a job submitted from this node: its output bytes, or why it failed.
 pub type JobOutcome = Result<Arc<Vec<u8>>, String>;
 
+/// Called with the node's listen addresses whenever they change.
+pub type ListenCallback = Box<dyn FnMut(&[Multiaddr]) + Send>;
+/// Where a fetched blob (or why it could not be fetched) is sent.
+type FetchReply = oneshot::Sender<Result<Arc<Vec<u8>>, String>>;
+
 /// A peer as `shoal peers` shows it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PeerRow {
@@ -64,7 +69,7 @@ enum Command {
     Fetch {
         holder: NodeId,
         hash: BlobHash,
-        reply: oneshot::Sender<Result<Arc<Vec<u8>>, String>>,
+        reply: FetchReply,
     },
     Respond {
         channel: ResponseChannel<BlobResponse>,
@@ -193,7 +198,7 @@ pub struct DriverParts {
     pub store: BlobStore,
     pub bootstrap: Vec<Multiaddr>,
     /// Called with the listen addresses whenever they change.
-    pub on_listen: Box<dyn FnMut(&[Multiaddr]) + Send>,
+    pub on_listen: ListenCallback,
 }
 
 struct Driver {
@@ -204,12 +209,12 @@ struct Driver {
     rx: mpsc::Receiver<Command>,
     topic: gossipsub::IdentTopic,
     peers: HashMap<NodeId, PeerId>,
-    fetches: HashMap<OutboundRequestId, (BlobHash, oneshot::Sender<Result<Arc<Vec<u8>>, String>>)>,
+    fetches: HashMap<OutboundRequestId, (BlobHash, FetchReply)>,
     waiters: HashMap<JobId, Vec<oneshot::Sender<JobOutcome>>>,
     results: HashMap<JobId, JobOutcome>,
     result_order: std::collections::VecDeque<JobId>,
     listen: Vec<Multiaddr>,
-    on_listen: Box<dyn FnMut(&[Multiaddr]) + Send>,
+    on_listen: ListenCallback,
 }
 
 /// Derives the protocol's node id from a libp2p peer id.
@@ -285,7 +290,7 @@ impl Driver {
             }
             self.pump();
         }
-        tracing::info!("node stopped");
+        tracing::debug!("node stopped");
     }
 
     /// Looks for more peers through Kademlia (for meshes joined with `--bootstrap`).

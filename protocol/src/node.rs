@@ -126,8 +126,10 @@ pub struct Node {
     finished_order: VecDeque<JobId>,
     /// Jobs this node submitted and waits for.
     mine: HashSet<JobId>,
-    /// Claimed by this node, not started.
+    /// Claimed by this node, not started, in claim order; `queued` holds the same entries for
+    /// membership tests.
     queue: VecDeque<(JobId, u32)>,
+    queued: HashSet<(JobId, u32)>,
     /// Started, with the time they started.
     running: HashMap<(JobId, u32), Millis>,
     /// Mean run time of recent tasks (µs), for sizing the queue.
@@ -161,6 +163,7 @@ impl Node {
             finished_order: VecDeque::new(),
             mine: HashSet::new(),
             queue: VecDeque::new(),
+            queued: HashSet::new(),
             running: HashMap::new(),
             avg_task_us: None,
             pending: Batch::default(),
@@ -649,17 +652,14 @@ impl Node {
         if j.collecting {
             return;
         }
-        match &j.tasks[j.tree.root() as usize] {
-            TaskState::Done { holder, result } => {
-                j.collecting = true;
-                self.effects.push_back(Effect::Collect {
-                    job,
-                    spec: j.spec.clone(),
-                    result: result.clone(),
-                    holder: self.view.id(*holder),
-                });
-            }
-            _ => {}
+        if let TaskState::Done { holder, result } = &j.tasks[j.tree.root() as usize] {
+            j.collecting = true;
+            self.effects.push_back(Effect::Collect {
+                job,
+                spec: j.spec.clone(),
+                result: result.clone(),
+                holder: self.view.id(*holder),
+            });
         }
     }
 
@@ -672,6 +672,7 @@ impl Node {
         self.jobs.remove(&job);
         self.order.retain(|id| *id != job);
         self.queue.retain(|(j, _)| *j != job);
+        self.queued.retain(|(j, _)| *j != job);
         if self
             .finished
             .insert(job, FinishedJob { epoch, view })
@@ -691,7 +692,7 @@ impl Node {
     fn claim_valid(&self, job: JobId, task: u32, by: PeerIx, at: Millis, now: Millis) -> bool {
         let lease = self.cfg.lease_ms;
         if by == ME {
-            return self.running.contains_key(&(job, task)) || self.queue.contains(&(job, task));
+            return self.running.contains_key(&(job, task)) || self.queued.contains(&(job, task));
         }
         self.view.is_live(by, now)
             && (now.saturating_sub(at) < lease || self.view.lists_active(by, &job))
@@ -700,8 +701,6 @@ impl Node {
     /// Expires peers, claims and results held by dead peers; drops idle jobs.
     fn sweep(&mut self, now: Millis) {
         self.view.expire(now);
-        let lease = self.cfg.lease_ms;
-        let queued: HashSet<(JobId, u32)> = self.queue.iter().copied().collect();
         let mut idle = Vec::new();
         for id in self.order.clone() {
             let mut expired = Vec::new();
@@ -711,25 +710,14 @@ impl Node {
                 for (t, state) in job.tasks.iter().enumerate() {
                     let t = t as u32;
                     match *state {
-                        TaskState::Claimed { by, at } => {
-                            let valid = if by == ME {
-                                self.running.contains_key(&(id, t)) || queued.contains(&(id, t))
-                            } else {
-                                self.view.is_live(by, now)
-                                    && (now.saturating_sub(at) < lease
-                                        || self.view.lists_active(by, &id))
-                            };
-                            if !valid {
-                                expired.push(t);
-                            }
+                        TaskState::Claimed { by, at } if !self.claim_valid(id, t, by, at, now) => {
+                            expired.push(t);
                         }
-                        TaskState::Done { holder, ref result } => {
-                            if matches!(result, ResultRef::Blob { .. })
-                                && !self.view.is_live(holder, now)
-                            {
-                                lost.push(t);
-                            }
-                        }
+                        // An inline result travels with the completion; a blob dies with its holder.
+                        TaskState::Done {
+                            holder,
+                            result: ResultRef::Blob { .. },
+                        } if !self.view.is_live(holder, now) => lost.push(t),
                         _ => {}
                     }
                 }
@@ -835,6 +823,7 @@ impl Node {
             for &t in &tasks {
                 job.tasks[t as usize] = TaskState::Claimed { by: ME, at: now };
                 self.queue.push_back((id, t));
+                self.queued.insert((id, t));
             }
             want -= tasks.len();
             self.pending_bytes += 40 + 5 * tasks.len();
@@ -851,6 +840,7 @@ impl Node {
             let Some((id, task)) = self.queue.pop_front() else {
                 break;
             };
+            self.queued.remove(&(id, task));
             let Some(job) = self.jobs.get(&id) else {
                 continue;
             };

@@ -1,0 +1,181 @@
+//! Test support: real `shoal node` processes on 127.0.0.1, each with its own data dir and API
+//! port, killed (SIGKILL) when the test ends, pass or fail.
+
+#![allow(dead_code)]
+
+use shoal_node::client::Client;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
+
+/// One `shoal node` process.
+pub struct NodeProc {
+    pub child: Child,
+    pub peer_id: String,
+    pub addrs: Vec<String>,
+    pub api: SocketAddr,
+    pub data_dir: PathBuf,
+}
+
+impl NodeProc {
+    /// Starts a node and waits until it prints its API address (it is listening by then).
+    pub fn start(data_dir: &Path, slots: u32, bootstrap: &[String]) -> Self {
+        let mut cmd = Command::new(SHOAL);
+        cmd.args([
+            "node",
+            "--no-mdns",
+            "--listen",
+            "/ip4/127.0.0.1/udp/0/quic-v1",
+        ])
+        .args(["--api", "127.0.0.1:0", "--slots", &slots.to_string()])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+        for b in bootstrap {
+            cmd.args(["--bootstrap", b]);
+        }
+        let mut child = cmd.spawn().expect("spawning shoal node");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut peer_id, mut addrs, mut api) = (String::new(), Vec::new(), None);
+        // The node prints these lines once, at start; reading them blocks until it is up.
+        for line in lines.by_ref() {
+            let line = line.expect("reading node stdout");
+            if let Some(id) = line.strip_prefix("peer id: ") {
+                peer_id = id.to_string();
+            } else if let Some(a) = line.strip_prefix("listening on ") {
+                addrs.push(a.to_string());
+            } else if let Some(a) = line.strip_prefix("local api: ") {
+                api = Some(a.parse().expect("api address"));
+                break;
+            }
+        }
+        // Keep draining stdout so the node never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self {
+            child,
+            peer_id,
+            addrs,
+            api: api.expect("node printed its api address"),
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(self.api)
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Several nodes joined through the first one's address (no mDNS: tests run side by side).
+pub struct Mesh {
+    pub dir: tempfile::TempDir,
+    pub nodes: Vec<NodeProc>,
+}
+
+impl Mesh {
+    pub async fn start(slots: &[u32]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut nodes: Vec<NodeProc> = Vec::new();
+        for (i, &s) in slots.iter().enumerate() {
+            let bootstrap = nodes.first().map(|n| n.addrs.clone()).unwrap_or_default();
+            nodes.push(NodeProc::start(
+                &dir.path().join(format!("node-{i}")),
+                s,
+                &bootstrap,
+            ));
+        }
+        let mesh = Self { dir, nodes };
+        mesh.await_full_view(Duration::from_secs(30)).await;
+        mesh
+    }
+
+    /// Polls every node's view until each sees all the others, or panics at the deadline.
+    pub async fn await_full_view(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        for node in &self.nodes {
+            loop {
+                let seen = node.client().peers().await.map(|p| p.len()).unwrap_or(0);
+                if seen >= self.nodes.len() {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "node {} sees {seen} of {} nodes",
+                    node.peer_id,
+                    self.nodes.len()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Runs `shoal ARGS...` to completion.
+pub fn shoal(args: &[&str]) -> Output {
+    Command::new(SHOAL)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running shoal")
+}
+
+/// `shoal submit --json` through a node's API; returns the parsed JSON line.
+pub fn submit_json(api: SocketAddr, job_and_args: &[&str], extra: &[&str]) -> serde_json::Value {
+    let api = api.to_string();
+    let mut args = vec!["submit", "--json", "--api", &api, "--timeout", "120s"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(job_and_args);
+    let out = shoal(&args);
+    assert!(
+        out.status.success(),
+        "shoal {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).expect("utf-8 output");
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "--json prints exactly one line: {stdout}"
+    );
+    serde_json::from_str(&stdout).expect("valid JSON")
+}
+
+/// The result field of a --json answer, as the bytes a reference implementation produces.
+pub fn result_bytes(answer: &serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(&answer["result"]).expect("serializable")
+}
+
+/// Writes a corpus with many distinct words, so partial results are blobs, not inline values.
+pub fn write_wide_corpus(dir: &Path, files: usize, lines: usize) -> Vec<Vec<u8>> {
+    std::fs::create_dir_all(dir).expect("corpus dir");
+    let mut rng = shoal_protocol::ops::SplitMix64(11);
+    (0..files)
+        .map(|f| {
+            let mut text = String::new();
+            for _ in 0..lines {
+                for _ in 0..8 {
+                    text.push_str(&format!("w{} ", rng.next_u64() % 5000));
+                }
+                text.push_str("Shoal FISH\n");
+            }
+            std::fs::write(dir.join(format!("f{f}.txt")), &text).expect("writing corpus");
+            text.into_bytes()
+        })
+        .collect()
+}
