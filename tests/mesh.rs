@@ -6,7 +6,7 @@ mod support;
 use shoal_node::api::ApiResponse;
 use shoal_node::job_request::JobRequest;
 use shoal_protocol::ops::reference;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,6 +175,9 @@ async fn a_restarted_node_keeps_its_peer_id_and_rejoins() {
     let dir = mesh.nodes[1].data_dir.clone();
     let old_id = mesh.nodes[1].peer_id.clone();
     mesh.nodes[1].kill();
+    // A dead node leaves the view within a few advert periods (adverts every 1 s, TTL 3.5 s).
+    let killed = Instant::now();
+    await_view_size(&mesh.nodes[0], 1, killed + Duration::from_secs(6)).await;
     let bootstrap = mesh.nodes[0].addrs.clone();
     mesh.nodes[1] = NodeProc::start(&dir, 1, &bootstrap);
     assert_eq!(mesh.nodes[1].peer_id, old_id);
@@ -183,4 +186,24 @@ async fn a_restarted_node_keeps_its_peer_id_and_rejoins() {
         serde_json::from_slice(&std::fs::read(dir.join("node.json")).unwrap()).unwrap();
     assert_eq!(info["peer_id"], old_id.as_str());
     assert_eq!(info["api"], mesh.nodes[1].api.to_string().as_str());
+}
+
+#[test]
+fn the_demo_runs_and_matches_the_reference() {
+    let out = shoal(&["demo"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout
+            .matches("equals the single-process reference: yes")
+            .count(),
+        1,
+        "{stdout}"
+    );
+    assert!(stdout.contains("equals the reference: yes"), "{stdout}");
+    assert!(stdout.contains("work spread"), "{stdout}");
 }

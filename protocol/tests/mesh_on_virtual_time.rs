@@ -21,6 +21,8 @@ struct Harness {
     latency: Millis,
     task_ms: Millis,
     runs: usize,
+    /// Deliver every message a second time, later, to check idempotence.
+    duplicate: bool,
 }
 
 impl Harness {
@@ -56,6 +58,7 @@ impl Harness {
             latency: 2,
             task_ms: 10,
             runs: 0,
+            duplicate: false,
         }
     }
 
@@ -333,4 +336,43 @@ fn garbage_from_a_peer_is_counted_and_dropped() {
             .is_err()
     );
     assert_eq!(node.stats().invalid_messages, 1);
+}
+
+#[test]
+fn a_hundred_thousand_tiny_tasks_need_far_fewer_gossip_messages() {
+    let mut h = Harness::new(&[2, 2]);
+    h.task_ms = 0;
+    let none = HashMap::new();
+    h.run_until(1_500, &none, |_| false);
+    let before: u64 = h.nodes.iter().map(|n| n.stats().messages_out).sum();
+    let job = h.nodes[0]
+        .submit(h.now, sumsq(100_000, 100_000, 4), 1)
+        .unwrap();
+    h.drain(0);
+    h.run_until(600_000, &none, |h| h.results.contains_key(&job));
+    assert_eq!(h.results[&job], ops::reference::sumsq(0, 100_000));
+    let sent: u64 = h.nodes.iter().map(|n| n.stats().messages_out).sum::<u64>() - before;
+    let total_tasks = h.nodes[0].job_status(&job).unwrap().total as u64;
+    assert!(
+        sent * 20 < total_tasks,
+        "{sent} messages for {total_tasks} tasks"
+    );
+}
+
+#[test]
+fn duplicated_messages_and_twice_run_tasks_still_count_each_partition_once() {
+    let mut h = Harness::new(&[1, 1, 1]);
+    h.duplicate = true;
+    let none = HashMap::new();
+    h.run_until(1_500, &none, |_| false);
+    let spec = sumsq(300_000, 90, 3);
+    let job = h.nodes[1].submit(h.now, spec, 1).unwrap();
+    h.drain(1);
+    // A worker dies after some of its results exist: they are recomputed elsewhere, and some
+    // tasks run twice.
+    let crash_at = h.now + 200;
+    h.run_until(crash_at, &none, |_| false);
+    h.alive[0] = false;
+    h.run_until(120_000, &none, |h| h.results.contains_key(&job));
+    assert_eq!(h.results[&job], ops::reference::sumsq(0, 300_000));
 }

@@ -93,7 +93,11 @@ impl Mesh {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut nodes: Vec<NodeProc> = Vec::new();
         for (i, &s) in slots.iter().enumerate() {
-            let bootstrap = nodes.first().map(|n| n.addrs.clone()).unwrap_or_default();
+            let mut bootstrap = nodes.first().map(|n| n.addrs.clone()).unwrap_or_default();
+            if i % 2 == 0 {
+                // Every other node bootstraps from the bare address, without /p2p/<peer-id>.
+                bootstrap = bootstrap.iter().map(|a| strip_peer_id(a)).collect();
+            }
             nodes.push(NodeProc::start(
                 &dir.path().join(format!("node-{i}")),
                 s,
@@ -123,6 +127,31 @@ impl Mesh {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+/// A multiaddr without its trailing `/p2p/<peer-id>`.
+pub fn strip_peer_id(addr: &str) -> String {
+    match addr.rfind("/p2p/") {
+        Some(i) => addr[..i].to_string(),
+        None => addr.to_string(),
+    }
+}
+
+/// Polls a node's view (itself included) until it holds exactly `size` nodes, or panics at the
+/// deadline.
+pub async fn await_view_size(node: &NodeProc, size: usize, deadline: Instant) {
+    loop {
+        let seen = node.client().peers().await.map(|p| p.len()).unwrap_or(0);
+        if seen == size {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {} sees {seen} nodes, not {size}",
+            node.peer_id
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
