@@ -7,6 +7,7 @@ use crate::exec;
 use crate::net::{self, Behaviour, BehaviourEvent};
 use crate::store::BlobStore;
 use futures::StreamExt;
+use libp2p::core::transport::ListenerId;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, kad, mdns, multiaddr::Protocol};
@@ -197,7 +198,9 @@ pub struct DriverParts {
     pub protocol: Node,
     pub store: BlobStore,
     pub bootstrap: Vec<Multiaddr>,
-    /// Called with the listen addresses whenever they change.
+    /// The listeners opened on the swarm: addresses are reported once each has one.
+    pub listeners: Vec<ListenerId>,
+    /// Called with the listen addresses whenever they change (after every listener is up).
     pub on_listen: ListenCallback,
 }
 
@@ -214,6 +217,8 @@ struct Driver {
     results: HashMap<JobId, JobOutcome>,
     result_order: std::collections::VecDeque<JobId>,
     listen: Vec<Multiaddr>,
+    /// Listeners that have not reported an address yet.
+    listeners_pending: Vec<ListenerId>,
     on_listen: ListenCallback,
 }
 
@@ -229,6 +234,7 @@ pub fn spawn(parts: DriverParts) -> anyhow::Result<(Handle, tokio::task::JoinHan
         protocol,
         store,
         bootstrap,
+        listeners,
         on_listen,
     } = parts;
     let topic = gossipsub::IdentTopic::new(net::TOPIC);
@@ -261,6 +267,7 @@ pub fn spawn(parts: DriverParts) -> anyhow::Result<(Handle, tokio::task::JoinHan
         results: HashMap::new(),
         result_order: Default::default(),
         listen: Vec::new(),
+        listeners_pending: listeners,
         on_listen,
     };
     let join = tokio::spawn(driver.run());
@@ -484,19 +491,37 @@ impl Driver {
         rows
     }
 
+    /// Remembers a peer's protocol id. A peer heard of only through gossip is looked up in
+    /// Kademlia, so that we connect to it directly (blobs need direct connections).
     fn learn_peer(&mut self, peer: PeerId) {
-        self.peers.insert(node_id(&peer), peer);
+        if self.peers.insert(node_id(&peer), peer).is_none() && !self.swarm.is_connected(&peer) {
+            self.swarm.behaviour_mut().kad.get_closest_peers(peer);
+        }
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::NewListenAddr { address, .. } => {
+            SwarmEvent::NewListenAddr {
+                address,
+                listener_id,
+            } => {
                 self.listen.push(address);
-                (self.on_listen)(&self.listen);
+                self.listeners_pending.retain(|l| *l != listener_id);
+                if self.listeners_pending.is_empty() {
+                    (self.on_listen)(&self.listen);
+                }
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.listen.retain(|a| *a != address);
                 (self.on_listen)(&self.listen);
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } => {
+                tracing::warn!("listener closed: {reason:?}");
+                self.listeners_pending.retain(|l| *l != listener_id);
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
@@ -508,6 +533,20 @@ impl Driver {
                         .kad
                         .add_address(&peer_id, endpoint.get_remote_address().clone());
                 }
+                if self.swarm.connected_peers().count() == 1 {
+                    // Our first peer: fill the routing table so the rest of the mesh is found.
+                    let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                num_established, ..
+            } if num_established > 0 => {
+                // A stale connection to a peer that reconnected (it restarted) went away.
+                // Gossipsub sends our subscription only on a peer's first connection, so the
+                // restarted peer never learnt it; subscribing again tells every peer afresh.
+                let gossip = &mut self.swarm.behaviour_mut().gossipsub;
+                gossip.unsubscribe(&self.topic);
+                let _ = gossip.subscribe(&self.topic);
             }
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             _ => {}
@@ -610,8 +649,15 @@ impl Driver {
                 }
             },
             request_response::Event::OutboundFailure {
-                request_id, error, ..
+                request_id,
+                error,
+                peer,
+                ..
             } => {
+                if matches!(error, request_response::OutboundFailure::DialFailure) {
+                    // Find fresh addresses for the next attempt.
+                    self.swarm.behaviour_mut().kad.get_closest_peers(peer);
+                }
                 if let Some((_, reply)) = self.fetches.remove(&request_id) {
                     let _ = reply.send(Err(format!("fetch failed: {error}")));
                 }

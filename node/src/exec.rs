@@ -49,8 +49,7 @@ async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcom
                 .chunks
                 .get(*index as usize)
                 .ok_or_else(|| failed(format!("manifest has no chunk {index}")))?;
-            let bytes = handle
-                .fetch(*holder, chunk.hash)
+            let bytes = fetch_retrying(handle, *holder, chunk.hash)
                 .await
                 .map_err(|e| failed(format!("input chunk {index} unavailable: {e}")))?;
             compute(move || ops::map(&op, MapInput::Chunk(&bytes)))
@@ -58,19 +57,17 @@ async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcom
                 .map_err(failed)
         }
         Work::Reduce { children } => {
-            let fetches =
-                children.iter().map(|c| async move {
-                    match &c.result {
-                        ResultRef::Inline(bytes) => Ok(Arc::new(bytes.clone())),
-                        ResultRef::Blob { hash, .. } => handle
-                            .fetch(c.holder, *hash)
-                            .await
-                            .map_err(|_| TaskOutcome::InputLost {
-                                child: c.task,
-                                holder: c.holder,
-                            }),
-                    }
-                });
+            let fetches = children.iter().map(|c| async move {
+                match &c.result {
+                    ResultRef::Inline(bytes) => Ok(Arc::new(bytes.clone())),
+                    ResultRef::Blob { hash, .. } => fetch_retrying(handle, c.holder, *hash)
+                        .await
+                        .map_err(|_| TaskOutcome::InputLost {
+                            child: c.task,
+                            holder: c.holder,
+                        }),
+                }
+            });
             let parts = futures::future::join_all(fetches)
                 .await
                 .into_iter()
@@ -82,6 +79,33 @@ async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcom
             .await
             .map_err(failed)
         }
+    }
+}
+
+/// Fetch attempts before an input counts as unavailable, and the first retry delay (doubling).
+const FETCH_ATTEMPTS: u32 = 5;
+const FETCH_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Fetches a blob, retrying with backoff: a peer may be reachable only once discovery has found
+/// its address, and a busy peer may time out once.
+async fn fetch_retrying(
+    handle: &Handle,
+    holder: NodeId,
+    hash: BlobHash,
+) -> Result<Arc<Vec<u8>>, String> {
+    let mut delay = FETCH_RETRY_FIRST;
+    let mut attempt = 1;
+    loop {
+        match handle.fetch(holder, hash).await {
+            Ok(bytes) => return Ok(bytes),
+            Err(e) if attempt >= FETCH_ATTEMPTS => {
+                return Err(format!("{e} (after {attempt} attempts)"));
+            }
+            Err(e) => tracing::debug!(%holder, "fetch attempt {attempt} failed: {e}"),
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+        attempt += 1;
     }
 }
 
@@ -113,7 +137,7 @@ async fn fetch_manifest(
     if let Some(m) = handle.cached_manifest(&hash) {
         return Ok(m);
     }
-    let bytes = handle.fetch(holder, hash).await?;
+    let bytes = fetch_retrying(handle, holder, hash).await?;
     let manifest: Manifest = codec::decode_blob(&bytes).map_err(|e| e.to_string())?;
     let manifest = Arc::new(manifest);
     handle.cache_manifest(hash, manifest.clone());
@@ -129,7 +153,7 @@ pub async fn collect(
 ) -> Result<Vec<u8>, String> {
     let bytes = match result {
         ResultRef::Inline(b) => Arc::new(b),
-        ResultRef::Blob { hash, .. } => handle.fetch(holder, hash).await?,
+        ResultRef::Blob { hash, .. } => fetch_retrying(handle, holder, hash).await?,
     };
     compute(move || ops::finalize(&spec.op, &bytes)).await
 }

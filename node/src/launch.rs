@@ -72,7 +72,7 @@ pub struct RunningNode {
 }
 
 impl RunningNode {
-    /// Waits until the node listens on at least one address and returns them with `/p2p/<id>`.
+    /// Waits until every listener has its first address and returns them with `/p2p/<id>`.
     pub async fn dial_addrs(&mut self) -> Vec<Multiaddr> {
         let addrs = self
             .listen
@@ -80,10 +80,16 @@ impl RunningNode {
             .await
             .map(|a| a.clone())
             .unwrap_or_default();
-        addrs
+        let mut addrs: Vec<Multiaddr> = addrs
             .into_iter()
             .map(|a| a.with(libp2p::multiaddr::Protocol::P2p(self.peer_id)))
-            .collect()
+            .collect();
+        // QUIC first: it is the preferred transport, TCP the fallback.
+        addrs.sort_by_key(|a| {
+            !a.iter()
+                .any(|p| matches!(p, libp2p::multiaddr::Protocol::QuicV1))
+        });
+        addrs
     }
 }
 
@@ -97,10 +103,13 @@ pub async fn launch(opts: NodeOptions) -> anyhow::Result<RunningNode> {
     } else {
         opts.listen.clone()
     };
+    let mut listeners = Vec::new();
     for addr in &listen {
-        swarm
-            .listen_on(addr.clone())
-            .with_context(|| format!("cannot listen on {addr}"))?;
+        listeners.push(
+            swarm
+                .listen_on(addr.clone())
+                .with_context(|| format!("cannot listen on {addr}"))?,
+        );
     }
     let api_listener = match opts.api {
         Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
@@ -147,6 +156,7 @@ pub async fn launch(opts: NodeOptions) -> anyhow::Result<RunningNode> {
         protocol,
         store: BlobStore::new(crate::store::DEFAULT_MEMORY_BUDGET),
         bootstrap: opts.bootstrap.clone(),
+        listeners,
         on_listen,
     })?;
     if let Some(listener) = api_listener {

@@ -31,7 +31,13 @@ pub fn build_swarm(key: identity::Keypair, mdns_on: bool) -> anyhow::Result<Swar
             noise::Config::new,
             yamux::Config::default,
         )?
-        .with_quic()
+        // A peer that dies without closing its connections (kill -9, a cut cable) is noticed
+        // after the idle timeout; keep it below the protocol's advert TTL.
+        .with_quic_config(|mut c| {
+            c.max_idle_timeout = 3_000;
+            c.keep_alive_interval = Duration::from_secs(1);
+            c
+        })
         .with_behaviour(|key| {
             let peer_id = key.public().to_peer_id();
             let gossip_config = gossipsub::ConfigBuilder::default()
