@@ -71,9 +71,10 @@ pub enum ApiResponse {
         peers: usize,
         waiting_for_capacity: bool,
     },
+    /// The job's output bytes, base64-encoded so that any bytes travel intact.
     Done {
         job: JobRow,
-        result: serde_json::Value,
+        output_b64: String,
         elapsed_ms: u64,
     },
     Failed {
@@ -172,10 +173,10 @@ async fn submit(
             outcome = &mut wait => {
                 let response = match outcome {
                     Ok(bytes) => {
-                        let result = serde_json::from_slice(&bytes)
-                            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+                        use base64::Engine as _;
+                        let output_b64 = base64::engine::general_purpose::STANDARD.encode(bytes.as_slice());
                         let row = status_row(&handle, job).await;
-                        ApiResponse::Done { job: row, result, elapsed_ms: started.elapsed().as_millis() as u64 }
+                        ApiResponse::Done { job: row, output_b64, elapsed_ms: started.elapsed().as_millis() as u64 }
                     }
                     Err(error) => ApiResponse::Failed { job: job.to_hex(), error },
                 };

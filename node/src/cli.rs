@@ -3,11 +3,11 @@
 use crate::api::{ApiResponse, JobRow};
 use crate::client::{Client, ClientError, Finished};
 use crate::input::DEFAULT_CHUNK_SIZE;
-use crate::job_request::JobRequest;
+use crate::job_request::{JobRequest, UsageError};
 use crate::launch::{self, DEFAULT_API, NodeInfo, NodeOptions};
 use clap::{Args, Parser, Subcommand};
 use libp2p::Multiaddr;
-use shoal_protocol::job::FANIN_DEFAULT;
+use shoal_protocol::job::{FANIN_DEFAULT, WasmLimits};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -104,12 +104,76 @@ pub struct SubmitArgs {
     pub join: bool,
     #[command(flatten)]
     pub net: NetArgs,
-    /// The job: wordcount PATH... | grep PATTERN PATH... | sumsq A B | pi SAMPLES
+    /// Write the job's output bytes to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub wasm: WasmArgs,
+    /// The job: wordcount PATH... | grep PATTERN PATH... | sumsq A B | pi SAMPLES; with --wasm,
+    /// the input paths.
     #[arg(value_name = "JOB")]
-    pub job: String,
+    pub job: Option<String>,
     /// The job's arguments (put `--` before a grep pattern that starts with '-').
     #[arg(value_name = "ARGS")]
     pub args: Vec<String>,
+}
+
+/// A WebAssembly job: the module and its sandbox limits (docs/wasm-abi.md).
+#[derive(Debug, Args)]
+pub struct WasmArgs {
+    /// Run this WebAssembly module (wasm32-unknown-unknown) over the inputs.
+    #[arg(long, value_name = "FILE")]
+    pub wasm: Option<PathBuf>,
+    /// With --wasm: a generated range input [START, END) instead of files.
+    #[arg(long, num_args = 2, value_names = ["START", "END"], requires = "wasm")]
+    pub range: Option<Vec<u64>>,
+    /// With --wasm: fuel (about one unit per instruction) per map or reduce call.
+    #[arg(long, requires = "wasm")]
+    pub fuel: Option<u64>,
+    /// With --wasm: wall-clock deadline per call.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "wasm")]
+    pub call_deadline: Option<Duration>,
+    /// With --wasm: linear memory cap in bytes.
+    #[arg(long, value_name = "BYTES", requires = "wasm")]
+    pub memory_limit: Option<u64>,
+    /// With --wasm: largest output of one call, in bytes.
+    #[arg(long, value_name = "BYTES", requires = "wasm")]
+    pub output_limit: Option<u64>,
+}
+
+impl WasmArgs {
+    fn limits(&self) -> WasmLimits {
+        let d = WasmLimits::default();
+        WasmLimits {
+            fuel: self.fuel.unwrap_or(d.fuel),
+            deadline_ms: self
+                .call_deadline
+                .map_or(d.deadline_ms, |t| t.as_millis() as u64),
+            memory_bytes: self.memory_limit.unwrap_or(d.memory_bytes),
+            output_bytes: self.output_limit.unwrap_or(d.output_bytes),
+        }
+    }
+}
+
+/// Builds the request from the command line, or says what is wrong with it.
+fn parse_request(args: &SubmitArgs) -> Result<JobRequest, UsageError> {
+    let positional: Vec<String> = args.job.iter().chain(&args.args).cloned().collect();
+    if let Some(module) = &args.wasm.wasm {
+        let range = args.wasm.range.as_ref().map(|r| (r[0], r[1]));
+        return JobRequest::wasm(
+            module,
+            &positional,
+            range,
+            args.wasm.limits(),
+            args.fanin,
+            args.chunk_size,
+            args.tasks,
+        );
+    }
+    let Some((job, rest)) = positional.split_first() else {
+        return Err(UsageError::NoJob);
+    };
+    JobRequest::parse(job, rest, args.fanin, args.chunk_size, args.tasks)
 }
 
 /// Runs the CLI.
@@ -211,13 +275,7 @@ fn api_addr(q: &QueryArgs) -> anyhow::Result<SocketAddr> {
 }
 
 async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
-    let request = match JobRequest::parse(
-        &args.job,
-        &args.args,
-        args.fanin,
-        args.chunk_size,
-        args.tasks,
-    ) {
+    let request = match parse_request(&args) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -272,7 +330,7 @@ async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
         Ok(Ok(done)) => {
-            print_result(&done, args.query.json);
+            print_result(&done, args.query.json, args.output.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -337,21 +395,48 @@ async fn run_submit(
     result
 }
 
-fn print_result(done: &Finished, json: bool) {
+fn print_result(
+    done: &Finished,
+    json: bool,
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    if let Some(path) = output {
+        std::fs::write(path, &done.output)
+            .map_err(|e| anyhow::anyhow!("cannot write the output to {}: {e}", path.display()))?;
+    }
     if json {
-        let out = serde_json::json!({
+        let mut out = serde_json::json!({
             "job": done.job.id,
-            "result": done.result,
             "tasks": done.job.total,
             "peers": done.job.workers,
             "elapsed_ms": done.elapsed_ms,
         });
+        if output.is_none() {
+            // JSON output is embedded as JSON; anything else as base64, and says so.
+            match done.json() {
+                Some(v) => out["result"] = v,
+                None => {
+                    use base64::Engine as _;
+                    out["result"] = base64::engine::general_purpose::STANDARD
+                        .encode(&done.output)
+                        .into();
+                    out["result_encoding"] = "base64".into();
+                }
+            }
+        }
         println!("{out}");
-        return;
+        return Ok(());
     }
-    match &done.result {
-        serde_json::Value::String(s) => println!("{s}"),
-        v => println!("{v}"),
+    if output.is_none() {
+        match done.json() {
+            // A bare JSON string (sumsq's decimal) prints without quotes.
+            Some(serde_json::Value::String(s)) => println!("{s}"),
+            Some(_) => println!("{}", String::from_utf8_lossy(&done.output)),
+            None => {
+                use std::io::Write as _;
+                std::io::stdout().write_all(&done.output)?;
+            }
+        }
     }
     eprintln!(
         "job {}: {} tasks ({} map, tree depth {}) on {} workers in {} ms",
@@ -362,6 +447,7 @@ fn print_result(done: &Finished, json: bool) {
         done.job.workers,
         done.elapsed_ms
     );
+    Ok(())
 }
 
 async fn peers(args: QueryArgs) -> anyhow::Result<ExitCode> {

@@ -34,8 +34,16 @@ pub enum ClientError {
 #[derive(Debug, Clone)]
 pub struct Finished {
     pub job: JobRow,
-    pub result: serde_json::Value,
+    /// The job's output, byte for byte.
+    pub output: Vec<u8>,
     pub elapsed_ms: u64,
+}
+
+impl Finished {
+    /// The output as JSON, when it is JSON (every built-in job's output is).
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.output).ok()
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -116,12 +124,16 @@ impl Client {
             match response {
                 ApiResponse::Done {
                     job,
-                    result,
+                    output_b64,
                     elapsed_ms,
                 } => {
+                    use base64::Engine as _;
+                    let output = base64::engine::general_purpose::STANDARD
+                        .decode(output_b64)
+                        .map_err(|e| ClientError::Protocol(format!("bad output encoding: {e}")))?;
                     return Ok(Finished {
                         job,
-                        result,
+                        output,
                         elapsed_ms,
                     });
                 }

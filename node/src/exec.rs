@@ -2,14 +2,19 @@
 //! job's root result. Computation runs on the blocking pool so the driver never stalls.
 
 use crate::driver::Handle;
+use shoal_protocol::job::{GeneratedPart, Manifest};
 use shoal_protocol::ops::{self, MapInput};
 use shoal_protocol::wire::INLINE_RESULT_MAX;
 use shoal_protocol::{
-    BlobHash, MapSource, NodeId, ResultRef, TaskOutcome, TaskRun, Work, codec, effects,
-    job::Manifest,
+    BlobHash, ChildInput, MapSource, NodeId, Operator, ResultRef, TaskOutcome, TaskRun, Work,
+    codec, effects,
 };
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// Fetch attempts before an input counts as unavailable, and the first retry delay (doubling).
+const FETCH_ATTEMPTS: u32 = 5;
+const FETCH_RETRY_FIRST: Duration = Duration::from_millis(100);
 
 /// Runs a task to its outcome. Returns the outcome and how long it took (µs).
 pub async fn run_task(handle: &Handle, run: TaskRun) -> (TaskOutcome, u64) {
@@ -21,19 +26,24 @@ pub async fn run_task(handle: &Handle, run: TaskRun) -> (TaskOutcome, u64) {
     (outcome, started.elapsed().as_micros() as u64)
 }
 
+/// A task's inputs, fetched.
+enum Inputs {
+    Map(MapBytes),
+    Reduce(Vec<Arc<Vec<u8>>>),
+}
+
+enum MapBytes {
+    Chunk(Arc<Vec<u8>>),
+    Generated(GeneratedPart),
+}
+
 async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcome> {
-    let op = run.spec.op.clone();
     let failed =
         |what: String| TaskOutcome::Failed(format!("job {} task {}: {what}", run.job, run.task));
-    match &run.work {
+    let inputs = match &run.work {
         Work::Map {
             source: MapSource::Generated(part),
-        } => {
-            let part = *part;
-            compute(move || ops::map(&op, MapInput::Generated(part)))
-                .await
-                .map_err(failed)
-        }
+        } => Inputs::Map(MapBytes::Generated(*part)),
         Work::Map {
             source:
                 MapSource::Chunk {
@@ -42,49 +52,93 @@ async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcom
                     holder,
                 },
         } => {
-            let manifest = fetch_manifest(handle, *holder, *manifest)
+            let bytes = fetch_chunk(handle, *holder, *manifest, *index)
                 .await
-                .map_err(|e| failed(format!("manifest unavailable: {e}")))?;
-            let chunk = *manifest
-                .chunks
-                .get(*index as usize)
-                .ok_or_else(|| failed(format!("manifest has no chunk {index}")))?;
-            let bytes = fetch_retrying(handle, *holder, chunk.hash)
-                .await
-                .map_err(|e| failed(format!("input chunk {index} unavailable: {e}")))?;
-            compute(move || ops::map(&op, MapInput::Chunk(&bytes)))
-                .await
-                .map_err(failed)
+                .map_err(failed)?;
+            Inputs::Map(MapBytes::Chunk(bytes))
         }
-        Work::Reduce { children } => {
-            let fetches = children.iter().map(|c| async move {
-                match &c.result {
-                    ResultRef::Inline(bytes) => Ok(Arc::new(bytes.clone())),
-                    ResultRef::Blob { hash, .. } => fetch_retrying(handle, c.holder, *hash)
-                        .await
-                        .map_err(|_| TaskOutcome::InputLost {
-                            child: c.task,
-                            holder: c.holder,
-                        }),
-                }
-            });
-            let parts = futures::future::join_all(fetches)
+        Work::Reduce { children } => Inputs::Reduce(fetch_children(handle, children).await?),
+    };
+    match run.spec.op.clone() {
+        Operator::Wasm { module, limits, .. } => {
+            let bytes = fetch_retrying(handle, run.submitter, module)
                 .await
-                .into_iter()
-                .collect::<Result<Vec<_>, _>>()?;
+                .map_err(|e| failed(format!("wasm module unavailable: {e}")))?;
             compute(move || {
-                let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
-                ops::reduce(&op, &refs)
+                let sandbox = crate::wasm::sandbox();
+                let compiled = sandbox.module(module, &bytes)?;
+                let mut job = sandbox.instantiate(&compiled, limits)?;
+                match inputs {
+                    Inputs::Map(MapBytes::Chunk(chunk)) => job.map(&chunk),
+                    Inputs::Map(MapBytes::Generated(GeneratedPart::Range { start, end })) => {
+                        job.map(&crate::wasm::encode_range(start, end))
+                    }
+                    Inputs::Map(MapBytes::Generated(GeneratedPart::Samples { .. })) => Err(
+                        crate::wasm::WasmError::Trap("wasm jobs take files or a range".into()),
+                    ),
+                    Inputs::Reduce(parts) => {
+                        let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+                        job.reduce(&refs)
+                    }
+                }
             })
             .await
-            .map_err(failed)
+            .map_err(|e| failed(format!("wasm module {e}")))
         }
+        op => compute(move || match inputs {
+            Inputs::Map(MapBytes::Chunk(chunk)) => ops::map(&op, MapInput::Chunk(&chunk)),
+            Inputs::Map(MapBytes::Generated(part)) => ops::map(&op, MapInput::Generated(part)),
+            Inputs::Reduce(parts) => {
+                let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+                ops::reduce(&op, &refs)
+            }
+        })
+        .await
+        .map_err(failed),
     }
 }
 
-/// Fetch attempts before an input counts as unavailable, and the first retry delay (doubling).
-const FETCH_ATTEMPTS: u32 = 5;
-const FETCH_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+async fn fetch_chunk(
+    handle: &Handle,
+    holder: NodeId,
+    manifest: BlobHash,
+    index: u32,
+) -> Result<Arc<Vec<u8>>, String> {
+    let manifest = fetch_manifest(handle, holder, manifest)
+        .await
+        .map_err(|e| format!("manifest unavailable: {e}"))?;
+    let chunk = *manifest
+        .chunks
+        .get(index as usize)
+        .ok_or_else(|| format!("manifest has no chunk {index}"))?;
+    fetch_retrying(handle, holder, chunk.hash)
+        .await
+        .map_err(|e| format!("input chunk {index} unavailable: {e}"))
+}
+
+/// Children's results in order; a child whose holder cannot serve it is reported lost, so
+/// that it is computed again.
+async fn fetch_children(
+    handle: &Handle,
+    children: &[ChildInput],
+) -> Result<Vec<Arc<Vec<u8>>>, TaskOutcome> {
+    let fetches =
+        children.iter().map(|c| async move {
+            match &c.result {
+                ResultRef::Inline(bytes) => Ok(Arc::new(bytes.clone())),
+                ResultRef::Blob { hash, .. } => fetch_retrying(handle, c.holder, *hash)
+                    .await
+                    .map_err(|_| TaskOutcome::InputLost {
+                        child: c.task,
+                        holder: c.holder,
+                    }),
+            }
+        });
+    futures::future::join_all(fetches)
+        .await
+        .into_iter()
+        .collect()
+}
 
 /// Fetches a blob, retrying with backoff: a peer may be reachable only once discovery has found
 /// its address, and a busy peer may time out once.
@@ -109,8 +163,9 @@ async fn fetch_retrying(
     }
 }
 
-async fn compute(
-    f: impl FnOnce() -> Result<Vec<u8>, ops::OpError> + Send + 'static,
+/// Runs `f` on the blocking pool.
+async fn compute<E: std::fmt::Display + Send + 'static>(
+    f: impl FnOnce() -> Result<Vec<u8>, E> + Send + 'static,
 ) -> Result<Vec<u8>, String> {
     match tokio::task::spawn_blocking(f).await {
         Ok(result) => result.map_err(|e| e.to_string()),

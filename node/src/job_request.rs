@@ -4,9 +4,9 @@
 use crate::input::{self, InputError};
 use crate::store::BlobStore;
 use serde::{Deserialize, Serialize};
-use shoal_protocol::job::{self, BUILTIN_JOBS};
+use shoal_protocol::job::{self, BUILTIN_JOBS, MAX_MODULE_BYTES, WasmLimits};
 use shoal_protocol::{Input, JobSpec, Operator};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A validated job request, as it travels from the CLI to the node's API.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,6 +35,13 @@ pub enum JobKind {
     Pi {
         samples: u64,
     },
+    /// A WebAssembly module over files or a generated range.
+    Wasm {
+        module: PathBuf,
+        paths: Vec<PathBuf>,
+        range: Option<(u64, u64)>,
+        limits: WasmLimits,
+    },
 }
 
 /// A request the user must fix; the CLI exits with code 2.
@@ -52,6 +59,12 @@ pub enum UsageError {
     MissingPath(PathBuf),
     #[error("invalid job: {0}")]
     Spec(#[from] job::SpecError),
+    #[error("no job given; the jobs are: {jobs} (or --wasm FILE INPUTS...)", jobs = BUILTIN_JOBS.join(", "))]
+    NoJob,
+    #[error("{path}: {error}")]
+    Module { path: PathBuf, error: String },
+    #[error("--wasm needs input paths or --range START END, not both")]
+    WasmInputs,
 }
 
 fn args_error(job: &'static str, usage: &'static str, msg: impl Into<String>) -> UsageError {
@@ -166,6 +179,75 @@ impl JobRequest {
         Ok(request)
     }
 
+    /// A WebAssembly job: `module` over `inputs` (paths) or a generated `range`. The module is
+    /// read and checked against the contract here, so a bad module is refused before anything
+    /// is submitted.
+    pub fn wasm(
+        module: &Path,
+        inputs: &[String],
+        range: Option<(u64, u64)>,
+        limits: WasmLimits,
+        fanin: u32,
+        chunk_size: u64,
+        tasks: Option<u32>,
+    ) -> Result<Self, UsageError> {
+        let module = std::fs::canonicalize(module)
+            .map_err(|_| UsageError::MissingPath(module.to_path_buf()))?;
+        let bytes = read_module(&module)?;
+        if inputs.is_empty() == range.is_none() {
+            return Err(UsageError::WasmInputs);
+        }
+        let paths = if range.is_some() {
+            Vec::new()
+        } else {
+            paths(
+                "wasm",
+                "--wasm FILE PATH... | --wasm FILE --range START END",
+                inputs,
+            )?
+        };
+        let request = Self {
+            kind: JobKind::Wasm {
+                module,
+                paths,
+                range,
+                limits,
+            },
+            fanin,
+            chunk_size,
+            tasks,
+        };
+        // Check the limits, the fan-in and a range input now: a usage error, not a failed job.
+        let input = match range {
+            Some((start, end)) => Input::Range {
+                start,
+                end,
+                tasks: request.range_tasks(start, end),
+            },
+            None => Input::Chunks {
+                manifest: shoal_protocol::BlobHash::default(),
+                chunks: 1,
+                bytes: 0,
+            },
+        };
+        JobSpec {
+            op: Operator::Wasm {
+                module: shoal_protocol::BlobHash::of(&bytes),
+                len: bytes.len() as u64,
+                limits,
+            },
+            input,
+            fanin,
+        }
+        .validate()?;
+        Ok(request)
+    }
+
+    fn range_tasks(&self, start: u64, end: u64) -> u32 {
+        self.tasks
+            .unwrap_or_else(|| job::default_generated_tasks(end.saturating_sub(start)))
+    }
+
     /// The spec of a generated-input job (no files to read).
     pub fn generated_spec(&self) -> Option<JobSpec> {
         let (op, input) = match self.kind {
@@ -203,10 +285,39 @@ impl JobRequest {
             spec.validate().map_err(|e| e.to_string())?;
             return Ok(spec);
         }
-        let (op, paths) = match self.kind {
+        let (op, paths) = match self.kind.clone() {
             JobKind::WordCount { paths } => (Operator::WordCount, paths),
             JobKind::Grep { pattern, paths } => (Operator::Grep { pattern }, paths),
-            _ => unreachable!("generated kinds handled above"),
+            JobKind::Wasm {
+                module,
+                paths,
+                range,
+                limits,
+            } => {
+                let bytes = read_module(&module).map_err(|e| e.to_string())?;
+                let op = Operator::Wasm {
+                    len: bytes.len() as u64,
+                    module: store.put(bytes),
+                    limits,
+                };
+                if let Some((start, end)) = range {
+                    let spec = JobSpec {
+                        op,
+                        input: Input::Range {
+                            start,
+                            end,
+                            tasks: self.range_tasks(start, end),
+                        },
+                        fanin: self.fanin,
+                    };
+                    spec.validate().map_err(|e| e.to_string())?;
+                    return Ok(spec);
+                }
+                (op, paths)
+            }
+            JobKind::SumSq { .. } | JobKind::Pi { .. } => {
+                unreachable!("generated kinds handled above")
+            }
         };
         let files = input::list_files(&paths).map_err(|e: InputError| e.to_string())?;
         let (manifest, chunks, bytes) =
@@ -223,6 +334,27 @@ impl JobRequest {
         spec.validate().map_err(|e| e.to_string())?;
         Ok(spec)
     }
+}
+
+/// Reads a module file and checks it against the contract (docs/wasm-abi.md).
+fn read_module(path: &Path) -> Result<Vec<u8>, UsageError> {
+    let error = |error: String| UsageError::Module {
+        path: path.to_path_buf(),
+        error,
+    };
+    let len = std::fs::metadata(path)
+        .map_err(|e| error(e.to_string()))?
+        .len();
+    if len == 0 || len > MAX_MODULE_BYTES {
+        return Err(error(format!(
+            "{len} bytes; a module must have 1 to {MAX_MODULE_BYTES} bytes"
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+    crate::wasm::sandbox()
+        .validate(&bytes)
+        .map_err(|e| error(e.to_string()))?;
+    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ pub mod launch;
 pub mod net;
 pub mod store;
 pub mod sysinfo;
+pub mod wasm;
 
 pub use driver::Handle;
 pub use launch::{NodeOptions, RunningNode, launch};

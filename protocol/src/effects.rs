@@ -30,6 +30,8 @@ pub struct TaskRun {
     pub job: JobId,
     pub task: u32,
     pub spec: Arc<JobSpec>,
+    /// Holds the job's input chunks and module.
+    pub submitter: NodeId,
     pub work: Work,
 }
 

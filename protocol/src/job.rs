@@ -27,7 +27,40 @@ pub enum Operator {
     SumSq,
     /// Monte Carlo estimate of pi with per-task seeds from the job id and task index.
     Pi,
+    /// A WebAssembly module (a blob held by the submitter) run in a sandbox with these limits.
+    Wasm {
+        module: BlobHash,
+        len: u64,
+        limits: WasmLimits,
+    },
 }
+
+/// Sandbox limits of a WebAssembly job; part of the spec, so every worker enforces the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WasmLimits {
+    /// Fuel (roughly, WebAssembly instructions) per call of `shoal_map` or `shoal_reduce`.
+    pub fuel: u64,
+    /// Wall-clock deadline per call.
+    pub deadline_ms: u64,
+    /// Linear memory cap.
+    pub memory_bytes: u64,
+    /// Largest output of one call.
+    pub output_bytes: u64,
+}
+
+impl Default for WasmLimits {
+    fn default() -> Self {
+        Self {
+            fuel: 10_000_000_000,
+            deadline_ms: 30_000,
+            memory_bytes: 256 << 20,
+            output_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Largest WebAssembly module accepted.
+pub const MAX_MODULE_BYTES: u64 = 64 << 20;
 
 impl Operator {
     /// The operator's name as typed on the command line.
@@ -37,6 +70,7 @@ impl Operator {
             Operator::Grep { .. } => "grep",
             Operator::SumSq => "sumsq",
             Operator::Pi => "pi",
+            Operator::Wasm { .. } => "wasm",
         }
     }
 }
@@ -102,6 +136,12 @@ pub enum SpecError {
     PatternTooLong(usize),
     #[error("more tasks ({tasks}) than items ({items}) in the generated input")]
     MoreTasksThanItems { tasks: u32, items: u64 },
+    #[error("wasm module of {0} bytes is empty or over the limit of {MAX_MODULE_BYTES} bytes")]
+    ModuleSize(u64),
+    #[error("wasm limit {0} must be above zero")]
+    ZeroLimit(&'static str),
+    #[error("wasm output cap {0} is above the blob limit")]
+    OutputCap(u64),
 }
 
 impl JobSpec {
@@ -164,6 +204,40 @@ impl JobSpec {
                     })
                 } else {
                     Ok(())
+                }
+            }
+            (Operator::Wasm { len, limits, .. }, input) => {
+                if *len == 0 || *len > MAX_MODULE_BYTES {
+                    return Err(SpecError::ModuleSize(*len));
+                }
+                for (name, v) in [
+                    ("fuel", limits.fuel),
+                    ("deadline", limits.deadline_ms),
+                    ("memory", limits.memory_bytes),
+                    ("output", limits.output_bytes),
+                ] {
+                    if v == 0 {
+                        return Err(SpecError::ZeroLimit(name));
+                    }
+                }
+                if limits.output_bytes > crate::codec::MAX_BLOB_BYTES as u64 {
+                    return Err(SpecError::OutputCap(limits.output_bytes));
+                }
+                match *input {
+                    Input::Chunks { .. } => Ok(()),
+                    Input::Range { start, end, tasks }
+                        if start < end && u64::from(tasks) <= end - start =>
+                    {
+                        Ok(())
+                    }
+                    Input::Range { start, end, .. } if start >= end => {
+                        Err(SpecError::EmptyRange { start, end })
+                    }
+                    Input::Range { start, end, tasks } => Err(SpecError::MoreTasksThanItems {
+                        tasks,
+                        items: end - start,
+                    }),
+                    Input::Samples { .. } => Err(mismatch("files or a range")),
                 }
             }
             (Operator::WordCount | Operator::Grep { .. }, _) => Err(mismatch("files")),

@@ -884,6 +884,7 @@ impl Node {
                 job: id,
                 task,
                 spec: job.spec.clone(),
+                submitter: self.view.id(job.submitter),
                 work,
             }));
         }

@@ -22,6 +22,8 @@ pub enum OpError {
     Overflow,
     #[error("reduce needs at least one partial result")]
     NothingToReduce,
+    #[error("wasm jobs run in the node's sandbox, not in the built-in operators")]
+    NotBuiltin,
 }
 
 /// The input of one map task.
@@ -64,6 +66,7 @@ pub fn map(op: &Operator, input: MapInput<'_>) -> Result<Vec<u8>, OpError> {
         (Operator::WordCount | Operator::Grep { .. }, _) => Err(wrong("a file chunk")),
         (Operator::SumSq, _) => Err(wrong("a range")),
         (Operator::Pi, _) => Err(wrong("a sample count")),
+        (Operator::Wasm { .. }, _) => Err(OpError::NotBuiltin),
     }
 }
 
@@ -105,6 +108,7 @@ pub fn reduce(op: &Operator, parts: &[&[u8]]) -> Result<Vec<u8>, OpError> {
             }
             Ok(codec::encode_blob(&(samples, hits)))
         }
+        Operator::Wasm { .. } => Err(OpError::NotBuiltin),
     }
 }
 
@@ -131,6 +135,8 @@ pub fn finalize(op: &Operator, root: &[u8]) -> Result<Vec<u8>, OpError> {
             let (samples, hits): (u64, u64) = codec::decode_blob(root)?;
             pi_json(samples, hits)
         }
+        // A module's root result is the job's output, byte for byte.
+        Operator::Wasm { .. } => root.to_vec(),
     })
 }
 

@@ -208,3 +208,64 @@ pub fn write_wide_corpus(dir: &Path, files: usize, lines: usize) -> Vec<Vec<u8>>
         })
         .collect()
 }
+
+/// Builds the example WebAssembly jobs (once per test run) and returns the path of `name`'s
+/// module. Installs the wasm32 target first if this toolchain lacks it.
+pub fn example_wasm(name: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace root")
+            .to_path_buf();
+        let installed = Command::new("rustup")
+            .args(["target", "list", "--installed"])
+            .output();
+        if let Ok(out) = installed
+            && !String::from_utf8_lossy(&out.stdout).contains("wasm32-unknown-unknown")
+        {
+            let status = Command::new("rustup")
+                .args(["target", "add", "wasm32-unknown-unknown"])
+                .status()
+                .expect("running rustup");
+            assert!(
+                status.success(),
+                "rustup target add wasm32-unknown-unknown failed"
+            );
+        }
+        let target_dir = root.join("target").join("wasm-examples");
+        let status = Command::new(env!("CARGO"))
+            .current_dir(&root)
+            .args(["build", "--release", "--target", "wasm32-unknown-unknown"])
+            .args([
+                "-p",
+                "shoal-example-wordcount",
+                "-p",
+                "shoal-example-pi",
+                "-p",
+                "shoal-example-loglevels",
+            ])
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .status()
+            .expect("running cargo build for the wasm examples");
+        assert!(status.success(), "building the wasm examples failed");
+        target_dir.join("wasm32-unknown-unknown").join("release")
+    });
+    dir.join(format!("shoal_example_{name}.wasm"))
+}
+
+/// Writes a WebAssembly module given in text form, for hostile-module tests.
+pub fn write_wat(dir: &Path, name: &str, wat: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.wasm"));
+    std::fs::write(&path, wat::parse_str(wat).expect("valid WAT")).expect("writing module");
+    path
+}
+
+/// `shoal submit` through a node's API with `args`; returns the finished process output.
+pub fn submit_raw(api: SocketAddr, args: &[&str]) -> Output {
+    let api = api.to_string();
+    let mut all = vec!["submit", "--api", &api, "--timeout", "120s"];
+    all.extend_from_slice(args);
+    shoal(&all)
+}
