@@ -1,8 +1,179 @@
-//! `shoal-netsim`: a deterministic simulator of many Shoal protocol nodes on virtual time.
+//! `shoal-netsim`: run seeds of the deterministic simulation and report.
 //!
-//! Not built yet (see the open issue); the crate exists so the workspace has its final layout.
+//! ```text
+//! cargo run --release -p shoal-netsim -- --nodes 200 --tasks 2000 --seed 1 --seeds 50 --faults all
+//! ```
 
-fn main() {
-    eprintln!("shoal-netsim is not implemented yet");
-    std::process::exit(2);
+use clap::Parser;
+use shoal_netsim::{Faults, Report, SimConfig};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "shoal-netsim",
+    about = "Deterministic simulation of a Shoal mesh"
+)]
+struct Args {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 50)]
+    nodes: usize,
+    /// Map tasks per job.
+    #[arg(long, default_value_t = 1000)]
+    tasks: u32,
+    /// Jobs, submitted from random nodes a quarter second apart.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Reduction fan-in.
+    #[arg(long, default_value_t = 4)]
+    fanin: u32,
+    /// First seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Number of seeds to run: seed, seed+1, ...
+    #[arg(long, default_value_t = 1)]
+    seeds: u64,
+    /// Faults: none, all, or a comma-separated list of latency, loss, duplication, reordering,
+    /// partitions, crashes, restarts, slow, submitter-leaves.
+    #[arg(long, default_value = "all", value_parser = Faults::parse)]
+    faults: Faults,
+    /// Mean task run time (ms).
+    #[arg(long, default_value_t = 20)]
+    task_ms: u64,
+    /// Safety phase length (ms of virtual time, faults on).
+    #[arg(long, default_value_t = 20_000)]
+    safety_ms: u64,
+    /// Bound (ms of virtual time) within which every job that can finish must finish after
+    /// faults stop.
+    #[arg(long, default_value_t = 120_000)]
+    liveness_ms: u64,
+    /// Run every seed twice and fail if the traces differ.
+    #[arg(long)]
+    check_determinism: bool,
+    /// Print one JSON object per seed.
+    #[arg(long)]
+    json: bool,
+    /// Worker threads (seeds run in parallel; each run is single-threaded and deterministic).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+impl Args {
+    fn config(&self, seed: u64) -> SimConfig {
+        SimConfig {
+            nodes: self.nodes.max(1),
+            tasks: self.tasks.max(1),
+            jobs: self.jobs.max(1),
+            fanin: self.fanin,
+            seed,
+            faults: self.faults,
+            task_ms: self.task_ms,
+            safety_ms: self.safety_ms,
+            liveness_ms: self.liveness_ms,
+            ..SimConfig::default()
+        }
+    }
+
+    fn replay(&self, seed: u64) -> String {
+        format!(
+            "cargo run --release -p shoal-netsim -- --nodes {} --tasks {} --jobs {} --fanin {} --seed {seed} --faults {} --task-ms {} --safety-ms {} --liveness-ms {}",
+            self.nodes,
+            self.tasks,
+            self.jobs,
+            self.fanin,
+            self.faults,
+            self.task_ms,
+            self.safety_ms,
+            self.liveness_ms
+        )
+    }
+}
+
+fn run_seed(args: &Args, seed: u64) -> Report {
+    let mut report = shoal_netsim::run(args.config(seed));
+    if args.check_determinism {
+        let again = shoal_netsim::run(args.config(seed));
+        if again.trace_hash != report.trace_hash {
+            report.violations.push(format!(
+                "determinism: the same seed gave trace {} and then {}",
+                report.trace_hash, again.trace_hash
+            ));
+        }
+    }
+    report
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if !(shoal_protocol::job::FANIN_MIN..=shoal_protocol::job::FANIN_MAX).contains(&args.fanin) {
+        eprintln!("error: --fanin must be between 2 and 64");
+        return ExitCode::from(2);
+    }
+    let seeds: Vec<u64> = (args.seed..args.seed + args.seeds).collect();
+    let threads = args.threads.clamp(1, 64);
+    let mut reports: Vec<Report> = Vec::with_capacity(seeds.len());
+    std::thread::scope(|scope| {
+        let chunks: Vec<Vec<u64>> = (0..threads)
+            .map(|t| seeds.iter().copied().skip(t).step_by(threads).collect())
+            .collect();
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                let args = &args;
+                scope.spawn(move || {
+                    chunk
+                        .into_iter()
+                        .map(|s| run_seed(args, s))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            reports.extend(h.join().expect("a simulation thread panicked"));
+        }
+    });
+    reports.sort_by_key(|r| r.seed);
+    let mut failed = 0;
+    for r in &reports {
+        if args.json {
+            println!("{}", serde_json::to_string(r).expect("serializable"));
+        } else {
+            println!(
+                "seed {:>6}: {} nodes, {} tasks, {}/{} jobs done, {} violations, virtual {} ms, {} msgs ({:.2}/task), {} deliveries, {:.1} MB, wall {} ms, trace {}",
+                r.seed,
+                r.nodes,
+                r.tasks,
+                r.completed_jobs,
+                r.jobs,
+                r.violations.len(),
+                r.virtual_ms,
+                r.messages,
+                r.messages_per_task,
+                r.deliveries,
+                r.bytes as f64 / 1e6,
+                r.wall_ms,
+                &r.trace_hash[..16]
+            );
+        }
+        if !r.ok() {
+            failed += 1;
+            for v in &r.violations {
+                eprintln!("seed {}: VIOLATION: {v}", r.seed);
+            }
+            eprintln!("replay: {}", args.replay(r.seed));
+        }
+    }
+    let total_deliveries: u64 = reports.iter().map(|r| r.deliveries).sum();
+    let total_wall: u64 = reports.iter().map(|r| r.wall_ms).sum();
+    eprintln!(
+        "{} passed, {} failed ({} seeds, {:.0} deliveries per wall second per thread)",
+        reports.len() - failed,
+        failed,
+        reports.len(),
+        total_deliveries as f64 / (total_wall.max(1) as f64 / 1000.0)
+    );
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

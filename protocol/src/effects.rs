@@ -94,6 +94,9 @@ pub struct JobView {
     pub maps: u32,
     pub total: u32,
     pub done: u32,
+    /// Of `done`, the map tasks: once all are done, the input is no longer needed (unless a
+    /// result is lost).
+    pub maps_done: u32,
     pub depth: u32,
     pub submitter: NodeId,
     pub status: JobStatus,

@@ -42,6 +42,8 @@ pub struct JobState {
     pub tree: Tree,
     pub tasks: Vec<TaskState>,
     pub done: u32,
+    /// Of `done`, how many are map tasks.
+    pub maps_done: u32,
     /// Ready tasks as (ready since, task), by this node's rank for them. Entries may be stale:
     /// they are checked against `tasks` when taken.
     open: Vec<BTreeSet<(Millis, u32)>>,
@@ -77,6 +79,7 @@ impl JobState {
             tree,
             tasks,
             done: 0,
+            maps_done: 0,
             open: vec![BTreeSet::new(); RANK_CAP + 1],
             open_version: u64::MAX,
             attempts: HashMap::new(),
@@ -135,6 +138,14 @@ impl JobState {
         }
     }
 
+    /// Adjusts the done counters for `task` by `delta` (+1 or -1).
+    fn count_done(&mut self, task: u32, delta: i32) {
+        self.done = self.done.wrapping_add_signed(delta);
+        if self.tree.is_map(task) {
+            self.maps_done = self.maps_done.wrapping_add_signed(delta);
+        }
+    }
+
     /// Marks `task` ready (again) from `now`.
     pub fn make_ready(&mut self, task: u32, now: Millis, view: &View) {
         self.tasks[task as usize] = TaskState::Ready { since: now };
@@ -190,7 +201,7 @@ impl JobState {
             _ => false,
         };
         if !was_elsewhere {
-            self.done += 1;
+            self.count_done(task, 1);
             *self.completions.entry(holder).or_insert(0) += 1;
         }
         self.last_progress = now;
@@ -214,7 +225,7 @@ impl JobState {
                 let state = &mut self.tasks[t as usize];
                 if !state.is_done() {
                     *state = TaskState::DoneElsewhere;
-                    self.done += 1;
+                    self.count_done(t, 1);
                 }
             }
         }
@@ -258,7 +269,7 @@ impl JobState {
                 }
             }
         }
-        self.done -= 1;
+        self.count_done(task, -1);
         self.collecting = false;
         self.make_ready(task, now, view);
     }

@@ -407,6 +407,15 @@ impl Node {
 
     // ----- queries ------------------------------------------------------------------------
 
+    /// The root result of a tracked job, if this node knows it is done: where to get it.
+    pub fn root_result(&self, id: &JobId) -> Option<(ResultRef, NodeId)> {
+        let job = self.jobs.get(id)?;
+        match &job.tasks[job.tree.root() as usize] {
+            TaskState::Done { holder, result } => Some((result.clone(), self.view.id(*holder))),
+            _ => None,
+        }
+    }
+
     /// Status of one job, tracked or recently finished.
     pub fn job_status(&self, id: &JobId) -> Option<JobView> {
         if let Some(job) = self.jobs.get(id) {
@@ -482,6 +491,7 @@ impl Node {
             maps: job.tree.maps(),
             total: job.total(),
             done: job.done,
+            maps_done: job.maps_done,
             depth: job.tree.depth(),
             submitter: self.view.id(job.submitter),
             status,

@@ -1,0 +1,159 @@
+//! What a simulation run looks like: sizes, timing, and which faults are on.
+
+use std::fmt;
+
+/// The faults a run can inject. Each is switched on or off; all are driven by the seed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Per-link latency drawn from a wide distribution (else a fixed 1 ms).
+    pub latency: bool,
+    /// 2% of deliveries dropped during the safety phase.
+    pub loss: bool,
+    /// 1% of deliveries delivered twice.
+    pub duplication: bool,
+    /// 5% of deliveries held back by up to 200 ms, overtaking later ones.
+    pub reordering: bool,
+    /// Partitions (one node cut off, halves, a minority) that heal.
+    pub partitions: bool,
+    /// About 5% of nodes crash during the safety phase.
+    pub crashes: bool,
+    /// Crashed nodes come back (same id, empty state) after 1–5 s.
+    pub restarts: bool,
+    /// 10% of nodes run tasks 5x slower.
+    pub slow: bool,
+    /// The first job's submitter leaves for good once every map task has run.
+    pub submitter_leaves: bool,
+}
+
+/// Names accepted by `--faults`, in order.
+pub const FAULT_NAMES: [&str; 9] = [
+    "latency",
+    "loss",
+    "duplication",
+    "reordering",
+    "partitions",
+    "crashes",
+    "restarts",
+    "slow",
+    "submitter-leaves",
+];
+
+impl Faults {
+    pub fn all() -> Self {
+        Self {
+            latency: true,
+            loss: true,
+            duplication: true,
+            reordering: true,
+            partitions: true,
+            crashes: true,
+            restarts: true,
+            slow: true,
+            submitter_leaves: true,
+        }
+    }
+
+    fn flag(&mut self, name: &str) -> Option<&mut bool> {
+        Some(match name {
+            "latency" => &mut self.latency,
+            "loss" => &mut self.loss,
+            "duplication" => &mut self.duplication,
+            "reordering" => &mut self.reordering,
+            "partitions" => &mut self.partitions,
+            "crashes" => &mut self.crashes,
+            "restarts" => &mut self.restarts,
+            "slow" => &mut self.slow,
+            "submitter-leaves" => &mut self.submitter_leaves,
+            _ => return None,
+        })
+    }
+
+    /// Parses `none`, `all`, or a comma-separated list of [`FAULT_NAMES`].
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => return Ok(Self::default()),
+            "all" => return Ok(Self::all()),
+            _ => {}
+        }
+        let mut f = Self::default();
+        for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let flag = f.flag(name).ok_or_else(|| {
+                format!(
+                    "unknown fault '{name}'; use none, all, or a list of: {}",
+                    FAULT_NAMES.join(", ")
+                )
+            })?;
+            *flag = true;
+        }
+        Ok(f)
+    }
+}
+
+impl fmt::Display for Faults {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut copy = *self;
+        let on: Vec<&str> = FAULT_NAMES
+            .iter()
+            .copied()
+            .filter(|n| *copy.flag(n).expect("known name"))
+            .collect();
+        if on.is_empty() {
+            f.write_str("none")
+        } else if on.len() == FAULT_NAMES.len() {
+            f.write_str("all")
+        } else {
+            f.write_str(&on.join(","))
+        }
+    }
+}
+
+/// One simulation run.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub nodes: usize,
+    /// Map tasks per job.
+    pub tasks: u32,
+    pub jobs: usize,
+    pub fanin: u32,
+    pub seed: u64,
+    pub faults: Faults,
+    /// Nodes join at random times within this window.
+    pub join_spread_ms: u64,
+    /// Length of the safety phase (faults on), counted from the first submission.
+    pub safety_ms: u64,
+    /// After faults stop, every job that can finish must finish within this bound.
+    pub liveness_ms: u64,
+    /// Mean task run time.
+    pub task_ms: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            nodes: 50,
+            tasks: 1000,
+            jobs: 1,
+            fanin: 4,
+            seed: 1,
+            faults: Faults::all(),
+            join_spread_ms: 2_000,
+            safety_ms: 20_000,
+            liveness_ms: 120_000,
+            task_ms: 20,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_lists_parse_and_print_back() {
+        let f = Faults::parse("loss,crashes").unwrap();
+        assert!(f.loss && f.crashes && !f.partitions);
+        assert_eq!(f.to_string(), "loss,crashes");
+        assert_eq!(Faults::parse("all").unwrap().to_string(), "all");
+        assert!(Faults::parse("loss,typo").is_err());
+    }
+}
