@@ -130,13 +130,13 @@ fn node_id(i: usize) -> NodeId {
 
 impl Sim {
     pub fn new(cfg: SimConfig) -> Self {
-        let mut rng = SplitMix64(cfg.seed ^ 0x5EED_0F_5110A1);
+        let mut rng = SplitMix64(cfg.seed ^ 0x5EED_0F51_10A1);
         let nodes = (0..cfg.nodes)
             .map(|i| SimNode {
                 id: node_id(i),
                 proto: None,
                 incarnation: 0,
-                slow: cfg.faults.slow && rng.next_u64() % 10 == 0,
+                slow: cfg.faults.slow && rng.next_u64().is_multiple_of(10),
                 slots: 1 + (rng.next_u64() % 4) as u32,
                 group: 0,
                 timer_at: None,
@@ -144,7 +144,7 @@ impl Sim {
             })
             .collect();
         // Half the seeds keep every result as a blob, so that results die with their holders.
-        let inline_max = if rng.next_u64() % 2 == 0 {
+        let inline_max = if rng.next_u64().is_multiple_of(2) {
             0
         } else {
             shoal_protocol::wire::INLINE_RESULT_MAX
