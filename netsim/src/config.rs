@@ -119,7 +119,8 @@ pub struct SimConfig {
     pub faults: Faults,
     /// Nodes join at random times within this window.
     pub join_spread_ms: u64,
-    /// Length of the safety phase (faults on), counted from the first submission.
+    /// Length of the safety phase (faults on), counted from the first submission; 0 picks
+    /// three times the expected makespan, so that faults land while the jobs run.
     pub safety_ms: u64,
     /// After faults stop, every job that can finish must finish within this bound.
     pub liveness_ms: u64,
@@ -137,10 +138,27 @@ impl Default for SimConfig {
             seed: 1,
             faults: Faults::all(),
             join_spread_ms: 2_000,
-            safety_ms: 20_000,
+            safety_ms: 0,
             liveness_ms: 120_000,
             task_ms: 20,
         }
+    }
+}
+
+impl SimConfig {
+    /// The safety phase actually used: the configured one, or three times a rough makespan
+    /// estimate (tasks spread over about 2.5 slots a node, plus the reduction rounds).
+    pub fn safety_phase_ms(&self) -> u64 {
+        if self.safety_ms > 0 {
+            return self.safety_ms;
+        }
+        let slots = (self.nodes as u64 * 5 / 2).max(1);
+        let total = u64::from(self.tasks) * self.jobs as u64;
+        let depth = u64::from(
+            shoal_protocol::tree::Tree::new(self.tasks.max(1), self.fanin.max(2)).depth(),
+        );
+        let estimate = total.div_ceil(slots) * self.task_ms + depth * (self.task_ms + 50) + 1_000;
+        3 * estimate
     }
 }
 

@@ -39,8 +39,9 @@ struct Args {
     /// Mean task run time (ms).
     #[arg(long, default_value_t = 20)]
     task_ms: u64,
-    /// Safety phase length (ms of virtual time, faults on).
-    #[arg(long, default_value_t = 20_000)]
+    /// Safety phase length (ms of virtual time, faults on); 0: three times the expected
+    /// makespan.
+    #[arg(long, default_value_t = 0)]
     safety_ms: u64,
     /// Bound (ms of virtual time) within which every job that can finish must finish after
     /// faults stop.

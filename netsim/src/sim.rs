@@ -221,7 +221,8 @@ impl Sim {
             self.push(start + job as u64 * 250, EventKind::Submit { job });
         }
         let f = self.cfg.faults;
-        let safety_end = start + self.cfg.safety_ms;
+        let safety = self.cfg.safety_phase_ms();
+        let safety_end = start + safety;
         let submitters: Vec<usize> = self.jobs.iter().map(|j| j.submitter).collect();
         if f.crashes {
             for _ in 0..(n / 20).max(1) {
@@ -229,8 +230,8 @@ impl Sim {
                 if submitters.contains(&node) && n > submitters.len() + 1 {
                     continue;
                 }
-                let at = start + self.rand(self.cfg.safety_ms);
-                let restart_after = f.restarts.then(|| 1_000 + self.rand(4_000));
+                let at = start + self.rand(safety);
+                let restart_after = f.restarts.then(|| 200 + self.rand(safety / 3));
                 self.push(
                     at,
                     EventKind::Crash {
@@ -243,7 +244,7 @@ impl Sim {
         if f.partitions {
             let count = 1 + self.rand(3);
             for _ in 0..count {
-                let at = start + self.rand(self.cfg.safety_ms);
+                let at = start + self.rand(safety);
                 let groups: Vec<u32> = match self.rand(3) {
                     0 => {
                         let lone = self.rand(n as u64) as usize;
@@ -252,7 +253,7 @@ impl Sim {
                     1 => (0..n).map(|i| u32::from(i >= n / 2)).collect(),
                     _ => (0..n).map(|_| u32::from(self.rand(10) < 3)).collect(),
                 };
-                let heal_after = 1_000 + self.rand(7_000);
+                let heal_after = 200 + self.rand(safety / 3);
                 self.push(at, EventKind::Partition { groups, heal_after });
             }
         }
@@ -613,7 +614,7 @@ impl Sim {
                 }
                 if self
                     .first_submit
-                    .is_some_and(|t| self.now >= t + self.cfg.safety_ms)
+                    .is_some_and(|t| self.now >= t + self.cfg.safety_phase_ms())
                 {
                     self.faults_on = false;
                 }

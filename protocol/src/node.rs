@@ -9,7 +9,7 @@
 use crate::effects::{
     ChildInput, Effect, JobStatus, JobView, MapSource, PeerStatus, TaskOutcome, TaskRun, Work,
 };
-use crate::ids::{JobId, Millis, NodeId};
+use crate::ids::{IdMap, IdSet, JobId, Millis, NodeId};
 use crate::job::{JobSpec, SpecError};
 use crate::job_state::{JobState, TaskState};
 use crate::rendezvous;
@@ -18,7 +18,7 @@ use crate::wire::{
     Advert, Announce, Batch, Envelope, Failure, Finished, InvalidMessage, JobResults, JobTasks,
     Lost, MAX_ACTIVE_JOBS, MAX_DONE_RANGES, MAX_REASON_BYTES, Message, ResultRef,
 };
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 
 /// Tunables. Defaults suit a LAN; the simulator and tests shorten or stretch them.
 #[derive(Debug, Clone)]
@@ -119,19 +119,19 @@ pub struct Node {
     capacity: Capacity,
     load_milli: u32,
     view: View,
-    jobs: HashMap<JobId, JobState>,
+    jobs: IdMap<JobId, JobState>,
     /// Job ids in arrival order: older jobs are served first.
     order: Vec<JobId>,
-    finished: HashMap<JobId, FinishedJob>,
+    finished: IdMap<JobId, FinishedJob>,
     finished_order: VecDeque<JobId>,
     /// Jobs this node submitted and waits for.
-    mine: HashSet<JobId>,
+    mine: IdSet<JobId>,
     /// Claimed by this node, not started, in claim order; `queued` holds the same entries for
     /// membership tests.
     queue: VecDeque<(JobId, u32)>,
-    queued: HashSet<(JobId, u32)>,
+    queued: IdSet<(JobId, u32)>,
     /// Started, with the time they started.
-    running: HashMap<(JobId, u32), Millis>,
+    running: IdMap<(JobId, u32), Millis>,
     /// Mean run time of recent tasks (µs), for sizing the queue.
     avg_task_us: Option<f64>,
     pending: Batch,
@@ -157,14 +157,14 @@ impl Node {
             capacity,
             load_milli: 0,
             view,
-            jobs: HashMap::new(),
+            jobs: IdMap::default(),
             order: Vec::new(),
-            finished: HashMap::new(),
+            finished: IdMap::default(),
             finished_order: VecDeque::new(),
-            mine: HashSet::new(),
+            mine: IdSet::default(),
             queue: VecDeque::new(),
-            queued: HashSet::new(),
-            running: HashMap::new(),
+            queued: IdSet::default(),
+            running: IdMap::default(),
             avg_task_us: None,
             pending: Batch::default(),
             pending_bytes: 0,
@@ -813,11 +813,15 @@ impl Node {
         let mut want = self
             .window()
             .saturating_sub(self.queue.len() + self.running.len());
+        if want == 0 {
+            return;
+        }
         let mut wake: Option<Millis> = None;
-        for id in self.order.clone() {
+        for k in 0..self.order.len() {
             if want == 0 {
                 break;
             }
+            let id = self.order[k];
             let view = &self.view;
             let job = self.jobs.get_mut(&id).expect("listed in order");
             if job.failed.is_some() || job.is_complete() {

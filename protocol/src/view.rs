@@ -5,9 +5,8 @@
 //! with slots (the claim candidates) carries a version that changes whenever the set or a
 //! weight changes, so that rank tables built from it know when they are stale.
 
-use crate::ids::{JobId, Millis, NodeId};
+use crate::ids::{IdMap, JobId, Millis, NodeId};
 use crate::wire::Advert;
-use std::collections::HashMap;
 
 /// Most distinct peers a node remembers. Bounds the interning table.
 pub const MAX_PEERS: usize = 100_000;
@@ -27,7 +26,7 @@ pub struct PeerInfo {
 #[derive(Debug)]
 pub struct View {
     ids: Vec<NodeId>,
-    index: HashMap<NodeId, PeerIx>,
+    index: IdMap<NodeId, PeerIx>,
     info: Vec<Option<PeerInfo>>,
     ttl: Millis,
     my_weight: u32,
@@ -40,7 +39,7 @@ impl View {
     pub fn new(me: NodeId, my_slots: u32, ttl: Millis) -> Self {
         let mut view = Self {
             ids: vec![me],
-            index: HashMap::from([(me, ME)]),
+            index: IdMap::from_iter([(me, ME)]),
             info: vec![None],
             ttl,
             my_weight: my_slots,

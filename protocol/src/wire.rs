@@ -81,7 +81,7 @@ pub struct JobResults {
 /// Where a task's result can be had: inline, or as a blob held by the completion's sender.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ResultRef {
-    Inline(Vec<u8>),
+    Inline(#[serde(with = "crate::codec::bytes")] Vec<u8>),
     Blob { hash: BlobHash, len: u64 },
 }
 
