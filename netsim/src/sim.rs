@@ -717,6 +717,13 @@ impl Sim {
                     self.violations.push(format!("job {} failed: {e}", t.id));
                 }
             } else if self.can_finish(j) {
+                if std::env::var_os("SHOAL_SIM_DEBUG").is_some() {
+                    for (i, n) in self.nodes.iter().enumerate() {
+                        if let Some(p) = &n.proto {
+                            eprintln!("node {i} ({}): {}", n.id, p.debug_job(&t.id, self.now));
+                        }
+                    }
+                }
                 self.violations.push(format!(
                     "liveness: job {} did not finish within {} ms after faults stopped",
                     t.id, self.cfg.liveness_ms

@@ -15,7 +15,7 @@ pub const RANK_CAP: usize = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskState {
-    /// A reduce task whose children are not all done (`left` of them remain).
+    /// A reduce task that cannot run yet: `left` of its children have no known result here.
     Waiting { left: u32 },
     /// Claimable since `since`.
     Ready { since: Millis },
@@ -146,8 +146,27 @@ impl JobState {
         }
     }
 
+    /// Children of `task` whose result is not known here (not done, or done elsewhere with an
+    /// unknown holder). A reduce task can run only when this is zero.
+    fn children_missing(&self, task: u32) -> u32 {
+        self.tree
+            .children(task)
+            .filter(|&c| !matches!(self.tasks[c as usize], TaskState::Done { .. }))
+            .count() as u32
+    }
+
+    /// Puts a task that is not done back in play: ready if it can run (a map task, or a reduce
+    /// task with every child's result known), else waiting. Every path that reopens a task goes
+    /// through here, so a node never claims a task it cannot start.
+    pub fn reopen(&mut self, task: u32, now: Millis, view: &View) {
+        match self.children_missing(task) {
+            0 => self.make_ready(task, now, view),
+            left => self.tasks[task as usize] = TaskState::Waiting { left },
+        }
+    }
+
     /// Marks `task` ready (again) from `now`.
-    pub fn make_ready(&mut self, task: u32, now: Millis, view: &View) {
+    fn make_ready(&mut self, task: u32, now: Millis, view: &View) {
         self.tasks[task as usize] = TaskState::Ready { since: now };
         if self.open_version == view.version() {
             self.push_open(task, now, view);
@@ -207,13 +226,9 @@ impl JobState {
         self.last_progress = now;
         self.tasks[task as usize] = TaskState::Done { holder, result };
         if let Some(parent) = self.tree.parent(task)
-            && let TaskState::Waiting { left } = self.tasks[parent as usize]
+            && let TaskState::Waiting { .. } = self.tasks[parent as usize]
         {
-            if left <= 1 {
-                self.make_ready(parent, now, view);
-            } else {
-                self.tasks[parent as usize] = TaskState::Waiting { left: left - 1 };
-            }
+            self.reopen(parent, now, view);
         }
         true
     }
@@ -229,6 +244,27 @@ impl JobState {
                 }
             }
         }
+    }
+
+    /// Results this node holds that are still needed (their parent is not done, or they are
+    /// the root): re-sent now and then, so that a lost completion message is repaired.
+    pub fn needed_results(&self, holder: PeerIx, max: usize) -> Vec<(u32, ResultRef)> {
+        let mut out = Vec::new();
+        for (t, state) in self.tasks.iter().enumerate() {
+            if let TaskState::Done { holder: h, result } = state
+                && *h == holder
+                && self
+                    .tree
+                    .parent(t as u32)
+                    .is_none_or(|p| !self.tasks[p as usize].is_done())
+            {
+                out.push((t as u32, result.clone()));
+                if out.len() == max {
+                    break;
+                }
+            }
+        }
+        out
     }
 
     /// Done tasks as ranges, for an announcement, at most `max` of them.
@@ -258,19 +294,15 @@ impl JobState {
         if !self.tasks[task as usize].is_done() {
             return;
         }
-        if let Some(parent) = self.tree.parent(task) {
-            match self.tasks[parent as usize] {
-                TaskState::Done { .. } | TaskState::DoneElsewhere => return,
-                TaskState::Waiting { left } => {
-                    self.tasks[parent as usize] = TaskState::Waiting { left: left + 1 }
-                }
-                TaskState::Ready { .. } | TaskState::Claimed { .. } => {
-                    self.tasks[parent as usize] = TaskState::Waiting { left: 1 }
-                }
-            }
+        let parent = self.tree.parent(task);
+        if parent.is_some_and(|p| self.tasks[p as usize].is_done()) {
+            return;
         }
         self.count_done(task, -1);
         self.collecting = false;
-        self.make_ready(task, now, view);
+        self.reopen(task, now, view);
+        if let Some(parent) = parent {
+            self.reopen(parent, now, view);
+        }
     }
 }

@@ -37,6 +37,9 @@ pub struct Config {
     pub announce_interval_ms: Millis,
     /// How often claims and results are checked for expiry.
     pub sweep_interval_ms: Millis,
+    /// How often a node re-sends completions of the results it holds that are still needed,
+    /// so that a lost completion message does not stall a job.
+    pub repair_interval_ms: Millis,
     /// Failures of one task after which its job fails.
     pub max_attempts: u32,
     /// Most jobs tracked at once; announcements beyond it are dropped.
@@ -61,6 +64,7 @@ impl Default for Config {
             flush_interval_ms: 5,
             announce_interval_ms: 1_000,
             sweep_interval_ms: 500,
+            repair_interval_ms: 2_000,
             max_attempts: 3,
             max_jobs: 256,
             job_idle_ms: 600_000,
@@ -143,6 +147,7 @@ pub struct Node {
     next_advert: Millis,
     next_sweep: Millis,
     next_announce: Millis,
+    next_repair: Millis,
     claim_wakeup: Option<Millis>,
     stats: Stats,
 }
@@ -175,6 +180,7 @@ impl Node {
             next_advert: 0,
             next_sweep: 0,
             next_announce: 0,
+            next_repair: 0,
             claim_wakeup: None,
             stats: Stats::default(),
         }
@@ -249,6 +255,10 @@ impl Node {
             self.announce_mine(now);
             self.next_announce = now + self.cfg.announce_interval_ms;
         }
+        if now >= self.next_repair {
+            self.repair();
+            self.next_repair = now + self.cfg.repair_interval_ms;
+        }
         if self.claim_wakeup.is_some_and(|t| now >= t) {
             self.claim_wakeup = None;
         }
@@ -320,13 +330,13 @@ impl Node {
                 });
             }
             TaskOutcome::InputLost { child, holder } => {
+                self.on_lost(now, job, child, holder);
                 if let Some(j) = self.jobs.get_mut(&job) {
-                    // Give the reduce task back; it becomes ready again when the child is redone.
+                    // Give the reduce task back: it waits until the lost child is redone.
                     if let Some(TaskState::Claimed { by: ME, .. }) = j.tasks.get(task as usize) {
-                        j.make_ready(task, now, &self.view);
+                        j.reopen(task, now, &self.view);
                     }
                 }
-                self.on_lost(now, job, child, holder);
                 self.queue_entry(80, |b| {
                     b.lost.push(Lost {
                         job,
@@ -390,7 +400,7 @@ impl Node {
 
     /// When [`Node::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Millis {
-        let mut t = self.next_advert.min(self.next_sweep);
+        let mut t = self.next_advert.min(self.next_sweep).min(self.next_repair);
         if !self.mine.is_empty() {
             t = t.min(self.next_announce);
         }
@@ -414,6 +424,67 @@ impl Node {
             TaskState::Done { holder, result } => Some((result.clone(), self.view.id(*holder))),
             _ => None,
         }
+    }
+
+    /// A one-line summary of a tracked job's task states, for diagnosing stuck runs.
+    pub fn debug_job(&self, id: &JobId, now: Millis) -> String {
+        let Some(job) = self.jobs.get(id) else {
+            return "not tracked".into();
+        };
+        let mut waiting = 0;
+        let mut ready = 0;
+        let mut claimed = Vec::new();
+        let mut elsewhere = 0;
+        let mut first_open = Vec::new();
+        for (t, state) in job.tasks.iter().enumerate() {
+            match state {
+                TaskState::Waiting { .. } => waiting += 1,
+                TaskState::Ready { .. } => {
+                    ready += 1;
+                    if first_open.len() < 5 {
+                        first_open.push(t);
+                    }
+                }
+                TaskState::Claimed { by, at } => {
+                    if claimed.len() < 5 {
+                        let kids: Vec<String> = job
+                            .tree
+                            .children(t as u32)
+                            .map(|c| match &job.tasks[c as usize] {
+                                TaskState::Done { holder, result } => format!(
+                                    "{c}:done@{}{}",
+                                    self.view.id(*holder),
+                                    if matches!(result, ResultRef::Inline(_)) {
+                                        "(inline)"
+                                    } else {
+                                        ""
+                                    }
+                                ),
+                                other => format!("{c}:{other:?}"),
+                            })
+                            .collect();
+                        claimed.push(format!(
+                            "{t} kids {kids:?} by {} (live {}, at {at}, queued here {})",
+                            self.view.id(*by),
+                            self.view.is_live(*by, now),
+                            self.queued.contains(&(*id, t as u32))
+                                || self.running.contains_key(&(*id, t as u32)),
+                        ));
+                    }
+                }
+                TaskState::DoneElsewhere => elsewhere += 1,
+                TaskState::Done { .. } => {}
+            }
+        }
+        format!(
+            "done {}/{} (elsewhere {elsewhere}), waiting {waiting}, ready {ready} {first_open:?}, claimed {claimed:?}, failed {:?}, candidates {}, queue {}, running {}",
+            job.done,
+            job.total(),
+            job.failed,
+            self.view.candidates().len(),
+            self.queue.len(),
+            self.running.len()
+        )
     }
 
     /// Status of one job, tracked or recently finished.
@@ -608,7 +679,7 @@ impl Node {
         if let TaskState::Claimed { by: cur, .. } = j.tasks[task as usize]
             && cur == by
         {
-            j.make_ready(task, now, view);
+            j.reopen(task, now, view);
         }
         if attempts >= max && j.failed.is_none() {
             let error = format!(
@@ -741,7 +812,7 @@ impl Node {
             let view = &self.view;
             let job = self.jobs.get_mut(&id).expect("listed in order");
             for t in expired {
-                job.make_ready(t, now, view);
+                job.reopen(t, now, view);
             }
             for t in lost {
                 job.revert(t, now, view);
@@ -754,6 +825,33 @@ impl Node {
         for id in self.mine.clone() {
             if self.jobs.get(&id).is_some_and(|j| j.is_complete()) {
                 self.request_collect(id);
+            }
+        }
+    }
+
+    /// Re-sends completions of results held here that are still needed (bounded per round).
+    fn repair(&mut self) {
+        const MAX_PER_ROUND: usize = 4096;
+        let mut budget = MAX_PER_ROUND;
+        let mut entries = Vec::new();
+        for id in &self.order {
+            if budget == 0 {
+                break;
+            }
+            let results = self.jobs[id].needed_results(ME, budget);
+            budget -= results.len();
+            if !results.is_empty() {
+                entries.push((*id, results));
+            }
+        }
+        for (job, results) in entries {
+            for (task, result) in results {
+                let size = 48
+                    + match &result {
+                        ResultRef::Inline(bytes) => bytes.len(),
+                        ResultRef::Blob { .. } => 40,
+                    };
+                self.queue_entry(size, |b| push_result(&mut b.done, job, task, result));
             }
         }
     }
