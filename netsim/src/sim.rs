@@ -440,7 +440,7 @@ impl Sim {
                     {
                         t.input_missing = true;
                     }
-                    return TaskOutcome::Failed(format!("input chunk {index} unavailable"));
+                    return TaskOutcome::Unavailable(format!("input chunk {index} unavailable"));
                 }
                 let line = format!("p{index}\n");
                 ops::map(&run.spec.op, MapInput::Chunk(line.as_bytes()))

@@ -328,7 +328,9 @@ impl Driver {
                     tokio::spawn(async move {
                         let (job, task) = (run.job, run.task);
                         let (outcome, run_us) = exec::run_task(&handle, run).await;
-                        if let TaskOutcome::Failed(reason) = &outcome {
+                        if let TaskOutcome::Failed(reason) | TaskOutcome::Unavailable(reason) =
+                            &outcome
+                        {
                             tracing::warn!("{reason}");
                         }
                         let _ = handle

@@ -40,6 +40,11 @@ enum MapBytes {
 async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcome> {
     let failed =
         |what: String| TaskOutcome::Failed(format!("job {} task {}: {what}", run.job, run.task));
+    // An input that cannot be fetched is no fault of the task: it is retried later without
+    // counting an attempt.
+    let unavailable = |what: String| {
+        TaskOutcome::Unavailable(format!("job {} task {}: {what}", run.job, run.task))
+    };
     let inputs = match &run.work {
         Work::Map {
             source: MapSource::Generated(part),
@@ -54,7 +59,7 @@ async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcom
         } => {
             let bytes = fetch_chunk(handle, *holder, *manifest, *index)
                 .await
-                .map_err(failed)?;
+                .map_err(unavailable)?;
             Inputs::Map(MapBytes::Chunk(bytes))
         }
         Work::Reduce { children } => Inputs::Reduce(fetch_children(handle, children).await?),
@@ -63,7 +68,7 @@ async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcom
         Operator::Wasm { module, limits, .. } => {
             let bytes = fetch_retrying(handle, run.submitter, module)
                 .await
-                .map_err(|e| failed(format!("wasm module unavailable: {e}")))?;
+                .map_err(|e| unavailable(format!("wasm module unavailable: {e}")))?;
             compute(move || {
                 let sandbox = crate::wasm::sandbox();
                 let compiled = sandbox.module(module, &bytes)?;

@@ -70,6 +70,9 @@ pub enum TaskOutcome {
     Done(ResultRef),
     /// The task itself failed; counts towards the job's attempt limit.
     Failed(String),
+    /// The task's input (a chunk, a module) could not be fetched: offered again after a
+    /// back-off, without counting an attempt.
+    Unavailable(String),
     /// A child's result could not be fetched from its holder: the child must be redone.
     InputLost {
         child: u32,

@@ -42,6 +42,8 @@ pub struct Config {
     pub repair_interval_ms: Millis,
     /// Failures of one task after which its job fails.
     pub max_attempts: u32,
+    /// How long a task whose input could not be fetched waits before it is offered again.
+    pub unavailable_backoff_ms: Millis,
     /// Most jobs tracked at once; announcements beyond it are dropped.
     pub max_jobs: usize,
     /// A job with no progress for this long is dropped by non-submitters.
@@ -66,6 +68,7 @@ impl Default for Config {
             sweep_interval_ms: 500,
             repair_interval_ms: 2_000,
             max_attempts: 3,
+            unavailable_backoff_ms: 1_000,
             max_jobs: 256,
             job_idle_ms: 600_000,
             queue_target_us: 20_000,
@@ -322,13 +325,8 @@ impl Node {
                 self.on_done(now, job, task, ME, result.clone());
                 self.queue_entry(size, |b| push_result(&mut b.done, job, task, result));
             }
-            TaskOutcome::Failed(mut reason) => {
-                truncate_utf8(&mut reason, MAX_REASON_BYTES);
-                self.on_failure(now, job, task, ME, &reason);
-                self.queue_entry(64 + reason.len(), |b| {
-                    b.failed.push(Failure { job, task, reason })
-                });
-            }
+            TaskOutcome::Failed(reason) => self.fail_task(now, job, task, reason, false),
+            TaskOutcome::Unavailable(reason) => self.fail_task(now, job, task, reason, true),
             TaskOutcome::InputLost { child, holder } => {
                 self.on_lost(now, job, child, holder);
                 if let Some(j) = self.jobs.get_mut(&job) {
@@ -613,7 +611,7 @@ impl Node {
             }
         }
         for f in b.failed {
-            self.on_failure(now, f.job, f.task, from, &f.reason);
+            self.on_failure(now, f.job, f.task, from, &f.reason, f.transient);
         }
         for l in b.lost {
             self.on_lost(now, l.job, l.task, l.holder);
@@ -666,21 +664,57 @@ impl Node {
         }
     }
 
-    fn on_failure(&mut self, now: Millis, job: JobId, task: u32, by: PeerIx, reason: &str) {
+    /// Reports a task of this node that failed, and tells the mesh.
+    fn fail_task(
+        &mut self,
+        now: Millis,
+        job: JobId,
+        task: u32,
+        mut reason: String,
+        transient: bool,
+    ) {
+        truncate_utf8(&mut reason, MAX_REASON_BYTES);
+        self.on_failure(now, job, task, ME, &reason, transient);
+        self.queue_entry(64 + reason.len(), |b| {
+            b.failed.push(Failure {
+                job,
+                task,
+                reason,
+                transient,
+            })
+        });
+    }
+
+    /// A task failed on `by`. A transient failure (its input could not be fetched) does not
+    /// count towards the attempt limit: the task is offered again after a back-off, so that a
+    /// partition or a slow peer cannot fail a job that would succeed later.
+    fn on_failure(
+        &mut self,
+        now: Millis,
+        job: JobId,
+        task: u32,
+        by: PeerIx,
+        reason: &str,
+        transient: bool,
+    ) {
         let max = self.cfg.max_attempts;
+        let backoff = self.cfg.unavailable_backoff_ms;
         let view = &self.view;
         let Some(j) = self.jobs.get_mut(&job).filter(|j| task < j.total()) else {
             self.stats.ignored_entries += 1;
             return;
         };
-        let attempts = j.attempts.entry(task).or_insert(0);
-        *attempts += 1;
-        let attempts = *attempts;
         if let TaskState::Claimed { by: cur, .. } = j.tasks[task as usize]
             && cur == by
         {
-            j.reopen(task, now, view);
+            j.reopen(task, if transient { now + backoff } else { now }, view);
         }
+        if transient {
+            return;
+        }
+        let attempts = j.attempts.entry(task).or_insert(0);
+        *attempts += 1;
+        let attempts = *attempts;
         if attempts >= max && j.failed.is_none() {
             let error = format!(
                 "job {} failed: task {task} failed {attempts} times; last error: {reason}",

@@ -90,6 +90,8 @@ pub struct Failure {
     pub job: JobId,
     pub task: u32,
     pub reason: String,
+    /// The input could not be fetched: retry later, do not count an attempt.
+    pub transient: bool,
 }
 
 /// The result of `task` could not be fetched from `holder`: it must be computed again.

@@ -376,3 +376,31 @@ fn duplicated_messages_and_twice_run_tasks_still_count_each_partition_once() {
     h.run_until(120_000, &none, |h| h.results.contains_key(&job));
     assert_eq!(h.results[&job], ops::reference::sumsq(0, 300_000));
 }
+
+#[test]
+fn unavailable_inputs_are_retried_without_failing_the_job() {
+    let mut h = Harness::new(&[1, 1]);
+    let none = HashMap::new();
+    h.run_until(1_500, &none, |_| false);
+    let job = h.nodes[0].submit(h.now, sumsq(1000, 2, 2), 1).unwrap();
+    h.drain(0);
+    // Ten rounds of "input unavailable" (more than the attempt limit), then let tasks run.
+    for _ in 0..10 {
+        let runs: Vec<(usize, TaskRun)> = std::mem::take(&mut h.tasks).into_values().collect();
+        for (i, run) in runs {
+            h.nodes[i].task_finished(
+                h.now,
+                run.job,
+                run.task,
+                TaskOutcome::Unavailable("partitioned".into()),
+                5,
+            );
+            h.drain(i);
+        }
+        let t = h.now + 1_500;
+        h.run_until(t, &none, |h| !h.tasks.is_empty());
+    }
+    assert!(h.failures.is_empty(), "{:?}", h.failures);
+    h.run_until(h.now + 60_000, &none, |h| h.results.contains_key(&job));
+    assert_eq!(h.results[&job], ops::reference::sumsq(0, 1000));
+}
