@@ -66,12 +66,24 @@ async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcom
     };
     match run.spec.op.clone() {
         Operator::Wasm { module, limits, .. } => {
-            let bytes = fetch_retrying(handle, run.submitter, module)
-                .await
-                .map_err(|e| unavailable(format!("wasm module unavailable: {e}")))?;
+            // A module compiled here already needs no bytes; otherwise fetch it once and keep
+            // it, so that this node holds (and can serve) it too.
+            let compiled = match crate::wasm::sandbox().cached(&module) {
+                Some(compiled) => Ok(compiled),
+                None => {
+                    let bytes = fetch_retrying(handle, run.submitter, module)
+                        .await
+                        .map_err(|e| unavailable(format!("wasm module unavailable: {e}")))?;
+                    handle.store().put_verified(module, bytes.clone());
+                    Err(bytes)
+                }
+            };
             compute(move || {
                 let sandbox = crate::wasm::sandbox();
-                let compiled = sandbox.module(module, &bytes)?;
+                let compiled = match compiled {
+                    Ok(compiled) => compiled,
+                    Err(bytes) => sandbox.module(module, &bytes)?,
+                };
                 let mut job = sandbox.instantiate(&compiled, limits)?;
                 match inputs {
                     Inputs::Map(MapBytes::Chunk(chunk)) => job.map(&chunk),

@@ -158,12 +158,13 @@ impl Sandbox {
         Ok(module)
     }
 
-    /// Whether `hash` is compiled already.
-    pub fn is_cached(&self, hash: &BlobHash) -> bool {
+    /// The compiled module for `hash`, if this node compiled it already.
+    pub fn cached(&self, hash: &BlobHash) -> Option<Module> {
         self.modules
             .lock()
             .expect("module cache lock")
-            .contains_key(hash)
+            .get(hash)
+            .cloned()
     }
 
     /// Instantiates a module for one task.
