@@ -56,11 +56,12 @@ async fn a_worker_killed_mid_job_does_not_change_the_result() {
     let mut mesh = Mesh::start(&[1, 1, 1, 1]).await;
     let corpus = mesh.dir.path().join("corpus");
     let files = write_wide_corpus(&corpus, 4, 30_000);
+    // Small chunks make many tasks, so the job runs long enough to kill a worker mid-way.
     let request = JobRequest::parse(
         "wordcount",
         &[corpus.display().to_string()],
         4,
-        128 * 1024,
+        8 * 1024,
         None,
     )
     .unwrap();

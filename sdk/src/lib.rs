@@ -134,10 +134,8 @@ pub mod counts {
             m.insert("été".to_string(), 3);
             m.insert("a".to_string(), 10);
             assert_eq!(super::decode(&super::encode(&m)), m);
-            assert_eq!(
-                super::encode(&m),
-                br#"{"a":10,"\xc3\xa9t\xc3\xa9":3}"#.to_vec()
-            );
+            // Keys in byte order, compact, as serde_json prints a BTreeMap.
+            assert_eq!(super::encode(&m), "{\"a\":10,\"été\":3}".as_bytes());
         }
     }
 }
