@@ -247,20 +247,32 @@ fn three_nodes_compute_sumsq_exactly_and_share_the_work() {
     );
 }
 
+/// Lets adverts go round, submits `spec` from node `submitter`, kills node `victim`
+/// `crash_after` ms later, and runs until the job's result arrives (or two minutes pass).
+fn run_with_a_crash(
+    h: &mut Harness,
+    spec: JobSpec,
+    submitter: usize,
+    victim: usize,
+    crash_after: Millis,
+) -> Vec<u8> {
+    let none = HashMap::new();
+    h.run_until(1_500, &none, |_| false);
+    let job = h.nodes[submitter].submit(h.now, spec, 1).unwrap();
+    h.drain(submitter);
+    let crash_at = h.now + crash_after;
+    h.run_until(crash_at, &none, |_| false);
+    h.alive[victim] = false;
+    h.run_until(120_000, &none, |h| h.results.contains_key(&job));
+    h.results.remove(&job).expect("the job finished")
+}
+
 #[test]
 fn a_crashed_worker_s_tasks_finish_elsewhere() {
     let mut h = Harness::new(&[1, 1, 1, 1]);
     h.task_ms = 50;
-    let none = HashMap::new();
-    h.run_until(1_500, &none, |_| false);
-    let spec = sumsq(1_000_000, 40, 3);
-    let job = h.nodes[0].submit(h.now, spec, 1).unwrap();
-    h.drain(0);
-    let crash_at = h.now + 400;
-    h.run_until(crash_at, &none, |_| false);
-    h.alive[2] = false;
-    h.run_until(120_000, &none, |h| h.results.contains_key(&job));
-    assert_eq!(h.results[&job], ops::reference::sumsq(0, 1_000_000));
+    let result = run_with_a_crash(&mut h, sumsq(1_000_000, 40, 3), 0, 2, 400);
+    assert_eq!(result, ops::reference::sumsq(0, 1_000_000));
 }
 
 #[test]
@@ -363,18 +375,10 @@ fn a_hundred_thousand_tiny_tasks_need_far_fewer_gossip_messages() {
 fn duplicated_messages_and_twice_run_tasks_still_count_each_partition_once() {
     let mut h = Harness::new(&[1, 1, 1]);
     h.duplicate = true;
-    let none = HashMap::new();
-    h.run_until(1_500, &none, |_| false);
-    let spec = sumsq(300_000, 90, 3);
-    let job = h.nodes[1].submit(h.now, spec, 1).unwrap();
-    h.drain(1);
     // A worker dies after some of its results exist: they are recomputed elsewhere, and some
     // tasks run twice.
-    let crash_at = h.now + 200;
-    h.run_until(crash_at, &none, |_| false);
-    h.alive[0] = false;
-    h.run_until(120_000, &none, |h| h.results.contains_key(&job));
-    assert_eq!(h.results[&job], ops::reference::sumsq(0, 300_000));
+    let result = run_with_a_crash(&mut h, sumsq(300_000, 90, 3), 1, 0, 200);
+    assert_eq!(result, ops::reference::sumsq(0, 300_000));
 }
 
 #[test]
