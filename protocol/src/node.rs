@@ -23,10 +23,17 @@ use std::collections::VecDeque;
 /// Tunables. Defaults suit a LAN; the simulator and tests shorten or stretch them.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// How often a node sends its capacity advert.
+    /// How often a node sends its capacity advert in a small mesh.
     pub advert_interval_ms: Millis,
-    /// A peer silent for this long leaves the view (a few advert periods).
+    /// A peer silent for this long leaves the view (3.5 advert periods); peers of a large
+    /// mesh, which advertise less often, get proportionally longer.
     pub peer_ttl_ms: Millis,
+    /// Adverts a node should receive per second at most: in a mesh larger than this, every
+    /// node stretches its advert period so the total stays bounded (N peers advertise every
+    /// N / rate seconds), keeping advert traffic per node constant as the mesh grows.
+    pub advert_rate_max: u32,
+    /// Longest advert period, whatever the mesh size.
+    pub advert_interval_max_ms: Millis,
     /// How long a claim stays valid without the claimer listing the job as active.
     pub lease_ms: Millis,
     /// How long a task waits per rank step before lower-ranked peers may take it.
@@ -61,6 +68,8 @@ impl Default for Config {
         Self {
             advert_interval_ms: 1_000,
             peer_ttl_ms: 3_500,
+            advert_rate_max: 200,
+            advert_interval_max_ms: 60_000,
             lease_ms: 5_000,
             steal_delay_ms: 250,
             flush_interval_ms: 5,
@@ -159,7 +168,7 @@ impl Node {
     /// A node with identity `me`. `seed` decorrelates this node's message sequence numbers from
     /// a previous incarnation with the same id (gossip deduplicates by content).
     pub fn new(me: NodeId, capacity: Capacity, cfg: Config, seed: u64) -> Self {
-        let view = View::new(me, capacity.slots, cfg.peer_ttl_ms);
+        let view = View::new(me, capacity.slots, cfg.peer_ttl_ms, cfg.advert_interval_ms);
         Self {
             cfg,
             capacity,
@@ -247,8 +256,9 @@ impl Node {
     /// Timer expiry: call at (or after) the time [`Node::poll_timeout`] returned.
     pub fn handle_timeout(&mut self, now: Millis) {
         if now >= self.next_advert {
-            self.send_advert();
-            self.next_advert = now + self.cfg.advert_interval_ms;
+            let interval = self.advert_interval(now);
+            self.send_advert(interval);
+            self.next_advert = now + interval;
         }
         if now >= self.next_sweep {
             self.sweep(now);
@@ -907,7 +917,20 @@ impl Node {
         }
     }
 
-    fn send_advert(&mut self) {
+    /// The advert period: the base period, stretched in large meshes so that each node
+    /// receives at most `advert_rate_max` adverts per second.
+    fn advert_interval(&self, now: Millis) -> Millis {
+        let peers = self.view.live_peers(now).count() as Millis;
+        let stretched = peers * 1000 / Millis::from(self.cfg.advert_rate_max.max(1));
+        stretched.clamp(
+            self.cfg.advert_interval_ms,
+            self.cfg
+                .advert_interval_max_ms
+                .max(self.cfg.advert_interval_ms),
+        )
+    }
+
+    fn send_advert(&mut self, interval: Millis) {
         let mut active: Vec<JobId> = Vec::new();
         for (job, _) in self.queue.iter().chain(self.running.keys()) {
             if !active.contains(job) && active.len() < MAX_ACTIVE_JOBS {
@@ -921,6 +944,7 @@ impl Node {
             mem_mb: self.capacity.mem_mb,
             load_milli: self.load_milli,
             active_jobs: active,
+            interval_ms: u32::try_from(interval).unwrap_or(u32::MAX),
         };
         self.broadcast(Message::Advert(advert));
     }

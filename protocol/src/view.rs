@@ -21,6 +21,14 @@ pub const ME: PeerIx = 0;
 pub struct PeerInfo {
     pub advert: Advert,
     pub last_seen: Millis,
+    /// How long after `last_seen` the peer counts as gone: a few of its advert periods.
+    pub ttl: Millis,
+}
+
+impl PeerInfo {
+    fn live_at(&self, now: Millis) -> bool {
+        now < self.last_seen.saturating_add(self.ttl)
+    }
 }
 
 #[derive(Debug)]
@@ -28,7 +36,10 @@ pub struct View {
     ids: Vec<NodeId>,
     index: IdMap<NodeId, PeerIx>,
     info: Vec<Option<PeerInfo>>,
-    ttl: Millis,
+    /// A peer's TTL is this many of its advert periods, in tenths (35 = 3.5 periods).
+    ttl_tenths: Millis,
+    /// The TTL floor: adverts from peers that claim a shorter period still live this long.
+    ttl_min: Millis,
     my_weight: u32,
     /// Live peers with slots, as (index, weight), this node included when it has slots.
     candidates: Vec<(PeerIx, u32)>,
@@ -36,12 +47,15 @@ pub struct View {
 }
 
 impl View {
-    pub fn new(me: NodeId, my_slots: u32, ttl: Millis) -> Self {
+    /// `ttl_min` is the TTL of a peer advertising every `period_min`; peers that advertise less
+    /// often (large meshes) get proportionally longer TTLs.
+    pub fn new(me: NodeId, my_slots: u32, ttl_min: Millis, period_min: Millis) -> Self {
         let mut view = Self {
             ids: vec![me],
             index: IdMap::from_iter([(me, ME)]),
             info: vec![None],
-            ttl,
+            ttl_tenths: (ttl_min * 10).div_ceil(period_min.max(1)),
+            ttl_min,
             my_weight: my_slots,
             candidates: Vec::new(),
             version: 0,
@@ -91,10 +105,7 @@ impl View {
 
     /// Whether `ix` is this node or a peer whose advert has not expired.
     pub fn is_live(&self, ix: PeerIx, now: Millis) -> bool {
-        ix == ME
-            || self
-                .info(ix)
-                .is_some_and(|p| now < p.last_seen.saturating_add(self.ttl))
+        ix == ME || self.info(ix).is_some_and(|p| p.live_at(now))
     }
 
     /// Whether `ix` listed `job` as active in its latest advert.
@@ -111,9 +122,11 @@ impl View {
         let was_live = self.is_live(ix, now);
         let old_weight = self.info(ix).map(|p| p.advert.slots_total);
         let new_weight = advert.slots_total;
+        let ttl = (Millis::from(advert.interval_ms) * self.ttl_tenths / 10).max(self.ttl_min);
         self.info[ix as usize] = Some(PeerInfo {
             advert,
             last_seen: now,
+            ttl,
         });
         if !was_live || old_weight != Some(new_weight) {
             self.rebuild_candidates(now);
@@ -139,7 +152,7 @@ impl View {
         }
         for (ix, info) in self.info.iter().enumerate().skip(1) {
             if let Some(p) = info
-                && now < p.last_seen.saturating_add(self.ttl)
+                && p.live_at(now)
                 && p.advert.slots_total > 0
             {
                 c.push((ix as PeerIx, p.advert.slots_total));
@@ -157,7 +170,7 @@ impl View {
             .skip(1)
             .filter_map(move |(ix, info)| {
                 let p = info.as_ref()?;
-                (now < p.last_seen.saturating_add(self.ttl)).then(|| (self.ids[ix], p))
+                p.live_at(now).then(|| (self.ids[ix], p))
             })
     }
 
@@ -166,7 +179,7 @@ impl View {
         self.candidates
             .iter()
             .filter(|&&(ix, _)| ix != ME)
-            .filter_map(|&(ix, _)| self.info(ix).map(|p| p.last_seen + self.ttl))
+            .filter_map(|&(ix, _)| self.info(ix).map(|p| p.last_seen + p.ttl))
             .filter(|&t| t > now)
             .min()
     }

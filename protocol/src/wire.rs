@@ -47,6 +47,8 @@ pub struct Advert {
     pub load_milli: u32,
     /// Jobs in which the sender holds claims: renews all its claims in them.
     pub active_jobs: Vec<JobId>,
+    /// The sender's advert period: receivers expire it after a few of these.
+    pub interval_ms: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 //! tasks with the built-in operators, and checks results against the reference.
 
 use shoal_protocol::ops::{self, MapInput};
+use shoal_protocol::wire;
 use shoal_protocol::wire::ResultRef;
 use shoal_protocol::*;
 use std::collections::{BTreeMap, HashMap};
@@ -407,4 +408,59 @@ fn unavailable_inputs_are_retried_without_failing_the_job() {
     assert!(h.failures.is_empty(), "{:?}", h.failures);
     h.run_until(h.now + 60_000, &none, |h| h.results.contains_key(&job));
     assert_eq!(h.results[&job], ops::reference::sumsq(0, 1000));
+}
+
+fn advert_from(node: &mut Node, now: Millis, peer: u32, interval_ms: u32) {
+    let env = wire::Envelope {
+        seq: u64::from(peer),
+        body: wire::Message::Advert(wire::Advert {
+            slots_total: 1,
+            slots_free: 1,
+            cores: 1,
+            mem_mb: 1,
+            load_milli: 0,
+            active_jobs: Vec::new(),
+            interval_ms,
+        }),
+    };
+    let id = NodeId::from_identity_bytes(&peer.to_le_bytes());
+    node.handle_message(now, id, &env.encode()).unwrap();
+}
+
+/// The advert this node sends next, decoded.
+fn next_advert(node: &mut Node, now: Millis) -> wire::Advert {
+    node.handle_timeout(now);
+    while let Some(bytes) = node.poll_transmit() {
+        if let wire::Message::Advert(a) = wire::Envelope::decode(&bytes).unwrap().body {
+            return a;
+        }
+    }
+    panic!("no advert sent");
+}
+
+#[test]
+fn adverts_slow_down_in_a_large_mesh_and_peers_expire_after_their_own_periods() {
+    let mut node = Node::new(
+        NodeId([9; 32]),
+        Capacity {
+            slots: 1,
+            cores: 1,
+            mem_mb: 1,
+        },
+        Config::default(),
+        0,
+    );
+    assert_eq!(
+        next_advert(&mut node, 0).interval_ms,
+        1_000,
+        "a small mesh adverts every second"
+    );
+    for peer in 0..1_000 {
+        advert_from(&mut node, 10, peer, 10_000);
+    }
+    // 1000 peers at a receive budget of 200 adverts/s: one advert every 5 s.
+    assert_eq!(next_advert(&mut node, 1_000).interval_ms, 5_000);
+    // A peer advertising every 10 s lives 3.5 periods.
+    assert_eq!(node.peers(10 + 34_000).len(), 1_000);
+    assert_eq!(node.peers(10 + 35_000).len(), 0);
 }
