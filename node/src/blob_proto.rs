@@ -35,8 +35,16 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::
             format!("frame of {len} bytes exceeds the limit of {max}"),
         ));
     }
-    let mut buf = vec![0u8; len];
-    io.read_exact(&mut buf).await?;
+    // Grow the buffer as bytes arrive rather than trusting the announced length up front, so a
+    // peer that announces a large frame and sends nothing costs us nothing.
+    let mut buf = Vec::new();
+    io.take(len as u64).read_to_end(&mut buf).await?;
+    if buf.len() != len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("frame ended after {} of {len} bytes", buf.len()),
+        ));
+    }
     Ok(buf)
 }
 
@@ -107,5 +115,55 @@ impl request_response::Codec for BlobCodec {
                 write_frame(io, &bytes).await
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libp2p::request_response::Codec;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        futures::executor::block_on(f)
+    }
+
+    #[test]
+    fn a_response_round_trips() {
+        let mut buf = Vec::new();
+        block_on(BlobCodec.write_response(
+            &PROTOCOL,
+            &mut futures::io::Cursor::new(&mut buf),
+            BlobResponse::Found(b"abc".to_vec()),
+        ))
+        .unwrap();
+        let got = block_on(BlobCodec.read_response(&PROTOCOL, &mut futures::io::Cursor::new(&buf)))
+            .unwrap();
+        assert!(matches!(got, BlobResponse::Found(b) if b == b"abc"));
+    }
+
+    #[test]
+    fn truncated_and_oversized_frames_are_errors() {
+        // Announces 1000 bytes, sends 3.
+        let mut short = vec![1u8];
+        short.extend_from_slice(&1000u32.to_be_bytes());
+        short.extend_from_slice(b"abc");
+        assert!(
+            block_on(BlobCodec.read_response(&PROTOCOL, &mut futures::io::Cursor::new(&short)))
+                .is_err()
+        );
+        // Announces more than the limit.
+        let mut huge = vec![1u8];
+        huge.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert!(
+            block_on(BlobCodec.read_response(&PROTOCOL, &mut futures::io::Cursor::new(&huge)))
+                .is_err()
+        );
+        // A request that is not 32 bytes.
+        let mut bad = 5u32.to_be_bytes().to_vec();
+        bad.extend_from_slice(b"12345");
+        assert!(
+            block_on(BlobCodec.read_request(&PROTOCOL, &mut futures::io::Cursor::new(&bad)))
+                .is_err()
+        );
     }
 }

@@ -5,7 +5,7 @@ use crate::api::{ApiRequest, ApiResponse, JobRow};
 use crate::driver::PeerRow;
 use crate::job_request::JobRequest;
 use std::net::SocketAddr;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 /// Longest response line accepted (a word count result can be large).
@@ -60,13 +60,14 @@ struct Conn {
 impl Conn {
     async fn next(&mut self) -> Result<ApiResponse, ClientError> {
         let mut line = String::new();
-        let n = self.reader.read_line(&mut line).await?;
+        let limit = MAX_RESPONSE_BYTES as u64 + 1;
+        let n = (&mut self.reader).take(limit).read_line(&mut line).await?;
         if n == 0 {
             return Err(ClientError::Protocol(
                 "the node closed the connection".into(),
             ));
         }
-        if line.len() > MAX_RESPONSE_BYTES {
+        if n as u64 == limit {
             return Err(ClientError::Protocol("response too large".into()));
         }
         serde_json::from_str(&line).map_err(|e| ClientError::Protocol(e.to_string()))
