@@ -71,7 +71,7 @@ async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcom
             let compiled = match crate::wasm::sandbox().cached(&module) {
                 Some(compiled) => Ok(compiled),
                 None => {
-                    let bytes = fetch_retrying(handle, run.submitter, module)
+                    let bytes = fetch_from_any(handle, run.submitter, &run.workers, module)
                         .await
                         .map_err(|e| unavailable(format!("wasm module unavailable: {e}")))?;
                     handle.store().put_verified(module, bytes.clone());
@@ -178,6 +178,27 @@ async fn fetch_retrying(
         delay *= 2;
         attempt += 1;
     }
+}
+
+/// Fetches a blob from `first` (with retries), else from any of `others` (one try each): a
+/// content-addressed blob is the same whoever serves it, and the bytes are verified.
+async fn fetch_from_any(
+    handle: &Handle,
+    first: NodeId,
+    others: &[NodeId],
+    hash: BlobHash,
+) -> Result<Arc<Vec<u8>>, String> {
+    let mut error = match fetch_retrying(handle, first, hash).await {
+        Ok(bytes) => return Ok(bytes),
+        Err(e) => e,
+    };
+    for &peer in others {
+        match handle.fetch(peer, hash).await {
+            Ok(bytes) => return Ok(bytes),
+            Err(e) => error = e,
+        }
+    }
+    Err(error)
 }
 
 /// Runs `f` on the blocking pool.

@@ -32,6 +32,9 @@ pub struct TaskRun {
     pub spec: Arc<JobSpec>,
     /// Holds the job's input chunks and module.
     pub submitter: NodeId,
+    /// Live peers that completed tasks of this job (most first), and so fetched what the job
+    /// shares, such as its module: where to turn when the submitter cannot serve it.
+    pub workers: Vec<NodeId>,
     pub work: Work,
 }
 

@@ -1050,11 +1050,23 @@ impl Node {
                 Work::Reduce { children }
             };
             self.running.insert((id, task), now);
+            let mut workers: Vec<(u32, PeerIx)> = job
+                .completions
+                .iter()
+                .filter(|&(&ix, _)| ix != ME && ix != job.submitter && self.view.is_live(ix, now))
+                .map(|(&ix, &n)| (n, ix))
+                .collect();
+            workers.sort_unstable_by(|a, b| b.cmp(a));
             self.effects.push_back(Effect::Run(TaskRun {
                 job: id,
                 task,
                 spec: job.spec.clone(),
                 submitter: self.view.id(job.submitter),
+                workers: workers
+                    .iter()
+                    .take(4)
+                    .map(|&(_, ix)| self.view.id(ix))
+                    .collect(),
                 work,
             }));
         }
