@@ -167,6 +167,15 @@ impl Harness {
         self.nodes[i].task_finished(self.now, run.job, run.task, outcome, self.task_ms * 1000);
     }
 
+    /// Ends every task now running with `outcome` instead of running it.
+    fn end_running_tasks(&mut self, outcome: TaskOutcome) {
+        let runs: Vec<(usize, TaskRun)> = std::mem::take(&mut self.tasks).into_values().collect();
+        for (i, run) in runs {
+            self.nodes[i].task_finished(self.now, run.job, run.task, outcome.clone(), 5);
+            self.drain(i);
+        }
+    }
+
     /// Runs until `until` or until nothing is left to do for the submitted jobs.
     fn run_until(
         &mut self,
@@ -308,17 +317,7 @@ fn a_task_that_always_fails_fails_the_job_after_the_attempt_limit() {
     // Make every task fail by reporting failure for whatever runs.
     h.drain(0);
     for _ in 0..20 {
-        let runs: Vec<(usize, TaskRun)> = std::mem::take(&mut h.tasks).into_values().collect();
-        for (i, run) in runs {
-            h.nodes[i].task_finished(
-                h.now,
-                run.job,
-                run.task,
-                TaskOutcome::Failed("boom".into()),
-                5,
-            );
-            h.drain(i);
-        }
+        h.end_running_tasks(TaskOutcome::Failed("boom".into()));
         let t = h.now + 300;
         h.run_until(t, &none, |h| !h.tasks.is_empty());
         if h.failures.contains_key(&job) {
@@ -391,17 +390,7 @@ fn unavailable_inputs_are_retried_without_failing_the_job() {
     h.drain(0);
     // Ten rounds of "input unavailable" (more than the attempt limit), then let tasks run.
     for _ in 0..10 {
-        let runs: Vec<(usize, TaskRun)> = std::mem::take(&mut h.tasks).into_values().collect();
-        for (i, run) in runs {
-            h.nodes[i].task_finished(
-                h.now,
-                run.job,
-                run.task,
-                TaskOutcome::Unavailable("partitioned".into()),
-                5,
-            );
-            h.drain(i);
-        }
+        h.end_running_tasks(TaskOutcome::Unavailable("partitioned".into()));
         let t = h.now + 1_500;
         h.run_until(t, &none, |h| !h.tasks.is_empty());
     }
