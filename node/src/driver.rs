@@ -463,7 +463,6 @@ impl Driver {
     }
 
     fn peer_rows(&self, now: Millis) -> Vec<PeerRow> {
-        let by_node: HashMap<NodeId, PeerId> = self.peers.clone();
         let me = *self.swarm.local_peer_id();
         let caps = self.node.peers(now);
         let mut rows = vec![PeerRow {
@@ -478,7 +477,8 @@ impl Driver {
         }];
         rows.extend(caps.into_iter().map(|p: PeerStatus| {
             PeerRow {
-                peer_id: by_node
+                peer_id: self
+                    .peers
                     .get(&p.id)
                     .map_or_else(|| p.id.to_hex(), |id| id.to_string()),
                 is_self: false,
