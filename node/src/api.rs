@@ -7,7 +7,7 @@
 use crate::driver::{Handle, PeerRow};
 use crate::job_request::JobRequest;
 use serde::{Deserialize, Serialize};
-use shoal_protocol::{JobId, JobStatus, JobView};
+use shoal_protocol::{JobId, JobStatus, JobView, LocalTasks};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -36,6 +36,8 @@ pub struct JobRow {
     pub workers: usize,
     /// Completed tasks per worker (short node ids).
     pub spread: Vec<(String, u32)>,
+    /// Tasks this node runs now, or whose results only it holds.
+    pub here: LocalTasks,
 }
 
 impl From<&JobView> for JobRow {
@@ -56,6 +58,7 @@ impl From<&JobView> for JobRow {
             depth: v.depth,
             workers: v.workers.len(),
             spread: v.workers.iter().map(|(n, c)| (n.to_string(), *c)).collect(),
+            here: v.local,
         }
     }
 }
@@ -205,6 +208,7 @@ async fn status_row(handle: &Handle, job: JobId) -> JobRow {
             depth: 0,
             workers: 0,
             spread: Vec::new(),
+            here: LocalTasks::default(),
         },
     }
 }

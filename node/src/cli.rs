@@ -409,6 +409,7 @@ fn print_result(
             "job": done.job.id,
             "tasks": done.job.total,
             "peers": done.job.workers,
+            "spread": done.job.spread,
             "elapsed_ms": done.elapsed_ms,
         });
         if output.is_none() {

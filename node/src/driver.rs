@@ -39,6 +39,8 @@ type FetchReply = oneshot::Sender<Result<Arc<Vec<u8>>, String>>;
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PeerRow {
     pub peer_id: String,
+    /// The protocol's id for the node, shortened as in a job's `spread`.
+    pub node_id: String,
     pub is_self: bool,
     pub slots_total: u32,
     pub slots_free: u32,
@@ -423,6 +425,10 @@ impl Driver {
                 hash,
                 reply,
             } => match self.peers.get(&holder) {
+                // A dead holder would make each attempt wait for a handshake timeout.
+                Some(_) if self.node.peer_gone(&holder, now) => {
+                    let _ = reply.send(Err(format!("peer {holder} is gone (its adverts stopped)")));
+                }
                 Some(peer) => {
                     let id = self.swarm.behaviour_mut().blobs.send_request(peer, hash);
                     self.fetches.insert(id, (hash, reply));
@@ -467,6 +473,7 @@ impl Driver {
         let caps = self.node.peers(now);
         let mut rows = vec![PeerRow {
             peer_id: me.to_string(),
+            node_id: self.node.id().to_string(),
             is_self: true,
             slots_total: self.node.capacity().slots,
             slots_free: self.node.free_slots(),
@@ -481,6 +488,7 @@ impl Driver {
                     .peers
                     .get(&p.id)
                     .map_or_else(|| p.id.to_hex(), |id| id.to_string()),
+                node_id: p.id.to_string(),
                 is_self: false,
                 slots_total: p.slots_total,
                 slots_free: p.slots_free,

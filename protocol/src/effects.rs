@@ -108,6 +108,19 @@ pub struct JobView {
     pub status: JobStatus,
     /// Fresh completions per node: how the work was spread.
     pub workers: Vec<(NodeId, u32)>,
+    /// What this node itself is doing for the job.
+    pub local: LocalTasks,
+}
+
+/// A job's tasks that this node runs or whose results it holds: what is lost if it dies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct LocalTasks {
+    /// Tasks this node has claimed and not yet finished.
+    pub running: u32,
+    /// Finished tasks whose result (a blob) only this node holds.
+    pub holding: u32,
+    /// Of those two, interior reduce tasks (neither a map task nor the root).
+    pub interior: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]

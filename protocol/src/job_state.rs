@@ -1,6 +1,7 @@
 //! One job as one node sees it: the state of every task, and the claimable tasks bucketed by
 //! this node's rendezvous rank.
 
+use crate::effects::LocalTasks;
 use crate::ids::{JobId, Millis};
 use crate::job::JobSpec;
 use crate::rendezvous;
@@ -58,6 +59,33 @@ pub struct JobState {
 }
 
 impl JobState {
+    /// Counts the tasks this node runs or holds the only copy of.
+    pub fn local_tasks(&self) -> LocalTasks {
+        let mut local = LocalTasks::default();
+        let root = self.tree.root();
+        for (t, state) in self.tasks.iter().enumerate() {
+            let mine = match state {
+                TaskState::Claimed { by, .. } => {
+                    local.running += u32::from(*by == ME);
+                    *by == ME
+                }
+                TaskState::Done {
+                    holder,
+                    result: ResultRef::Blob { .. },
+                } => {
+                    local.holding += u32::from(*holder == ME);
+                    *holder == ME
+                }
+                _ => false,
+            };
+            let t = t as u32;
+            if mine && !self.tree.is_map(t) && t != root {
+                local.interior += 1;
+            }
+        }
+        local
+    }
+
     pub fn new(spec: JobSpec, submitter: PeerIx, epoch: u64, now: Millis) -> Self {
         let tree = Tree::new(spec.map_tasks(), spec.fanin);
         let tasks = (0..tree.total())

@@ -29,7 +29,8 @@ pub mod view;
 pub mod wire;
 
 pub use effects::{
-    ChildInput, Effect, JobStatus, JobView, MapSource, PeerStatus, TaskOutcome, TaskRun, Work,
+    ChildInput, Effect, JobStatus, JobView, LocalTasks, MapSource, PeerStatus, TaskOutcome,
+    TaskRun, Work,
 };
 pub use ids::{BlobHash, JobId, Millis, NodeId};
 pub use job::{Input, JobSpec, Operator};

@@ -206,6 +206,14 @@ impl Node {
         self.capacity
     }
 
+    /// Whether `peer` was seen and has since stopped advertising: asking it for anything is
+    /// futile. A peer never heard from is not "gone".
+    pub fn peer_gone(&self, peer: &NodeId, now: Millis) -> bool {
+        self.view
+            .lookup(peer)
+            .is_some_and(|ix| !self.view.is_live(ix, now))
+    }
+
     pub fn config(&self) -> &Config {
         &self.cfg
     }
@@ -575,6 +583,7 @@ impl Node {
             submitter: self.view.id(job.submitter),
             status,
             workers,
+            local: job.local_tasks(),
         }
     }
 

@@ -33,12 +33,17 @@ impl NodeProc {
         ])
         .args(["--api", "127.0.0.1:0", "--slots", &slots.to_string()])
         .arg("--data-dir")
-        .arg(data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .arg(data_dir);
         for b in bootstrap {
             cmd.args(["--bootstrap", b]);
         }
+        Self::spawn(cmd, data_dir)
+    }
+
+    /// Runs `cmd` (a `shoal node` command line, perhaps wrapped) and waits until the node prints
+    /// its API address.
+    pub fn spawn(mut cmd: Command, data_dir: &Path) -> Self {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::null());
         let mut child = cmd.spawn().expect("spawning shoal node");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
