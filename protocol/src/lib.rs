@@ -26,6 +26,7 @@ pub mod partition;
 pub mod rendezvous;
 pub mod tree;
 pub mod view;
+pub mod words;
 pub mod wire;
 
 pub use effects::{

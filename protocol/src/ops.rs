@@ -6,7 +6,7 @@
 
 use crate::codec::{self, CodecError};
 use crate::job::{GeneratedPart, JobSpec, Operator};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// Why an operator could not run.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -43,11 +43,7 @@ pub fn map(op: &Operator, input: MapInput<'_>) -> Result<Vec<u8>, OpError> {
     };
     match (op, input) {
         (Operator::WordCount, MapInput::Chunk(bytes)) => {
-            let mut counts: HashMap<String, u64> = HashMap::new();
-            for_each_word(bytes, |w| *counts.entry(w).or_insert(0) += 1);
-            let mut sorted: WordCounts = counts.into_iter().collect();
-            sorted.sort_unstable();
-            Ok(codec::encode_blob(&sorted))
+            Ok(codec::encode_blob(&crate::words::count_words(bytes)))
         }
         (Operator::Grep { pattern }, MapInput::Chunk(bytes)) => {
             Ok(codec::encode_blob(&grep_count(bytes, pattern.as_bytes())))
