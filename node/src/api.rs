@@ -97,6 +97,8 @@ pub async fn serve(listener: TcpListener, handle: Handle) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                // Answers are small lines written one at a time: do not let Nagle hold them.
+                let _ = stream.set_nodelay(true);
                 let handle = handle.clone();
                 tokio::spawn(async move {
                     if let Err(e) = serve_connection(stream, handle).await {

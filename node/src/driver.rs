@@ -580,6 +580,11 @@ impl Driver {
 
     fn on_behaviour_event(&mut self, event: BehaviourEvent) {
         match event {
+            BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, .. }) => {
+                self.learn_peer(peer_id);
+                let now = self.now();
+                self.node.neighbour_joined(now);
+            }
             BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. }) => {
                 let Some(source) = message.source else { return };
                 self.learn_peer(source);

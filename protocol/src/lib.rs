@@ -22,12 +22,13 @@ pub mod job;
 pub mod job_state;
 pub mod node;
 pub mod ops;
+pub mod pacer;
 pub mod partition;
 pub mod rendezvous;
 pub mod tree;
 pub mod view;
-pub mod words;
 pub mod wire;
+pub mod words;
 
 pub use effects::{
     ChildInput, Effect, JobStatus, JobView, LocalTasks, MapSource, PeerStatus, TaskOutcome,

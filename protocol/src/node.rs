@@ -12,6 +12,7 @@ use crate::effects::{
 use crate::ids::{IdMap, IdSet, JobId, Millis, NodeId};
 use crate::job::{JobSpec, SpecError};
 use crate::job_state::{JobState, TaskState};
+use crate::pacer::FlushPacer;
 use crate::rendezvous;
 use crate::view::{ME, PeerIx, View};
 use crate::wire::{
@@ -38,8 +39,10 @@ pub struct Config {
     pub lease_ms: Millis,
     /// How long a task waits per rank step before lower-ranked peers may take it.
     pub steal_delay_ms: Millis,
-    /// Least time between two batches: isolated events go out at once, bursts are batched.
+    /// Least time between two batches once a burst of [`Config::flush_burst`] is spent:
+    /// isolated events go out at once, storms are batched.
     pub flush_interval_ms: Millis,
+    pub flush_burst: u32,
     /// How often a submitter re-announces its running jobs (for late joiners).
     pub announce_interval_ms: Millis,
     /// How often claims and results are checked for expiry.
@@ -72,7 +75,8 @@ impl Default for Config {
             advert_interval_max_ms: 60_000,
             lease_ms: 5_000,
             steal_delay_ms: 250,
-            flush_interval_ms: 5,
+            flush_interval_ms: 2,
+            flush_burst: 8,
             announce_interval_ms: 1_000,
             sweep_interval_ms: 500,
             repair_interval_ms: 2_000,
@@ -127,6 +131,8 @@ struct FinishedJob {
 }
 
 const FINISHED_MEMORY: usize = 1024;
+/// Least time between an advert and an extra one for a new neighbour.
+pub const EXTRA_ADVERT_GAP_MS: Millis = 100;
 
 /// The protocol state machine. See the module docs for the calling convention.
 #[derive(Debug)]
@@ -152,11 +158,13 @@ pub struct Node {
     avg_task_us: Option<f64>,
     pending: Batch,
     pending_bytes: usize,
-    last_flush: Option<Millis>,
+    flush_pacer: FlushPacer,
     outbox: VecDeque<Vec<u8>>,
     effects: VecDeque<Effect>,
     seq: u64,
     next_advert: Millis,
+    /// When the last advert went out, if one did.
+    last_advert: Option<Millis>,
     next_sweep: Millis,
     next_announce: Millis,
     next_repair: Millis,
@@ -169,6 +177,7 @@ impl Node {
     /// a previous incarnation with the same id (gossip deduplicates by content).
     pub fn new(me: NodeId, capacity: Capacity, cfg: Config, seed: u64) -> Self {
         let view = View::new(me, capacity.slots, cfg.peer_ttl_ms, cfg.advert_interval_ms);
+        let flush_pacer = FlushPacer::new(cfg.flush_interval_ms, cfg.flush_burst);
         Self {
             cfg,
             capacity,
@@ -185,11 +194,12 @@ impl Node {
             avg_task_us: None,
             pending: Batch::default(),
             pending_bytes: 0,
-            last_flush: None,
+            flush_pacer,
             outbox: VecDeque::new(),
             effects: VecDeque::new(),
             seq: seed << 20,
             next_advert: 0,
+            last_advert: None,
             next_sweep: 0,
             next_announce: 0,
             next_repair: 0,
@@ -261,12 +271,24 @@ impl Node {
         Ok(())
     }
 
+    /// A peer started listening to this node's gossip (a new neighbour): advertise soon, so it
+    /// can count on this node without waiting a whole advert period. Adverts stay at least
+    /// [`EXTRA_ADVERT_GAP_MS`] apart however many neighbours arrive.
+    pub fn neighbour_joined(&mut self, now: Millis) {
+        let soonest = self
+            .last_advert
+            .map_or(now, |t| t + EXTRA_ADVERT_GAP_MS)
+            .max(now);
+        self.next_advert = self.next_advert.min(soonest);
+    }
+
     /// Timer expiry: call at (or after) the time [`Node::poll_timeout`] returned.
     pub fn handle_timeout(&mut self, now: Millis) {
         if now >= self.next_advert {
             let interval = self.advert_interval(now);
             self.send_advert(interval);
             self.next_advert = now + interval;
+            self.last_advert = Some(now);
         }
         if now >= self.next_sweep {
             self.sweep(now);
@@ -423,10 +445,8 @@ impl Node {
         if let Some(w) = self.claim_wakeup {
             t = t.min(w);
         }
-        if !self.pending_is_empty()
-            && let Some(last) = self.last_flush
-        {
-            t = t.min(last + self.cfg.flush_interval_ms);
+        if !self.pending_is_empty() {
+            t = t.min(self.flush_pacer.next_at());
         }
         t
     }
@@ -1104,13 +1124,10 @@ impl Node {
         if self.pending_is_empty() {
             return;
         }
-        let due = self
-            .last_flush
-            .is_none_or(|last| now >= last + self.cfg.flush_interval_ms);
-        if due || self.pending_bytes >= self.cfg.batch_bytes_max {
+        let full = self.pending_bytes >= self.cfg.batch_bytes_max;
+        if self.flush_pacer.try_take(now) || full {
             let batch = std::mem::take(&mut self.pending);
             self.pending_bytes = 0;
-            self.last_flush = Some(now);
             self.broadcast(Message::Batch(batch));
         }
     }

@@ -16,11 +16,8 @@ fn next(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn unit(state: &mut u64) -> f64 {
-    (next(state) >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-}
-
-/// Monte Carlo pi over `samples` points on 2 threads; returns the hits.
+/// Monte Carlo pi over `samples` points on 2 threads; returns the hits. The same sampling as
+/// Shoal's: one 64-bit draw per point, 32 bits per coordinate, inside when x² + y² < 2⁶⁴.
 pub fn pi(samples: u64) -> u64 {
     std::thread::scope(|s| {
         let parts: Vec<_> = (0..THREADS)
@@ -29,8 +26,9 @@ pub fn pi(samples: u64) -> u64 {
                     let mut state = t.wrapping_mul(0x1234_5678_9ABC_DEF1);
                     let mut hits = 0u64;
                     for _ in 0..samples / THREADS {
-                        let (x, y) = (unit(&mut state), unit(&mut state));
-                        hits += u64::from(x * x + y * y <= 1.0);
+                        let r = next(&mut state);
+                        let (x, y) = (r >> 32, r & 0xFFFF_FFFF);
+                        hits += u64::from(x * x <= u64::MAX - y * y);
                     }
                     hits
                 })

@@ -128,7 +128,8 @@ fn main() {
         eprintln!("smoke run: figures in {}", path.display());
         return;
     }
-    std::fs::write(root().join("docs/benchmarks.json"), json).expect("writing docs/benchmarks.json");
+    std::fs::write(root().join("docs/benchmarks.json"), json)
+        .expect("writing docs/benchmarks.json");
     write_docs(&options, &table);
     println!("{table}");
 }
@@ -156,7 +157,8 @@ fn write_docs(options: &Options, table: &str) {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     let mut command = String::from("cargo bench -p shoal-node --bench suite");
-    if options.runs != 3 || options.only.len() != WORKLOADS.len() || !options.skip_peers.is_empty() {
+    if options.runs != 3 || options.only.len() != WORKLOADS.len() || !options.skip_peers.is_empty()
+    {
         command.push_str(&format!(" -- --runs {}", options.runs));
         if options.only.len() != WORKLOADS.len() {
             command.push_str(&format!(" --only {}", options.only.join(",")));

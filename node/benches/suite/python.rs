@@ -20,7 +20,11 @@ impl Python {
         let stamp = venv.join("installed-requirements.txt");
         let interpreter = venv.join("bin/python");
         if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-            eprintln!("creating {} with {}", venv.display(), requirements.display());
+            eprintln!(
+                "creating {} with {}",
+                venv.display(),
+                requirements.display()
+            );
             run(Command::new("python3").args(["-m", "venv"]).arg(&venv))
                 .map_err(|e| format!("python3 -m venv: {e} (install python3 and python3-venv)"))?;
             run(Command::new(&interpreter)

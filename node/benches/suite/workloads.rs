@@ -1,6 +1,7 @@
 //! The six workloads: Shoal measured through its Rust client API on real `shoal node`
-//! processes (release build, loopback, one slot per node so every framework gets 2 cores), and
-//! the peers measured in the same run.
+//! processes (release build, loopback), and the peers measured in the same run. Every node has
+//! the default slots of `shoal node` here (one per core: 2); all nodes share the machine's 2
+//! cores, as the peers' 2 processes or workers do.
 
 use crate::baseline;
 use crate::corpus;
@@ -13,6 +14,9 @@ use shoal_protocol::ops::reference;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+/// Slots per node: what `shoal node` offers by default on this 2-core machine.
+const SLOTS: u32 = 2;
 
 /// How big each workload is: the sizes, or a smoke test's.
 #[derive(Debug, Clone)]
@@ -75,7 +79,12 @@ fn request(job: &str, args: &[String], fanin: u32, chunk: u64, tasks: Option<u32
 }
 
 impl Bench {
-    fn peer(&self, name: &str, workload: &str, args: &[String]) -> (String, Result<Figure, String>) {
+    fn peer(
+        &self,
+        name: &str,
+        workload: &str,
+        args: &[String],
+    ) -> (String, Result<Figure, String>) {
         if self.skip.iter().any(|s| s == name) {
             return (name.to_string(), Err("skipped".into()));
         }
@@ -92,7 +101,7 @@ impl Bench {
     /// 1. One job of many tasks that do almost nothing.
     pub async fn tiny(&self) -> Row {
         let n = self.sizes.tiny_tasks;
-        let mesh = Mesh::start(&[1, 1]).await;
+        let mesh = Mesh::start(&[SLOTS; 2]).await;
         let client = mesh.nodes[0].client();
         let mut values = Vec::new();
         for run in 0..self.sizes.runs as u64 {
@@ -129,7 +138,7 @@ impl Bench {
     /// 2. One-task jobs, submit to result, through the client API, on 3 nodes.
     pub async fn latency(&self) -> Vec<Row> {
         let jobs = self.sizes.latency_jobs;
-        let mesh = Mesh::start(&[1, 1, 1]).await;
+        let mesh = Mesh::start(&[SLOTS; 3]).await;
         let client = mesh.nodes[0].client();
         let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
         for run in 0..self.sizes.runs as u64 {
@@ -184,9 +193,7 @@ impl Bench {
             peers
                 .iter()
                 .map(|(name, f)| {
-                    let f = f
-                        .clone()
-                        .map(|(p50, p99)| if second { p99 } else { p50 });
+                    let f = f.clone().map(|(p50, p99)| if second { p99 } else { p50 });
                     (name.clone(), f)
                 })
                 .collect()
@@ -217,7 +224,7 @@ impl Bench {
     /// 3. CPU-bound: Monte Carlo pi.
     pub async fn pi(&self) -> Row {
         let samples = self.sizes.pi_samples;
-        let mesh = Mesh::start(&[1, 1]).await;
+        let mesh = Mesh::start(&[SLOTS; 2]).await;
         let client = mesh.nodes[0].client();
         let mut values = Vec::new();
         for run in 0..self.sizes.runs as u32 {
@@ -273,15 +280,24 @@ impl Bench {
             baseline::wordcount(&files);
             rust.push(mib / start.elapsed().as_secs_f64());
         }
-        let mesh = Mesh::start(&[1, 1]).await;
+        let mesh = Mesh::start(&[SLOTS; 2]).await;
         let client = mesh.nodes[0].client();
         let dir = files[0].parent().expect("corpus dir").display().to_string();
         let mut values = Vec::new();
         for run in 0..self.sizes.runs as u64 {
             // Another chunk size by a few bytes, another job id: the same work again.
-            let req = request("wordcount", &[dir.clone()], 4, (1 << 20) + run, None);
+            let req = request(
+                "wordcount",
+                std::slice::from_ref(&dir),
+                4,
+                (1 << 20) + run,
+                None,
+            );
             let (out, took) = run_job(&client, req).await;
-            assert!(out == expected, "Shoal's word count differs from the baseline's");
+            assert!(
+                out == expected,
+                "Shoal's word count differs from the baseline's"
+            );
             values.push(mib / took.as_secs_f64());
         }
         drop(mesh);
@@ -330,7 +346,7 @@ impl Bench {
     /// 6. Resident memory of idle nodes, and peak resident memory during a large word count.
     pub async fn memory(&self) -> Vec<Row> {
         let files = corpus::ensure(&self.data, self.sizes.memory_corpus_bytes);
-        let mesh = Mesh::start(&[1, 1]).await;
+        let mesh = Mesh::start(&[SLOTS; 2]).await;
         // Let start-up allocations settle before reading the idle figure.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let idle: Vec<f64> = mesh.nodes.iter().map(|n| status_mib(n, "VmRSS")).collect();
@@ -408,8 +424,11 @@ async fn cold_start_once() -> Duration {
     let first = format!("/ip4/127.0.0.1/udp/{}/quic-v1", quic[0]);
     let command = |i: usize| {
         let mut cmd = Command::new(SHOAL);
-        cmd.args(["node", "--no-mdns", "--slots", "1"])
-            .args(["--listen", &format!("/ip4/127.0.0.1/udp/{}/quic-v1", quic[i])])
+        cmd.args(["node", "--no-mdns", "--slots", &SLOTS.to_string()])
+            .args([
+                "--listen",
+                &format!("/ip4/127.0.0.1/udp/{}/quic-v1", quic[i]),
+            ])
             .args(["--api", &format!("127.0.0.1:{}", api[i])])
             .arg("--data-dir")
             .arg(dir.path().join(format!("n{i}")));
