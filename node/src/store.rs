@@ -7,8 +7,10 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-/// Default budget for blobs held in memory (results, manifests, fetched chunks).
-pub const DEFAULT_MEMORY_BUDGET: usize = 256 << 20;
+/// Default budget for blobs held in memory (results, manifests, fetched chunks). Oldest go
+/// first; by then their parents have usually consumed them, and a needed one that is gone is
+/// recomputed. Sized so that a node stays under 512 MiB resident during a 4 GiB word count.
+pub const DEFAULT_MEMORY_BUDGET: usize = 128 << 20;
 
 #[derive(Debug, Clone)]
 enum Entry {

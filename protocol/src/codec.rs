@@ -1,7 +1,7 @@
 //! The one place that turns values into bytes and back: bincode 2 (standard config) with a
 //! decode size limit, so that a hostile length prefix cannot make us allocate unbounded memory.
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize};
 
 /// Largest control message accepted from the network (gossip).
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
@@ -26,7 +26,10 @@ fn encode_limited<T: Serialize, const LIMIT: usize>(value: &T) -> Vec<u8> {
     bincode::serde::encode_to_vec(value, config).expect("value within the encode limit")
 }
 
-fn decode_limited<T: DeserializeOwned, const LIMIT: usize>(bytes: &[u8]) -> Result<T, CodecError> {
+/// Decodes `T`, which may borrow strings and byte slices from `bytes` instead of copying them.
+fn decode_limited<'a, T: Deserialize<'a>, const LIMIT: usize>(
+    bytes: &'a [u8],
+) -> Result<T, CodecError> {
     if bytes.len() > LIMIT {
         return Err(CodecError::TooLarge {
             len: bytes.len(),
@@ -34,7 +37,7 @@ fn decode_limited<T: DeserializeOwned, const LIMIT: usize>(bytes: &[u8]) -> Resu
         });
     }
     let config = bincode::config::standard().with_limit::<LIMIT>();
-    let (value, read) = bincode::serde::decode_from_slice(bytes, config)
+    let (value, read) = bincode::serde::borrow_decode_from_slice(bytes, config)
         .map_err(|e| CodecError::Malformed(e.to_string()))?;
     if read != bytes.len() {
         return Err(CodecError::Trailing(bytes.len() - read));
@@ -48,7 +51,7 @@ pub fn encode_message<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 /// Decodes a control message, refusing anything over [`MAX_MESSAGE_BYTES`].
-pub fn decode_message<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+pub fn decode_message<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, CodecError> {
     decode_limited::<T, MAX_MESSAGE_BYTES>(bytes)
 }
 
@@ -58,7 +61,7 @@ pub fn encode_blob<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 /// Decodes a blob-sized value, refusing anything over [`MAX_BLOB_BYTES`].
-pub fn decode_blob<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+pub fn decode_blob<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, CodecError> {
     decode_limited::<T, MAX_BLOB_BYTES>(bytes)
 }
 
@@ -133,3 +136,4 @@ pub mod bytes {
         d.deserialize_byte_buf(Visitor)
     }
 }
+

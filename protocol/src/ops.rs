@@ -73,9 +73,11 @@ pub fn reduce(op: &Operator, parts: &[&[u8]]) -> Result<Vec<u8>, OpError> {
     }
     match op {
         Operator::WordCount => {
-            let mut acc: WordCounts = codec::decode_blob(parts[0])?;
+            // Words are borrowed from the partials: merging allocates no strings. The encoding
+            // is the same as that of owned `WordCounts`.
+            let mut acc: Vec<(&str, u64)> = codec::decode_blob(parts[0])?;
             for part in &parts[1..] {
-                let next: WordCounts = codec::decode_blob(part)?;
+                let next: Vec<(&str, u64)> = codec::decode_blob(part)?;
                 acc = merge_counts(acc, next);
             }
             Ok(codec::encode_blob(&acc))
@@ -145,7 +147,8 @@ fn pi_json(samples: u64, hits: u64) -> Vec<u8> {
     json_bytes(&serde_json::json!({ "samples": samples, "hits": hits, "pi": pi }))
 }
 
-fn merge_counts(a: WordCounts, b: WordCounts) -> WordCounts {
+/// Merges two word-sorted count lists into one.
+fn merge_counts<W: Ord>(a: Vec<(W, u64)>, b: Vec<(W, u64)>) -> Vec<(W, u64)> {
     let mut out = Vec::with_capacity(a.len().max(b.len()));
     let mut a = a.into_iter().peekable();
     let mut b = b.into_iter().peekable();
