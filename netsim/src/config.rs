@@ -146,13 +146,20 @@ impl Default for SimConfig {
 }
 
 impl SimConfig {
+    /// Nodes one job can use: the mesh, up to the protocol's members per job.
+    pub fn workers_per_job(&self) -> usize {
+        self.nodes
+            .min(shoal_protocol::Config::default().job_members_max)
+            .max(1)
+    }
+
     /// The safety phase actually used: the configured one, or three times a rough makespan
-    /// estimate (tasks spread over about 2.5 slots a node, plus the reduction rounds).
+    /// estimate (tasks spread over about 2.5 slots a worker, plus the reduction rounds).
     pub fn safety_phase_ms(&self) -> u64 {
         if self.safety_ms > 0 {
             return self.safety_ms;
         }
-        let slots = (self.nodes as u64 * 5 / 2).max(1);
+        let slots = (self.workers_per_job() as u64 * self.jobs as u64 * 5 / 2).max(1);
         let total = u64::from(self.tasks) * self.jobs as u64;
         let depth = u64::from(
             shoal_protocol::tree::Tree::new(self.tasks.max(1), self.fanin.max(2)).depth(),

@@ -7,15 +7,18 @@
 //! # Layout
 //!
 //! - [`config`]: run sizes, timing and the fault switches.
-//! - [`sim`]: the event queue, the gossip model, task execution, the fault schedule, and the
-//!   checks (result equals the reference, each partition counted exactly once, liveness after
-//!   faults stop).
+//! - [`sim`]: nodes, task execution, the fault schedule, and the checks (result equals the
+//!   reference, each partition counted exactly once, liveness after faults stop).
+//! - [`gossip`]: topics, their listeners, and the hops and copies a message costs.
+//! - [`queue`]: the event queue (a timing wheel), ordered by (virtual time, insertion order).
 //! - [`report`]: what a run reports, with cost per task and per node and the cost models.
 //!
 //! Determinism: all randomness comes from one seeded generator; events are ordered by
 //! (virtual time, insertion order); the trace hash covers every message and delivery.
 
 pub mod config;
+pub mod gossip;
+pub mod queue;
 pub mod report;
 pub mod sim;
 

@@ -16,10 +16,14 @@ pub struct Report {
     pub trace_hash: String,
     /// Simulated makespan: first submission to last completion.
     pub virtual_ms: u64,
-    /// Messages published (each is gossiped to every reachable node).
+    /// Messages published (each is gossiped to the reachable listeners of its topic).
     pub messages: u64,
-    /// Message deliveries (the receive side of gossip).
+    /// Message deliveries (the receive side of gossip): each one decoded and handled by a
+    /// protocol node.
     pub deliveries: u64,
+    /// Estimated wire transmissions: each delivery plus the duplicate copies a gossipsub mesh
+    /// of degree 6 sends along (dropped by the receiver).
+    pub transmissions: u64,
     /// Bytes delivered.
     pub bytes: u64,
     pub wall_ms: u64,

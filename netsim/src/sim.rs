@@ -1,82 +1,62 @@
 //! The simulator: many protocol nodes, one event queue, virtual time, one seed.
 //!
-//! Every node is the real `shoal_protocol::Node`. Gossip is modelled as delivery of each
-//! published message to every reachable node with a per-delivery latency (several hops of a
-//! link); bytes are the real encoded messages. Tasks take simulated time and compute real
-//! results: the job is a word count over generated chunks where chunk `i` is the line `p{i}`,
-//! so the final result lists every partition with the count of times it was counted, and the
-//! reference requires exactly one.
+//! Every node is the real `shoal_protocol::Node`. Gossip is modelled per topic
+//! ([`crate::gossip`]): a message reaches the nodes subscribed to its topic after a few hops
+//! of a link each; bytes are the real encoded messages. Each published message is decoded and
+//! validated once and the decoded message handed to every receiver (they would all decode the
+//! same bytes). Tasks take simulated time and compute real results: the job is a word count
+//! over generated chunks where chunk `i` is the line `p{i}`, so the final result lists every
+//! partition with the count of times it was counted, and the reference requires exactly one.
 
 use crate::config::SimConfig;
+use crate::gossip::{self, Topics};
+use crate::queue::EventQueue;
 use crate::report::Report;
 use shoal_protocol::ops::{self, MapInput, SplitMix64};
-use shoal_protocol::wire::ResultRef;
+use shoal_protocol::wire::{Envelope, ResultRef};
 use shoal_protocol::{
     BlobHash, Capacity, Config, Effect, Input, JobId, JobSpec, MapSource, Millis, Node, NodeId,
-    Operator, TaskOutcome, TaskRun, Work, effects,
+    Operator, TaskOutcome, TaskRun, Topic, Work, effects,
 };
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Instant;
 
-enum EventKind {
+/// A published message, decoded once, shared by its deliveries.
+struct Published {
+    id: u64,
+    from: u32,
+    env: Envelope,
+    len: usize,
+}
+
+enum Event {
     Deliver {
-        to: usize,
-        from: usize,
-        msg: u64,
-        bytes: Rc<Vec<u8>>,
+        to: u32,
+        msg: Rc<Published>,
     },
     Timer {
-        node: usize,
+        node: u32,
     },
-    TaskDone {
-        node: usize,
-        incarnation: u32,
-        run: TaskRun,
-    },
+    TaskDone(Box<(u32, u32, TaskRun)>),
     Join {
-        node: usize,
+        node: u32,
     },
     Submit {
-        job: usize,
+        job: u32,
     },
     Crash {
-        node: usize,
+        node: u32,
         restart_after: Option<Millis>,
     },
     Restart {
-        node: usize,
+        node: u32,
     },
     Partition {
-        groups: Vec<u32>,
+        groups: Box<[u32]>,
         heal_after: Millis,
     },
     Heal,
-}
-
-struct Event {
-    at: Millis,
-    seq: u64,
-    kind: EventKind,
-}
-
-impl PartialEq for Event {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Event {}
-impl PartialOrd for Event {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Event {
-    // Reversed: BinaryHeap is a max-heap and we want the earliest event first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
 }
 
 struct SimNode {
@@ -108,16 +88,21 @@ pub struct Sim {
     cfg: SimConfig,
     rng: SplitMix64,
     now: Millis,
-    seq: u64,
-    queue: BinaryHeap<Event>,
+    queue: EventQueue<Event>,
     nodes: Vec<SimNode>,
+    by_id: HashMap<NodeId, usize>,
+    topics: Topics,
     jobs: Vec<JobTrack>,
     partitioned: bool,
     faults_on: bool,
     inline_max: usize,
     trace: blake3::Hasher,
+    /// Deliveries folded into one word (hashing each into `trace` would cost more than the
+    /// delivery itself); added to the trace at the end.
+    delivery_trace: u64,
     messages: u64,
     deliveries: u64,
+    transmissions: u64,
     bytes: u64,
     violations: Vec<String>,
     first_submit: Option<Millis>,
@@ -128,10 +113,16 @@ fn node_id(i: usize) -> NodeId {
     NodeId::from_identity_bytes(format!("sim-node-{i}").as_bytes())
 }
 
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 impl Sim {
     pub fn new(cfg: SimConfig) -> Self {
         let mut rng = SplitMix64(cfg.seed ^ 0x5EED_0F51_10A1);
-        let nodes = (0..cfg.nodes)
+        let nodes: Vec<SimNode> = (0..cfg.nodes)
             .map(|i| SimNode {
                 id: node_id(i),
                 proto: None,
@@ -149,20 +140,24 @@ impl Sim {
         } else {
             shoal_protocol::wire::INLINE_RESULT_MAX
         };
+        let by_id = nodes.iter().enumerate().map(|(i, n)| (n.id, i)).collect();
         let mut sim = Self {
+            topics: Topics::new(cfg.nodes),
             cfg,
             rng,
             now: 0,
-            seq: 0,
-            queue: BinaryHeap::new(),
+            queue: EventQueue::default(),
             nodes,
+            by_id,
             jobs: Vec::new(),
             partitioned: false,
             faults_on: true,
             inline_max,
             trace: blake3::Hasher::new(),
+            delivery_trace: 0,
             messages: 0,
             deliveries: 0,
+            transmissions: 0,
             bytes: 0,
             violations: Vec::new(),
             first_submit: None,
@@ -176,15 +171,6 @@ impl Sim {
         self.rng.next_u64() % n.max(1)
     }
 
-    fn push(&mut self, at: Millis, kind: EventKind) {
-        self.seq += 1;
-        self.queue.push(Event {
-            at,
-            seq: self.seq,
-            kind,
-        });
-    }
-
     /// Lays out joins, submissions and the fault schedule, all from the seed.
     fn schedule(&mut self) {
         let n = self.cfg.nodes;
@@ -194,7 +180,7 @@ impl Sim {
             } else {
                 self.rand(self.cfg.join_spread_ms)
             };
-            self.push(at, EventKind::Join { node });
+            self.queue.push(at, Event::Join { node: node as u32 });
         }
         let start = self.cfg.join_spread_ms + 1_500;
         for job in 0..self.cfg.jobs {
@@ -218,7 +204,8 @@ impl Sim {
                 failed: None,
                 input_missing: false,
             });
-            self.push(start + job as u64 * 250, EventKind::Submit { job });
+            self.queue
+                .push(start + job as u64 * 250, Event::Submit { job: job as u32 });
         }
         let f = self.cfg.faults;
         let safety = self.cfg.safety_phase_ms();
@@ -232,10 +219,10 @@ impl Sim {
                 }
                 let at = start + self.rand(safety);
                 let restart_after = f.restarts.then(|| 200 + self.rand(safety / 3));
-                self.push(
+                self.queue.push(
                     at,
-                    EventKind::Crash {
-                        node,
+                    Event::Crash {
+                        node: node as u32,
                         restart_after,
                     },
                 );
@@ -245,7 +232,7 @@ impl Sim {
             let count = 1 + self.rand(3);
             for _ in 0..count {
                 let at = start + self.rand(safety);
-                let groups: Vec<u32> = match self.rand(3) {
+                let groups: Box<[u32]> = match self.rand(3) {
                     0 => {
                         let lone = self.rand(n as u64) as usize;
                         (0..n).map(|i| u32::from(i == lone)).collect()
@@ -254,11 +241,11 @@ impl Sim {
                     _ => (0..n).map(|_| u32::from(self.rand(10) < 3)).collect(),
                 };
                 let heal_after = 200 + self.rand(safety / 3);
-                self.push(at, EventKind::Partition { groups, heal_after });
+                self.queue.push(at, Event::Partition { groups, heal_after });
             }
         }
         // Faults stop here: heal everything; the liveness phase begins.
-        self.push(safety_end, EventKind::Heal);
+        self.queue.push(safety_end, Event::Heal);
     }
 
     fn reachable(&self, a: usize, b: usize) -> bool {
@@ -269,84 +256,94 @@ impl Sim {
         self.nodes[i].proto.is_some()
     }
 
-    fn latency(&mut self) -> Millis {
+    /// One message's trip to a listener: `hops` hops of a 1-20 ms link each (1 ms flat
+    /// without the latency fault).
+    fn latency(&mut self, depth: u64) -> Millis {
         if !self.cfg.faults.latency {
             return 1;
         }
-        // A few hops of 1-20 ms links.
-        let hops = 1 + self.rand(3);
+        let hops = 1 + self.rand(depth);
         (0..hops).map(|_| 1 + self.rand(20)).sum()
     }
 
-    /// Drains what node `i` wants sent and done, and re-arms its timer.
+    /// Drains what node `i` wants joined, sent and done, and re-arms its timer.
     fn drain(&mut self, i: usize) {
         loop {
             let Some(proto) = self.nodes[i].proto.as_mut() else {
                 return;
             };
-            let Some(bytes) = proto.poll_transmit() else {
+            if let Some(change) = proto.poll_subscription() {
+                self.topics.apply(i, change);
+            } else if let Some((topic, bytes)) = proto.poll_transmit() {
+                self.publish(i, topic, bytes);
+            } else if let Some(effect) = proto.poll_effect() {
+                self.effect(i, effect);
+            } else {
                 break;
-            };
-            self.publish(i, bytes);
-        }
-        loop {
-            let Some(proto) = self.nodes[i].proto.as_mut() else {
-                return;
-            };
-            let Some(effect) = proto.poll_effect() else {
-                break;
-            };
-            self.effect(i, effect);
+            }
         }
         if let Some(proto) = &self.nodes[i].proto {
             let t = proto.poll_timeout().max(self.now);
             if self.nodes[i].timer_at != Some(t) {
                 self.nodes[i].timer_at = Some(t);
-                self.push(t, EventKind::Timer { node: i });
+                self.queue.push(t, Event::Timer { node: i as u32 });
             }
         }
     }
 
-    fn publish(&mut self, from: usize, bytes: Vec<u8>) {
+    fn publish(&mut self, from: usize, topic: Topic, bytes: Vec<u8>) {
         self.messages += 1;
-        let msg = self.messages;
         self.trace.update(&self.now.to_le_bytes());
         self.trace.update(&(from as u64).to_le_bytes());
         self.trace.update(&bytes);
-        let bytes = Rc::new(bytes);
+        let env = match Envelope::decode(&bytes) {
+            Ok(env) => env,
+            Err(e) => {
+                self.violations
+                    .push(format!("node {from} published an invalid message: {e}"));
+                return;
+            }
+        };
+        let msg = Rc::new(Published {
+            id: self.messages,
+            from: from as u32,
+            env,
+            len: bytes.len(),
+        });
+        let listeners: Vec<u32> = self.topics.listeners(&topic).to_vec();
+        let depth = gossip::mesh_depth(listeners.len());
+        let per_delivery = gossip::transmissions_per_delivery(listeners.len());
         let f = self.cfg.faults;
-        for to in 0..self.nodes.len() {
-            if to == from || !self.alive(to) || !self.reachable(from, to) {
+        for to in listeners {
+            let t = to as usize;
+            if t == from || !self.reachable(from, t) {
                 continue;
             }
             if self.faults_on && f.loss && self.rand(100) < 2 {
                 continue;
             }
-            let mut delay = self.latency();
+            let mut delay = self.latency(depth);
             if self.faults_on && f.reordering && self.rand(100) < 5 {
                 delay += self.rand(200);
             }
             self.deliveries += 1;
-            self.bytes += bytes.len() as u64;
-            self.push(
+            self.transmissions += per_delivery;
+            self.bytes += msg.len as u64;
+            self.queue.push(
                 self.now + delay,
-                EventKind::Deliver {
+                Event::Deliver {
                     to,
-                    from,
-                    msg,
-                    bytes: bytes.clone(),
+                    msg: msg.clone(),
                 },
             );
             if self.faults_on && f.duplication && self.rand(100) < 1 {
                 let later = self.now + delay + self.rand(50);
                 self.deliveries += 1;
-                self.push(
+                self.queue.push(
                     later,
-                    EventKind::Deliver {
+                    Event::Deliver {
                         to,
-                        from,
-                        msg,
-                        bytes: bytes.clone(),
+                        msg: msg.clone(),
                     },
                 );
             }
@@ -362,13 +359,9 @@ impl Sim {
                     took *= 5;
                 }
                 let incarnation = self.nodes[i].incarnation;
-                self.push(
+                self.queue.push(
                     self.now + took,
-                    EventKind::TaskDone {
-                        node: i,
-                        incarnation,
-                        run,
-                    },
+                    Event::TaskDone(Box::new((i as u32, incarnation, run))),
                 );
             }
             Effect::Collect {
@@ -378,17 +371,10 @@ impl Sim {
                 holder,
             } => {
                 let outcome = match self.fetch(i, &result, holder) {
-                    Some(bytes) => match ops::finalize(&spec.op, &bytes) {
-                        Ok(out) => {
-                            self.record_output(job, out);
-                            Ok(())
-                        }
-                        Err(e) => {
-                            self.violations
-                                .push(format!("job {job}: root result does not finalize: {e}"));
-                            Ok(())
-                        }
-                    },
+                    Some(bytes) => {
+                        self.finalize(job, &spec.op, &bytes);
+                        Ok(())
+                    }
                     None => Err(holder),
                 };
                 if let Some(proto) = self.nodes[i].proto.as_mut() {
@@ -403,26 +389,34 @@ impl Sim {
         }
     }
 
-    fn record_output(&mut self, job: JobId, out: Vec<u8>) {
-        let now = self.now;
-        if let Some(t) = self.jobs.iter_mut().find(|t| t.id == job)
-            && t.output.is_none()
-        {
-            t.output = Some(out);
-            t.finished_at = Some(now);
+    /// Turns a root result into the job's output (the first one counts).
+    fn finalize(&mut self, job: JobId, op: &Operator, root: &[u8]) {
+        match ops::finalize(op, root) {
+            Ok(out) => {
+                let now = self.now;
+                if let Some(t) = self.jobs.iter_mut().find(|t| t.id == job)
+                    && t.output.is_none()
+                {
+                    t.output = Some(out);
+                    t.finished_at = Some(now);
+                }
+            }
+            Err(e) => self
+                .violations
+                .push(format!("job {job}: root result does not finalize: {e}")),
         }
     }
 
     /// A result as node `at` would fetch it: inline, or from a live, reachable holder.
-    fn fetch(&self, at: usize, result: &ResultRef, holder: NodeId) -> Option<Vec<u8>> {
+    fn fetch(&self, at: usize, result: &ResultRef, holder: NodeId) -> Option<Rc<Vec<u8>>> {
         match result {
-            ResultRef::Inline(bytes) => Some(bytes.clone()),
+            ResultRef::Inline(bytes) => Some(Rc::new(bytes.to_vec())),
             ResultRef::Blob { hash, .. } => {
-                let h = self.nodes.iter().position(|n| n.id == holder)?;
+                let h = *self.by_id.get(&holder)?;
                 if !self.alive(h) || !self.reachable(at, h) {
                     return None;
                 }
-                self.nodes[h].blobs.get(hash).map(|b| b.as_ref().clone())
+                self.nodes[h].blobs.get(hash).cloned()
             }
         }
     }
@@ -433,7 +427,7 @@ impl Sim {
                 source: MapSource::Chunk { index, holder, .. },
             } => {
                 // The chunk comes from the submitter, which must be reachable.
-                let s = self.nodes.iter().position(|n| n.id == *holder);
+                let s = self.by_id.get(holder).copied();
                 if !s.is_some_and(|s| self.alive(s) && self.reachable(i, s)) {
                     if !s.is_some_and(|s| self.alive(s))
                         && let Some(t) = self.jobs.iter_mut().find(|t| t.id == run.job)
@@ -461,13 +455,13 @@ impl Sim {
                         }
                     }
                 }
-                let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+                let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
                 ops::reduce(&run.spec.op, &refs)
             }
         };
         match bytes {
             Ok(bytes) if bytes.len() <= self.inline_max => {
-                TaskOutcome::Done(ResultRef::Inline(bytes))
+                TaskOutcome::Done(ResultRef::Inline(bytes.into()))
             }
             Ok(bytes) => {
                 let r = effects::blob_ref(&bytes);
@@ -501,31 +495,51 @@ impl Sim {
         node.proto = None;
         node.blobs.clear();
         node.timer_at = None;
+        self.topics.forget(i);
     }
 
-    fn step(&mut self, ev: Event) {
-        self.now = ev.at;
-        match ev.kind {
-            EventKind::Deliver {
-                to,
-                from,
-                msg,
-                bytes,
-            } => {
-                if !self.alive(to) || !self.alive(from) || !self.reachable(from, to) {
-                    return;
-                }
-                self.trace.update(&msg.to_le_bytes());
-                let from_id = self.nodes[from].id;
-                let proto = self.nodes[to].proto.as_mut().expect("alive");
-                if let Err(e) = proto.handle_message(self.now, from_id, &bytes) {
-                    self.violations
-                        .push(format!("node {to} refused a message from node {from}: {e}"));
-                }
-                self.drain(to);
+    fn deliver(&mut self, to: usize, msg: &Published) {
+        let from = msg.from as usize;
+        if !self.alive(to) || !self.alive(from) || !self.reachable(from, to) {
+            return;
+        }
+        self.delivery_trace =
+            mix(self.delivery_trace ^ msg.id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ to as u64);
+        let from_id = self.nodes[from].id;
+        let proto = self.nodes[to].proto.as_mut().expect("alive");
+        proto.handle_envelope(self.now, from_id, &msg.env, msg.len);
+        self.drain(to);
+    }
+
+    fn task_done(&mut self, node: usize, incarnation: u32, run: TaskRun) {
+        if !self.alive(node) || self.nodes[node].incarnation != incarnation {
+            return;
+        }
+        let outcome = self.run_task(node, &run);
+        if let TaskOutcome::Done(result) = &outcome
+            && let Some(j) = self.jobs.iter().position(|t| t.id == run.job)
+            && run.task == shoal_protocol::tree::Tree::new(self.cfg.tasks, self.cfg.fanin).root()
+        {
+            // The root is done: the job's result exists from this moment.
+            let holder = self.nodes[node].id;
+            if let Some(bytes) = self.fetch(node, result, holder) {
+                let op = self.jobs[j].spec.op.clone();
+                self.finalize(run.job, &op, &bytes);
             }
-            EventKind::Timer { node } => {
-                if self.nodes[node].timer_at != Some(ev.at) {
+        }
+        let took = self.cfg.task_ms * 1000;
+        let proto = self.nodes[node].proto.as_mut().expect("alive");
+        proto.task_finished(self.now, run.job, run.task, outcome, took);
+        self.drain(node);
+        self.maybe_submitter_leaves();
+    }
+
+    fn step(&mut self, event: Event) {
+        match event {
+            Event::Deliver { to, msg } => self.deliver(to as usize, &msg),
+            Event::Timer { node } => {
+                let node = node as usize;
+                if self.nodes[node].timer_at != Some(self.now) {
                     return; // superseded
                 }
                 self.nodes[node].timer_at = None;
@@ -534,40 +548,13 @@ impl Sim {
                     self.drain(node);
                 }
             }
-            EventKind::TaskDone {
-                node,
-                incarnation,
-                run,
-            } => {
-                if !self.alive(node) || self.nodes[node].incarnation != incarnation {
-                    return;
-                }
-                let outcome = self.run_task(node, &run);
-                if let TaskOutcome::Done(result) = &outcome
-                    && let Some(j) = self.jobs.iter().position(|t| t.id == run.job)
-                    && run.task
-                        == shoal_protocol::tree::Tree::new(self.cfg.tasks, self.cfg.fanin).root()
-                {
-                    // The root is done: the job's result exists from this moment.
-                    let holder = self.nodes[node].id;
-                    if let Some(bytes) = self.fetch(node, result, holder) {
-                        match ops::finalize(&self.jobs[j].spec.op, &bytes) {
-                            Ok(out) => self.record_output(run.job, out),
-                            Err(e) => self.violations.push(format!(
-                                "job {}: root result does not finalize: {e}",
-                                run.job
-                            )),
-                        }
-                    }
-                }
-                let took = self.cfg.task_ms * 1000;
-                let proto = self.nodes[node].proto.as_mut().expect("alive");
-                proto.task_finished(self.now, run.job, run.task, outcome, took);
-                self.drain(node);
-                self.maybe_submitter_leaves();
+            Event::TaskDone(done) => {
+                let (node, incarnation, run) = *done;
+                self.task_done(node as usize, incarnation, run);
             }
-            EventKind::Join { node } => self.start_node(node),
-            EventKind::Submit { job } => {
+            Event::Join { node } => self.start_node(node as usize),
+            Event::Submit { job } => {
+                let job = job as usize;
                 let s = self.jobs[job].submitter;
                 let spec = self.jobs[job].spec.clone();
                 self.first_submit.get_or_insert(self.now);
@@ -582,32 +569,34 @@ impl Sim {
                     }
                 }
             }
-            EventKind::Crash {
+            Event::Crash {
                 node,
                 restart_after,
             } => {
+                let node = node as usize;
                 if self.alive(node) {
                     self.crash(node);
                     if let Some(after) = restart_after {
-                        self.push(self.now + after, EventKind::Restart { node });
+                        self.queue
+                            .push(self.now + after, Event::Restart { node: node as u32 });
                     }
                 }
             }
-            EventKind::Restart { node } => {
-                if !self.alive(node) {
-                    self.start_node(node);
+            Event::Restart { node } => {
+                if !self.alive(node as usize) {
+                    self.start_node(node as usize);
                 }
             }
-            EventKind::Partition { groups, heal_after } => {
+            Event::Partition { groups, heal_after } => {
                 if self.faults_on {
-                    for (n, g) in self.nodes.iter_mut().zip(groups) {
+                    for (n, &g) in self.nodes.iter_mut().zip(groups.iter()) {
                         n.group = g;
                     }
                     self.partitioned = true;
-                    self.push(self.now + heal_after, EventKind::Heal);
+                    self.queue.push(self.now + heal_after, Event::Heal);
                 }
             }
-            EventKind::Heal => {
+            Event::Heal => {
                 self.partitioned = false;
                 for n in &mut self.nodes {
                     n.group = 0;
@@ -629,14 +618,14 @@ impl Sim {
         }
         let Some(job) = self.jobs.first() else { return };
         let s = job.submitter;
-        let Some(view) = self.nodes[s]
+        let Some((done, maps)) = self.nodes[s]
             .proto
             .as_ref()
-            .and_then(|p| p.job_status(&job.id))
+            .and_then(|p| p.map_progress(&job.id))
         else {
             return;
         };
-        if view.maps_done == view.maps {
+        if done == maps {
             self.submitter_left = true;
             self.crash(s);
         }
@@ -655,12 +644,8 @@ impl Sim {
             if let Some((result, holder)) = proto.root_result(&id)
                 && let Some(bytes) = self.fetch(i, &result, holder)
             {
-                match ops::finalize(&self.jobs[j].spec.op, &bytes) {
-                    Ok(out) => self.record_output(id, out),
-                    Err(e) => self
-                        .violations
-                        .push(format!("job {id}: root result does not finalize: {e}")),
-                }
+                let op = self.jobs[j].spec.op.clone();
+                self.finalize(id, &op, &bytes);
                 return true;
             }
         }
@@ -677,13 +662,14 @@ impl Sim {
     pub fn run(mut self) -> Report {
         let wall = Instant::now();
         let mut deadline: Option<Millis> = None;
-        while let Some(ev) = self.queue.pop() {
+        while let Some((at, event)) = self.queue.pop() {
             if let Some(d) = deadline
-                && ev.at > d
+                && at > d
             {
                 break;
             }
-            self.step(ev);
+            self.now = at;
+            self.step(event);
             if !self.faults_on {
                 deadline.get_or_insert(self.now + self.cfg.liveness_ms);
                 if (0..self.jobs.len())
@@ -693,19 +679,19 @@ impl Sim {
                 }
             }
         }
-        // Final accounting.
-        let mut completed = 0;
-        let mut last_finish = 0;
+        self.check().into_report(wall.elapsed().as_millis() as u64)
+    }
+
+    /// The checks after a run: results, exactly-once accounting, liveness.
+    fn check(mut self) -> Self {
+        let expected = ops::reference::wordcount(&[(0..self.cfg.tasks)
+            .map(|i| format!("p{i}\n"))
+            .collect::<String>()
+            .into_bytes()]);
         for j in 0..self.jobs.len() {
             let done = self.finished(j);
             let t = &self.jobs[j];
             if done {
-                completed += 1;
-                last_finish = last_finish.max(t.finished_at.unwrap_or(self.now));
-                let expected = ops::reference::wordcount(&[(0..self.cfg.tasks)
-                    .map(|i| format!("p{i}\n"))
-                    .collect::<String>()
-                    .into_bytes()]);
                 if t.output.as_deref() != Some(expected.as_slice()) {
                     self.violations.push(format!(
                         "job {}: result differs from the reference (partitions missing or counted twice)",
@@ -730,8 +716,23 @@ impl Sim {
                 ));
             }
         }
+        self
+    }
+
+    fn into_report(mut self, wall_ms: u64) -> Report {
+        let completed = self.jobs.iter().filter(|t| t.output.is_some()).count();
+        let last_finish = self
+            .jobs
+            .iter()
+            .filter_map(|t| t.finished_at)
+            .max()
+            .unwrap_or(self.now);
+        self.trace.update(&self.delivery_trace.to_le_bytes());
         let tree = shoal_protocol::tree::Tree::new(self.cfg.tasks.max(1), self.cfg.fanin);
-        let slots_total: u64 = self.nodes.iter().map(|n| u64::from(n.slots)).sum();
+        // The model's slots: those of the nodes a job can have as members.
+        let workers = self.cfg.workers_per_job() as u64 * self.cfg.jobs as u64;
+        let slots: u64 = self.nodes.iter().map(|n| u64::from(n.slots)).sum();
+        let slots_total = slots * workers.min(self.cfg.nodes as u64) / self.cfg.nodes.max(1) as u64;
         Report {
             seed: self.cfg.seed,
             nodes: self.cfg.nodes,
@@ -744,8 +745,9 @@ impl Sim {
             virtual_ms: last_finish.saturating_sub(self.first_submit.unwrap_or(0)),
             messages: self.messages,
             deliveries: self.deliveries,
+            transmissions: self.transmissions,
             bytes: self.bytes,
-            wall_ms: wall.elapsed().as_millis() as u64,
+            wall_ms,
             tree_depth: tree.depth(),
             tree_tasks: tree.total(),
             slots_total,

@@ -4,7 +4,7 @@
 
 use crate::blob_proto::BlobResponse;
 use crate::exec;
-use crate::net::{self, Behaviour, BehaviourEvent};
+use crate::net::{Behaviour, BehaviourEvent};
 use crate::store::BlobStore;
 use futures::StreamExt;
 use libp2p::core::transport::ListenerId;
@@ -13,9 +13,10 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, kad, mdns, multiaddr::Protocol};
 use shoal_protocol::job::Manifest;
 use shoal_protocol::{
-    BlobHash, Effect, JobId, JobSpec, JobView, Millis, Node, NodeId, PeerStatus, TaskOutcome,
+    BlobHash, Effect, JobId, JobSpec, JobView, Millis, Node, NodeId, PeerStatus, Subscription,
+    TaskOutcome, Topic,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -212,7 +213,10 @@ struct Driver {
     start: Instant,
     handle: Handle,
     rx: mpsc::Receiver<Command>,
-    topic: gossipsub::IdentTopic,
+    /// The hash of the topic every node joins: a peer subscribing to it is a new neighbour.
+    jobs_topic: gossipsub::TopicHash,
+    /// Peers disconnected on purpose, to be dialled again once every connection is closed.
+    redial: HashSet<PeerId>,
     peers: HashMap<NodeId, PeerId>,
     fetches: HashMap<OutboundRequestId, (BlobHash, FetchReply)>,
     waiters: HashMap<JobId, Vec<oneshot::Sender<JobOutcome>>>,
@@ -222,6 +226,11 @@ struct Driver {
     /// Listeners that have not reported an address yet.
     listeners_pending: Vec<ListenerId>,
     on_listen: ListenCallback,
+}
+
+/// The gossipsub topic of a protocol topic.
+fn gossip_topic(topic: Topic) -> gossipsub::IdentTopic {
+    gossipsub::IdentTopic::new(topic.name())
 }
 
 /// Derives the protocol's node id from a libp2p peer id.
@@ -239,8 +248,6 @@ pub fn spawn(parts: DriverParts) -> anyhow::Result<(Handle, tokio::task::JoinHan
         listeners,
         on_listen,
     } = parts;
-    let topic = gossipsub::IdentTopic::new(net::TOPIC);
-    swarm.behaviour_mut().gossipsub.subscribe(&topic)?;
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let handle = Handle {
         tx,
@@ -262,7 +269,8 @@ pub fn spawn(parts: DriverParts) -> anyhow::Result<(Handle, tokio::task::JoinHan
         start: Instant::now(),
         handle: handle.clone(),
         rx,
-        topic,
+        jobs_topic: gossip_topic(Topic::Jobs).hash(),
+        redial: Default::default(),
         peers: HashMap::new(),
         fetches: HashMap::new(),
         waiters: HashMap::new(),
@@ -282,6 +290,8 @@ impl Driver {
     }
 
     async fn run(mut self) {
+        // The protocol's first subscriptions.
+        self.pump();
         let mut discovery = tokio::time::interval(Duration::from_secs(10));
         loop {
             let deadline = self.start + Duration::from_millis(self.node.poll_timeout());
@@ -312,12 +322,25 @@ impl Driver {
 
     /// Sends what the protocol wants sent and starts what it wants done.
     fn pump(&mut self) {
-        while let Some(bytes) = self.node.poll_transmit() {
+        while let Some(change) = self.node.poll_subscription() {
+            let gossip = &mut self.swarm.behaviour_mut().gossipsub;
+            match change {
+                Subscription::Join(topic) => {
+                    if let Err(e) = gossip.subscribe(&gossip_topic(topic)) {
+                        tracing::warn!(%topic, "cannot subscribe: {e}");
+                    }
+                }
+                Subscription::Leave(topic) => {
+                    gossip.unsubscribe(&gossip_topic(topic));
+                }
+            }
+        }
+        while let Some((topic, bytes)) = self.node.poll_transmit() {
             match self
                 .swarm
                 .behaviour_mut()
                 .gossipsub
-                .publish(self.topic.clone(), bytes)
+                .publish(gossip_topic(topic), bytes)
             {
                 Ok(_) | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
                 Err(e) => tracing::debug!("gossip publish failed: {e}"),
@@ -549,14 +572,27 @@ impl Driver {
                 }
             }
             SwarmEvent::ConnectionClosed {
-                num_established, ..
-            } if num_established > 0 => {
-                // A stale connection to a peer that reconnected (it restarted) went away.
-                // Gossipsub sends our subscription only on a peer's first connection, so the
-                // restarted peer never learnt it; subscribing again tells every peer afresh.
-                let gossip = &mut self.swarm.behaviour_mut().gossipsub;
-                gossip.unsubscribe(&self.topic);
-                let _ = gossip.subscribe(&self.topic);
+                peer_id,
+                num_established,
+                ..
+            } => {
+                if num_established > 0 {
+                    // One of several connections to a peer went away: typically a stale one to
+                    // a peer that restarted and reconnected. Gossipsub sends our subscriptions
+                    // only on a peer's first connection, so the restarted peer never learnt
+                    // them. Start over with that peer: close the rest and dial it again, so
+                    // that the next connection is the first for both sides. (Subscribing
+                    // afresh instead would send unsubscribe/subscribe pairs that gossipsub may
+                    // deliver out of order over two connections, leaving peers believing we
+                    // left a topic.)
+                    self.redial.insert(peer_id);
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                } else if self.redial.remove(&peer_id) {
+                    let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer_id).build();
+                    if let Err(e) = self.swarm.dial(opts) {
+                        tracing::debug!(peer = %peer_id, "redial failed: {e}");
+                    }
+                }
             }
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             _ => {}
@@ -580,10 +616,12 @@ impl Driver {
 
     fn on_behaviour_event(&mut self, event: BehaviourEvent) {
         match event {
-            BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, .. }) => {
+            BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic }) => {
                 self.learn_peer(peer_id);
-                let now = self.now();
-                self.node.neighbour_joined(now);
+                if topic == self.jobs_topic {
+                    let now = self.now();
+                    self.node.neighbour_joined(now);
+                }
             }
             BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. }) => {
                 let Some(source) = message.source else { return };

@@ -142,7 +142,7 @@ async fn fetch_children(
     let fetches =
         children.iter().map(|c| async move {
             match &c.result {
-                ResultRef::Inline(bytes) => Ok(Arc::new(bytes.clone())),
+                ResultRef::Inline(bytes) => Ok(Arc::new(bytes.to_vec())),
                 ResultRef::Blob { hash, .. } => fetch_retrying(handle, c.holder, *hash)
                     .await
                     .map_err(|_| TaskOutcome::InputLost {
@@ -214,7 +214,7 @@ async fn compute<E: std::fmt::Display + Send + 'static>(
 /// Small results travel inline in the completion; larger ones stay here as blobs.
 fn store_result(handle: &Handle, bytes: Vec<u8>) -> ResultRef {
     if bytes.len() <= INLINE_RESULT_MAX {
-        ResultRef::Inline(bytes)
+        ResultRef::Inline(bytes.into())
     } else {
         let r = effects::blob_ref(&bytes);
         handle.store().put(bytes);
@@ -245,7 +245,7 @@ pub async fn collect(
     holder: NodeId,
 ) -> Result<Vec<u8>, String> {
     let bytes = match result {
-        ResultRef::Inline(b) => Arc::new(b),
+        ResultRef::Inline(b) => Arc::new(b.to_vec()),
         ResultRef::Blob { hash, .. } => fetch_retrying(handle, holder, hash).await?,
     };
     compute(move || ops::finalize(&spec.op, &bytes)).await

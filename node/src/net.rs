@@ -8,8 +8,6 @@ use libp2p::{
 };
 use std::time::Duration;
 
-/// The gossip topic every node subscribes to.
-pub const TOPIC: &str = "shoal/control/1";
 const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/shoal/kad/1");
 const IDENTIFY_PROTOCOL: &str = "/shoal/id/1";
 

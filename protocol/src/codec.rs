@@ -137,3 +137,17 @@ pub mod bytes {
     }
 }
 
+/// `#[serde(with = "crate::codec::shared_bytes")]` for `Arc<[u8]>` fields: encoded as a byte
+/// string like [`bytes`], decoded into one shared allocation.
+pub mod shared_bytes {
+    use serde::{Deserializer, Serializer};
+    use std::sync::Arc;
+
+    pub fn serialize<S: Serializer>(v: &Arc<[u8]>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<[u8]>, D::Error> {
+        super::bytes::deserialize(d).map(Arc::from)
+    }
+}

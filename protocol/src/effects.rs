@@ -108,6 +108,8 @@ pub struct JobView {
     pub status: JobStatus,
     /// Fresh completions per node: how the work was spread.
     pub workers: Vec<(NodeId, u32)>,
+    /// Nodes taking part in the job as this node knows them (itself included).
+    pub members: u32,
     /// What this node itself is doing for the job.
     pub local: LocalTasks,
 }

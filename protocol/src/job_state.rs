@@ -1,18 +1,16 @@
-//! One job as one node sees it: the state of every task, and the claimable tasks bucketed by
-//! this node's rendezvous rank.
+//! One job as one of its members sees it: the state of every task, the members, and the ready
+//! tasks ordered by this node's rendezvous rank.
 
 use crate::effects::LocalTasks;
-use crate::ids::{JobId, Millis};
+use crate::ids::{JobId, Millis, NodeId};
 use crate::job::JobSpec;
-use crate::rendezvous;
+use crate::members::{Members, RankChange};
+use crate::ready::ReadyQueue;
 use crate::tree::Tree;
-use crate::view::{ME, PeerIx, View};
+use crate::view::{ME, PeerIx};
 use crate::wire::ResultRef;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
-
-/// Ranks at or beyond this share one bucket: they all wait the longest before stealing.
-pub const RANK_CAP: usize = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskState {
@@ -45,10 +43,13 @@ pub struct JobState {
     pub done: u32,
     /// Of `done`, how many are map tasks.
     pub maps_done: u32,
-    /// Ready tasks as (ready since, task), by this node's rank for them. Entries may be stale:
-    /// they are checked against `tasks` when taken.
-    open: Vec<BTreeSet<(Millis, u32)>>,
-    open_version: u64,
+    pub members: Members,
+    queue: ReadyQueue,
+    /// Peers' claims in the order they arrived, for expiring them when their lease runs out.
+    claim_log: VecDeque<(Millis, u32)>,
+    /// Tasks whose result this node produced and holds, with when: re-announced while still
+    /// needed.
+    held: BTreeMap<u32, Millis>,
     pub attempts: HashMap<u32, u32>,
     pub failed: Option<String>,
     pub last_progress: Millis,
@@ -59,6 +60,76 @@ pub struct JobState {
 }
 
 impl JobState {
+    /// A job this node is a member of; `my_weight` is the slots it gives the job (0: none).
+    pub fn new(
+        spec: Arc<JobSpec>,
+        id: JobId,
+        submitter: PeerIx,
+        epoch: u64,
+        now: Millis,
+        me: &NodeId,
+        my_weight: u32,
+    ) -> Self {
+        let tree = Tree::new(spec.map_tasks(), spec.fanin);
+        let mut queue = ReadyQueue::new(id, tree.total(), me, my_weight);
+        let tasks = (0..tree.total())
+            .map(|t| {
+                if tree.is_map(t) {
+                    queue.push(t, now);
+                    TaskState::Ready { since: now }
+                } else {
+                    TaskState::Waiting {
+                        left: tree.children(t).len() as u32,
+                    }
+                }
+            })
+            .collect();
+        Self {
+            id,
+            spec,
+            submitter,
+            epoch,
+            tree,
+            tasks,
+            done: 0,
+            maps_done: 0,
+            members: Members::default(),
+            queue,
+            claim_log: VecDeque::new(),
+            held: BTreeMap::new(),
+            attempts: HashMap::new(),
+            failed: None,
+            last_progress: now,
+            completions: HashMap::new(),
+            collecting: false,
+        }
+    }
+
+    pub fn total(&self) -> u32 {
+        self.tree.total()
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.tasks[self.tree.root() as usize].is_done()
+    }
+
+    /// Whether this node takes tasks of the job.
+    pub fn takes_tasks(&self) -> bool {
+        self.queue.active()
+    }
+
+    /// This node's rank for `task` (capped), for tests and diagnostics.
+    pub fn rank(&self, task: u32) -> usize {
+        self.queue.rank(task)
+    }
+
+    /// Applies changes of the ranking candidates to the ready queue.
+    pub fn apply(&mut self, changes: &[RankChange]) {
+        for c in changes {
+            self.queue.candidate_changed(&c.id, c.weight, c.joined);
+        }
+    }
+
     /// Counts the tasks this node runs or holds the only copy of.
     pub fn local_tasks(&self) -> LocalTasks {
         let mut local = LocalTasks::default();
@@ -86,86 +157,6 @@ impl JobState {
         local
     }
 
-    pub fn new(spec: JobSpec, submitter: PeerIx, epoch: u64, now: Millis) -> Self {
-        let tree = Tree::new(spec.map_tasks(), spec.fanin);
-        let tasks = (0..tree.total())
-            .map(|t| {
-                if tree.is_map(t) {
-                    TaskState::Ready { since: now }
-                } else {
-                    TaskState::Waiting {
-                        left: tree.children(t).len() as u32,
-                    }
-                }
-            })
-            .collect();
-        Self {
-            id: spec.id(),
-            spec: Arc::new(spec),
-            submitter,
-            epoch,
-            tree,
-            tasks,
-            done: 0,
-            maps_done: 0,
-            open: vec![BTreeSet::new(); RANK_CAP + 1],
-            open_version: u64::MAX,
-            attempts: HashMap::new(),
-            failed: None,
-            last_progress: now,
-            completions: HashMap::new(),
-            collecting: false,
-        }
-    }
-
-    pub fn total(&self) -> u32 {
-        self.tree.total()
-    }
-
-    pub fn is_complete(&self) -> bool {
-        self.tasks[self.tree.root() as usize].is_done()
-    }
-
-    /// This node's rank for `task` among the claim candidates, capped at [`RANK_CAP`].
-    fn rank(&self, task: u32, view: &View) -> usize {
-        let me = view.id(ME);
-        let mine = rendezvous::score(&self.id, task, &me, view.my_weight());
-        let mut rank = 0;
-        for &(ix, w) in view.candidates() {
-            if ix != ME && rendezvous::score(&self.id, task, &view.id(ix), w) > mine {
-                rank += 1;
-                if rank == RANK_CAP {
-                    break;
-                }
-            }
-        }
-        rank
-    }
-
-    fn push_open(&mut self, task: u32, since: Millis, view: &View) {
-        if view.my_weight() == 0 {
-            return;
-        }
-        let rank = self.rank(task, view);
-        self.open[rank].insert((since, task));
-    }
-
-    /// Rebuilds the rank buckets when the candidate set changed since they were built.
-    fn refresh_open(&mut self, view: &View) {
-        if self.open_version == view.version() {
-            return;
-        }
-        self.open_version = view.version();
-        for bucket in &mut self.open {
-            bucket.clear();
-        }
-        for t in 0..self.total() {
-            if let TaskState::Ready { since } = self.tasks[t as usize] {
-                self.push_open(t, since, view);
-            }
-        }
-    }
-
     /// Adjusts the done counters for `task` by `delta` (+1 or -1).
     fn count_done(&mut self, task: u32, delta: i32) {
         self.done = self.done.wrapping_add_signed(delta);
@@ -183,54 +174,77 @@ impl JobState {
             .count() as u32
     }
 
-    /// Puts a task that is not done back in play: ready if it can run (a map task, or a reduce
-    /// task with every child's result known), else waiting. Every path that reopens a task goes
-    /// through here, so a node never claims a task it cannot start.
-    pub fn reopen(&mut self, task: u32, now: Millis, view: &View) {
+    /// Puts a task that is not done back in play from `since`: ready if it can run (a map task,
+    /// or a reduce task with every child's result known), else waiting. Every path that reopens
+    /// a task goes through here, so a node never claims a task it cannot start.
+    pub fn reopen(&mut self, task: u32, since: Millis) {
         match self.children_missing(task) {
-            0 => self.make_ready(task, now, view),
+            0 => {
+                self.tasks[task as usize] = TaskState::Ready { since };
+                self.queue.push(task, since);
+            }
             left => self.tasks[task as usize] = TaskState::Waiting { left },
         }
     }
 
-    /// Marks `task` ready (again) from `now`.
-    fn make_ready(&mut self, task: u32, now: Millis, view: &View) {
-        self.tasks[task as usize] = TaskState::Ready { since: now };
-        if self.open_version == view.version() {
-            self.push_open(task, now, view);
+    /// Records `by`'s claim of `task` at `now`.
+    pub fn claim(&mut self, task: u32, by: PeerIx, now: Millis) {
+        self.tasks[task as usize] = TaskState::Claimed { by, at: now };
+        if by != ME {
+            self.claim_log.push_back((now, task));
         }
     }
 
-    /// Takes up to `want` tasks this node may claim at `now`: its rank-0 tasks at once, rank-r
-    /// tasks once they have been ready for `r * steal_delay`. Returns the tasks and, if some are
-    /// not yet eligible, when the earliest will be.
+    /// Takes up to `want` tasks this node may claim at `now` (see [`ReadyQueue::take`]).
     pub fn take_claimable(
         &mut self,
         want: usize,
         now: Millis,
         steal_delay: Millis,
-        view: &View,
     ) -> (Vec<u32>, Option<Millis>) {
-        self.refresh_open(view);
-        let mut out = Vec::new();
-        let mut wake: Option<Millis> = None;
-        for rank in 0..=RANK_CAP {
-            let delay = steal_delay * rank as Millis;
-            while out.len() < want {
-                let Some(&(since, task)) = self.open[rank].first() else {
-                    break;
-                };
-                if since + delay > now {
-                    wake = Some(wake.map_or(since + delay, |w: Millis| w.min(since + delay)));
-                    break;
-                }
-                self.open[rank].pop_first();
-                if self.tasks[task as usize] == (TaskState::Ready { since }) {
-                    out.push(task);
-                }
+        let tasks = &self.tasks;
+        self.queue.take(want, now, steal_delay, |task, since| {
+            tasks[task as usize] == TaskState::Ready { since }
+        })
+    }
+
+    /// Peers' claims older than `lease`: renewed if the claimer still runs the task (its pulse
+    /// says so), else reopened. Returns how many were reopened.
+    pub fn expire_claims(&mut self, now: Millis, lease: Millis) -> usize {
+        let mut reopened = 0;
+        while let Some(&(at, task)) = self.claim_log.front() {
+            if at + lease > now {
+                break;
+            }
+            self.claim_log.pop_front();
+            let TaskState::Claimed { by, at: current } = self.tasks[task as usize] else {
+                continue;
+            };
+            if current != at {
+                continue; // re-claimed since: a later log entry covers it
+            }
+            if self.members.is_live(by) && self.members.runs(by, task) {
+                self.claim(task, by, now);
+            } else {
+                self.reopen(task, now);
+                reopened += 1;
             }
         }
-        (out, wake)
+        reopened
+    }
+
+    /// `peer` is gone: its claims go back into play and the results only it held are lost.
+    pub fn forget(&mut self, peer: PeerIx, now: Millis) {
+        for t in 0..self.total() {
+            match self.tasks[t as usize] {
+                TaskState::Claimed { by, .. } if by == peer => self.reopen(t, now),
+                TaskState::Done {
+                    holder,
+                    result: ResultRef::Blob { .. },
+                } if holder == peer => self.revert(t, now),
+                _ => {}
+            }
+        }
     }
 
     /// Records a completion. Returns whether it was news.
@@ -240,7 +254,6 @@ impl JobState {
         holder: PeerIx,
         result: ResultRef,
         now: Millis,
-        view: &View,
     ) -> bool {
         let was_elsewhere = match self.tasks[task as usize] {
             TaskState::Done { .. } => return false,
@@ -253,10 +266,13 @@ impl JobState {
         }
         self.last_progress = now;
         self.tasks[task as usize] = TaskState::Done { holder, result };
+        if holder == ME {
+            self.held.insert(task, now);
+        }
         if let Some(parent) = self.tree.parent(task)
             && let TaskState::Waiting { .. } = self.tasks[parent as usize]
         {
-            self.reopen(parent, now, view);
+            self.reopen(parent, now);
         }
         true
     }
@@ -274,23 +290,46 @@ impl JobState {
         }
     }
 
-    /// Results this node holds that are still needed (their parent is not done, or they are
-    /// the root): re-sent now and then, so that a lost completion message is repaired.
-    pub fn needed_results(&self, holder: PeerIx, max: usize) -> Vec<(u32, ResultRef)> {
+    /// Whether the result of `task` may still be needed: it is the root, or its parent is not
+    /// done.
+    fn needed(&self, task: u32) -> bool {
+        self.tree
+            .parent(task)
+            .is_none_or(|p| !self.tasks[p as usize].is_done())
+    }
+
+    /// Results this node holds that may have been missed, at most `max`: completed at least
+    /// `min_age` ago, and still needed by a parent that nobody has claimed (had every member
+    /// heard of all its children, one would have), or the root. Re-sent now and then, so that
+    /// a lost completion message does not stall the job. Results no longer needed are
+    /// forgotten.
+    pub fn needed_results(
+        &mut self,
+        now: Millis,
+        min_age: Millis,
+        max: usize,
+    ) -> Vec<(u32, ResultRef)> {
         let mut out = Vec::new();
-        for (t, state) in self.tasks.iter().enumerate() {
-            if let TaskState::Done { holder: h, result } = state
-                && *h == holder
-                && self
-                    .tree
-                    .parent(t as u32)
-                    .is_none_or(|p| !self.tasks[p as usize].is_done())
-            {
-                out.push((t as u32, result.clone()));
-                if out.len() == max {
-                    break;
-                }
+        let mut stale = Vec::new();
+        for (&t, &at) in &self.held {
+            let TaskState::Done { holder: ME, result } = &self.tasks[t as usize] else {
+                stale.push(t);
+                continue;
+            };
+            if !self.needed(t) {
+                stale.push(t);
+                continue;
             }
+            let parent_claimed = self
+                .tree
+                .parent(t)
+                .is_some_and(|p| matches!(self.tasks[p as usize], TaskState::Claimed { .. }));
+            if out.len() < max && at + min_age <= now && !parent_claimed {
+                out.push((t, result.clone()));
+            }
+        }
+        for t in stale {
+            self.held.remove(&t);
         }
         out
     }
@@ -318,19 +357,15 @@ impl JobState {
 
     /// The result of `task` is gone (its holder died or could not serve it): compute it again,
     /// unless its parent is already done and no longer needs it.
-    pub fn revert(&mut self, task: u32, now: Millis, view: &View) {
-        if !self.tasks[task as usize].is_done() {
-            return;
-        }
-        let parent = self.tree.parent(task);
-        if parent.is_some_and(|p| self.tasks[p as usize].is_done()) {
+    pub fn revert(&mut self, task: u32, now: Millis) {
+        if !self.tasks[task as usize].is_done() || !self.needed(task) {
             return;
         }
         self.count_done(task, -1);
         self.collecting = false;
-        self.reopen(task, now, view);
-        if let Some(parent) = parent {
-            self.reopen(parent, now, view);
+        self.reopen(task, now);
+        if let Some(parent) = self.tree.parent(task) {
+            self.reopen(parent, now);
         }
     }
 }

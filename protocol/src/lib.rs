@@ -11,20 +11,26 @@
 //! - [`job`]: job specs and their validation; [`tree`]: the k-ary reduction tree;
 //!   [`partition`]: line-aligned chunking; [`ops`]: built-in operators and the reference
 //!   implementations results are checked against.
-//! - [`wire`]: gossip messages; [`rendezvous`]: weighted rendezvous ranking of (task, peer).
-//! - [`node`]: the state machine, with [`view`] (the mesh as adverts describe it) and
-//!   [`job_state`] (one job's tasks); [`effects`]: what it asks of its driver.
+//! - [`wire`]: gossip messages; [`topic`]: where they go; [`rendezvous`]: weighted rendezvous
+//!   hashing of (task, peer).
+//! - [`node`]: the state machine, with [`view`] (the mesh as adverts describe it, bounded),
+//!   [`job_state`] (one job's tasks), [`members`] (who works on a job, and who is still
+//!   there) and [`ready`] (the ready tasks by this node's rank); [`effects`]: what it asks of
+//!   its driver; [`pacer`]: how batches are paced.
 
 pub mod codec;
 pub mod effects;
 pub mod ids;
 pub mod job;
 pub mod job_state;
+pub mod members;
 pub mod node;
 pub mod ops;
 pub mod pacer;
 pub mod partition;
+pub mod ready;
 pub mod rendezvous;
+pub mod topic;
 pub mod tree;
 pub mod view;
 pub mod wire;
@@ -37,4 +43,5 @@ pub use effects::{
 pub use ids::{BlobHash, JobId, Millis, NodeId};
 pub use job::{Input, JobSpec, Operator};
 pub use node::{Capacity, Config, Node, Stats, SubmitError};
+pub use topic::{Subscription, Topic};
 pub use wire::ResultRef;

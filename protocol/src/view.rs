@@ -1,11 +1,14 @@
-//! The soft-state view of the mesh, built from capacity adverts.
+//! The soft-state view of the mesh, built from capacity adverts, and the table of every peer
+//! this node has heard from.
 //!
 //! Peers are interned to small indices (index 0 is this node) so that per-task state stays
-//! compact. A peer is live while its last advert is younger than the TTL; the set of live peers
-//! with slots (the claim candidates) carries a version that changes whenever the set or a
-//! weight changes, so that rank tables built from it know when they are stale.
+//! compact. A peer is *in the view* while its last advert is younger than its TTL. The view is
+//! bounded: a node listens to the adverts of a block of advert shards ([`crate::topic`]) wide
+//! enough to see about `target` peers, so in a small mesh it sees everyone and in a large one a
+//! sample of a few hundred. Job members outside the view are tracked by their jobs.
 
-use crate::ids::{IdMap, JobId, Millis, NodeId};
+use crate::ids::{IdMap, Millis, NodeId};
+use crate::topic::{SHARDS, covered_shards, shard_of};
 use crate::wire::Advert;
 
 /// Most distinct peers a node remembers. Bounds the interning table.
@@ -31,37 +34,51 @@ impl PeerInfo {
     }
 }
 
+#[derive(Debug, Default, Clone)]
+struct Peer {
+    advert: Option<PeerInfo>,
+    /// Until when something this peer sent (an advert, a job message) vouches for it.
+    heard_until: Millis,
+}
+
 #[derive(Debug)]
 pub struct View {
     ids: Vec<NodeId>,
     index: IdMap<NodeId, PeerIx>,
-    info: Vec<Option<PeerInfo>>,
+    peers: Vec<Peer>,
     /// A peer's TTL is this many of its advert periods, in tenths (35 = 3.5 periods).
     ttl_tenths: Millis,
     /// The TTL floor: adverts from peers that claim a shorter period still live this long.
     ttl_min: Millis,
     my_weight: u32,
-    /// Live peers with slots, as (index, weight), this node included when it has slots.
-    candidates: Vec<(PeerIx, u32)>,
-    version: u64,
+    home: u8,
+    /// Advert shards listened to: the aligned block of this many shards around `home`.
+    width: u32,
+    /// Peers the view aims to hold: coverage halves above twice this, doubles below half.
+    target: usize,
 }
 
 impl View {
     /// `ttl_min` is the TTL of a peer advertising every `period_min`; peers that advertise less
-    /// often (large meshes) get proportionally longer TTLs.
-    pub fn new(me: NodeId, my_slots: u32, ttl_min: Millis, period_min: Millis) -> Self {
-        let mut view = Self {
+    /// often get proportionally longer TTLs.
+    pub fn new(
+        me: NodeId,
+        my_slots: u32,
+        ttl_min: Millis,
+        period_min: Millis,
+        target: usize,
+    ) -> Self {
+        Self {
             ids: vec![me],
             index: IdMap::from_iter([(me, ME)]),
-            info: vec![None],
+            peers: vec![Peer::default()],
             ttl_tenths: (ttl_min * 10).div_ceil(period_min.max(1)),
             ttl_min,
             my_weight: my_slots,
-            candidates: Vec::new(),
-            version: 0,
-        };
-        view.rebuild_candidates(0);
-        view
+            home: shard_of(&me),
+            width: SHARDS,
+            target: target.max(2),
+        }
     }
 
     /// The index of `id`, adding it if there is room.
@@ -75,7 +92,7 @@ impl View {
         let ix = self.ids.len() as PeerIx;
         self.ids.push(id);
         self.index.insert(id, ix);
-        self.info.push(None);
+        self.peers.push(Peer::default());
         Some(ix)
     }
 
@@ -91,96 +108,161 @@ impl View {
         self.my_weight
     }
 
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-
-    pub fn candidates(&self) -> &[(PeerIx, u32)] {
-        &self.candidates
-    }
-
     pub fn info(&self, ix: PeerIx) -> Option<&PeerInfo> {
-        self.info.get(ix as usize)?.as_ref()
+        self.peers.get(ix as usize)?.advert.as_ref()
     }
 
-    /// Whether `ix` is this node or a peer whose advert has not expired.
+    /// Whether `ix` is this node or a peer in the view (its advert has not expired).
     pub fn is_live(&self, ix: PeerIx, now: Millis) -> bool {
         ix == ME || self.info(ix).is_some_and(|p| p.live_at(now))
     }
 
-    /// Whether `ix` listed `job` as active in its latest advert.
-    pub fn lists_active(&self, ix: PeerIx, job: &JobId) -> bool {
-        self.info(ix)
-            .is_some_and(|p| p.advert.active_jobs.contains(job))
+    /// Notes that `ix` said something that vouches for it until `until`.
+    pub fn heard(&mut self, ix: PeerIx, until: Millis) {
+        if let Some(p) = self.peers.get_mut(ix as usize) {
+            p.heard_until = p.heard_until.max(until);
+        }
     }
 
-    /// Records an advert.
-    pub fn update(&mut self, ix: PeerIx, advert: Advert, now: Millis) {
-        if ix == ME {
-            return;
+    /// Whether `ix` was heard from once and has been silent since long enough to count as gone:
+    /// asking it for anything is futile. A peer never heard from is not "gone".
+    pub fn gone(&self, ix: PeerIx, now: Millis) -> bool {
+        ix != ME
+            && self.peers.get(ix as usize).is_some_and(|p| {
+                p.heard_until > 0
+                    && now >= p.heard_until
+                    && !p.advert.as_ref().is_some_and(|a| a.live_at(now))
+            })
+    }
+
+    /// Records an advert. Returns whether the peer was new to the view.
+    pub fn update(&mut self, ix: PeerIx, advert: Advert, now: Millis) -> bool {
+        if ix == ME || !self.covers(&self.id(ix)) {
+            return false;
         }
         let was_live = self.is_live(ix, now);
-        let old_weight = self.info(ix).map(|p| p.advert.slots_total);
-        let new_weight = advert.slots_total;
         let ttl = (Millis::from(advert.interval_ms) * self.ttl_tenths / 10).max(self.ttl_min);
-        self.info[ix as usize] = Some(PeerInfo {
+        let peer = &mut self.peers[ix as usize];
+        peer.advert = Some(PeerInfo {
             advert,
             last_seen: now,
             ttl,
         });
-        if !was_live || old_weight != Some(new_weight) {
-            self.rebuild_candidates(now);
-        }
+        peer.heard_until = peer.heard_until.max(now + ttl);
+        !was_live
     }
 
-    /// Drops expired peers from the candidate set. Returns whether any dropped out.
-    pub fn expire(&mut self, now: Millis) -> bool {
-        let stale = self
-            .candidates
-            .iter()
-            .any(|&(ix, _)| !self.is_live(ix, now));
-        if stale {
-            self.rebuild_candidates(now);
-        }
-        stale
+    /// Whether `id`'s adverts are in the shards this node listens to.
+    fn covers(&self, id: &NodeId) -> bool {
+        let width = self.width;
+        u32::from(shard_of(id)) & !(width - 1) == u32::from(self.home) & !(width - 1)
     }
 
-    fn rebuild_candidates(&mut self, now: Millis) {
-        let mut c: Vec<(PeerIx, u32)> = Vec::new();
-        if self.my_weight > 0 {
-            c.push((ME, self.my_weight));
-        }
-        for (ix, info) in self.info.iter().enumerate().skip(1) {
-            if let Some(p) = info
-                && p.live_at(now)
-                && p.advert.slots_total > 0
-            {
-                c.push((ix as PeerIx, p.advert.slots_total));
+    /// The advert shards listened to now.
+    pub fn shards(&self) -> impl Iterator<Item = u8> {
+        covered_shards(self.home, self.width)
+    }
+
+    pub fn home_shard(&self) -> u8 {
+        self.home
+    }
+
+    /// Narrows or widens the shards listened to so that the view holds about `target` peers.
+    /// Returns whether the coverage changed; peers outside a narrowed coverage leave the view.
+    pub fn adjust_coverage(&mut self, now: Millis) -> bool {
+        let live = self.live_peers(now).count();
+        let width = if live >= 2 * self.target && self.width > 1 {
+            self.width / 2
+        } else if live < self.target / 2 && self.width < SHARDS {
+            self.width * 2
+        } else {
+            return false;
+        };
+        self.width = width;
+        for ix in 1..self.peers.len() {
+            if !self.covers(&self.ids[ix]) {
+                self.peers[ix].advert = None;
             }
         }
-        self.candidates = c;
-        self.version += 1;
+        true
     }
 
     /// Live peers other than this node, with their latest advert.
     pub fn live_peers(&self, now: Millis) -> impl Iterator<Item = (NodeId, &PeerInfo)> {
-        self.info
+        self.peers
             .iter()
             .enumerate()
             .skip(1)
-            .filter_map(move |(ix, info)| {
-                let p = info.as_ref()?;
-                p.live_at(now).then(|| (self.ids[ix], p))
+            .filter_map(move |(ix, p)| {
+                let info = p.advert.as_ref()?;
+                info.live_at(now).then(|| (self.ids[ix], info))
             })
     }
 
-    /// When the next live peer will expire, if any.
-    pub fn next_expiry(&self, now: Millis) -> Option<Millis> {
-        self.candidates
-            .iter()
-            .filter(|&&(ix, _)| ix != ME)
-            .filter_map(|&(ix, _)| self.info(ix).map(|p| p.last_seen + p.ttl))
-            .filter(|&t| t > now)
-            .min()
+    /// Live peers that offer slots, as (index, slots), and this node first if it offers any.
+    pub fn candidates(&self, now: Millis) -> Vec<(PeerIx, u32)> {
+        let mut c = Vec::new();
+        if self.my_weight > 0 {
+            c.push((ME, self.my_weight));
+        }
+        for (ix, p) in self.peers.iter().enumerate().skip(1) {
+            if let Some(info) = &p.advert
+                && info.live_at(now)
+                && info.advert.slots_total > 0
+            {
+                c.push((ix as PeerIx, info.advert.slots_total));
+            }
+        }
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn advert(interval_ms: u32) -> Advert {
+        Advert {
+            slots_total: 1,
+            slots_free: 1,
+            cores: 1,
+            mem_mb: 1,
+            load_milli: 0,
+            interval_ms,
+        }
+    }
+
+    #[test]
+    fn a_crowded_view_narrows_to_fewer_shards_and_a_sparse_one_widens() {
+        let me = NodeId::from_identity_bytes(b"me");
+        let mut view = View::new(me, 1, 3_500, 1_000, 10);
+        for i in 0..100u32 {
+            let ix = view
+                .intern(NodeId::from_identity_bytes(&i.to_le_bytes()))
+                .unwrap();
+            view.update(ix, advert(1_000), 0);
+        }
+        assert_eq!(view.live_peers(0).count(), 100);
+        assert!(view.adjust_coverage(0));
+        assert_eq!(view.shards().count(), 32);
+        let kept = view.live_peers(0).count();
+        assert!(
+            kept < 100,
+            "peers outside the narrower block leave the view"
+        );
+        assert!(view.live_peers(0).all(|(id, _)| view.covers(&id)));
+        // Everyone expires: the view widens again.
+        assert!(view.adjust_coverage(10_000));
+        assert_eq!(view.shards().count(), 64);
+    }
+
+    #[test]
+    fn a_peer_heard_from_then_silent_is_gone() {
+        let mut view = View::new(NodeId([1; 32]), 1, 3_500, 1_000, 256);
+        let ix = view.intern(NodeId([2; 32])).unwrap();
+        assert!(!view.gone(ix, 100), "never heard from");
+        view.heard(ix, 3_600);
+        assert!(!view.gone(ix, 3_000));
+        assert!(view.gone(ix, 3_600));
     }
 }

@@ -1,20 +1,26 @@
 //! Control messages exchanged over gossip, and the checks every received message must pass.
 //!
-//! All control traffic is broadcast. Each envelope carries the sender's sequence number, which
-//! makes two otherwise identical messages distinct (gossip layers deduplicate by content).
+//! Each message goes to one [`crate::topic::Topic`]: adverts to the sender's advert shard,
+//! announcements to every node, and everything about one job (claims, completions, failures,
+//! pulses, the end of the job) to that job's members only. Each envelope carries the sender's
+//! sequence number, which makes two otherwise identical messages distinct (gossip layers
+//! deduplicate by content).
 
-use crate::ids::{BlobHash, JobId};
+use crate::ids::{BlobHash, JobId, NodeId};
 use crate::job::JobSpec;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Largest inline result carried inside a completion.
 pub const INLINE_RESULT_MAX: usize = 1024;
-/// Most jobs a node lists as active in its advert.
-pub const MAX_ACTIVE_JOBS: usize = 64;
+/// Most members one announcement names (a job's members never exceed this).
+pub const MAX_MEMBERS: usize = 512;
 /// Most done-task ranges an announcement summarises.
 pub const MAX_DONE_RANGES: usize = 4096;
 /// Most task entries (claims, completions, failures, losses together) in one batch.
 pub const MAX_BATCH_ENTRIES: usize = 100_000;
+/// Most running tasks one pulse lists.
+pub const MAX_PULSE_TASKS: usize = 1024;
 /// Longest failure reason carried over the network.
 pub const MAX_REASON_BYTES: usize = 1024;
 
@@ -27,13 +33,17 @@ pub struct Envelope {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Message {
-    /// Periodic capacity advert: keeps the sender in every view and renews its claims.
+    /// Periodic capacity advert, in the sender's advert shard: keeps it in its peers' views.
     Advert(Advert),
-    /// A job, announced by its submitter (again periodically, for late joiners).
+    /// A job and its members, from the submitter to every node (again periodically, for
+    /// members added later and for members that restarted).
     Announce(Announce),
-    /// Claims, completions, failures and lost results, batched.
+    /// Claims, completions, failures and lost results of one job, batched.
     Batch(Batch),
-    /// The submitter has the job's final result (or gave up): peers drop the job.
+    /// "I am still working on this job": keeps the sender live among the job's members and
+    /// renews its claims on the tasks it is running.
+    Pulse(Pulse),
+    /// The submitter has the job's final result (or gave up): members drop the job.
     Finished(Finished),
 }
 
@@ -45,51 +55,68 @@ pub struct Advert {
     pub mem_mb: u64,
     /// One-minute load average times 1000.
     pub load_milli: u32,
-    /// Jobs in which the sender holds claims: renews all its claims in them.
-    pub active_jobs: Vec<JobId>,
     /// The sender's advert period: receivers expire it after a few of these.
     pub interval_ms: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Announce {
+    /// Must equal `spec.id()` (checked on receipt).
+    pub job: JobId,
     pub spec: JobSpec,
     /// Distinguishes a resubmission of the same job from stale copies of a finished one.
     pub epoch: u64,
-    /// Task ranges `[a, b)` already done, so a late joiner does not redo them.
+    /// The nodes that work on the job (and the submitter), sorted by id, each with the slots
+    /// it offers (0: it takes no tasks). Only members track the job.
+    pub members: Vec<Member>,
+    /// Task ranges `[a, b)` already done, so a member that joins late does not redo them.
     pub done: Vec<(u32, u32)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub id: NodeId,
+    pub weight: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Batch {
-    pub claims: Vec<JobTasks>,
-    pub done: Vec<JobResults>,
+    pub job: JobId,
+    pub claims: Vec<u32>,
+    pub done: Vec<(u32, ResultRef)>,
     pub failed: Vec<Failure>,
     pub lost: Vec<Lost>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobTasks {
-    pub job: JobId,
-    pub tasks: Vec<u32>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobResults {
-    pub job: JobId,
-    pub results: Vec<(u32, ResultRef)>,
+impl Batch {
+    pub fn entries(&self) -> usize {
+        self.claims.len() + self.done.len() + self.failed.len() + self.lost.len()
+    }
 }
 
 /// Where a task's result can be had: inline, or as a blob held by the completion's sender.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ResultRef {
-    Inline(#[serde(with = "crate::codec::bytes")] Vec<u8>),
-    Blob { hash: BlobHash, len: u64 },
+    /// Shared, because every member keeps a copy of every inline result it hears of.
+    Inline(#[serde(with = "crate::codec::shared_bytes")] Arc<[u8]>),
+    Blob {
+        hash: BlobHash,
+        len: u64,
+    },
+}
+
+impl ResultRef {
+    /// Approximate encoded size, for bounding batches.
+    pub fn wire_len(&self) -> usize {
+        match self {
+            ResultRef::Inline(bytes) => bytes.len() + 3,
+            ResultRef::Blob { .. } => 42,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Failure {
-    pub job: JobId,
     pub task: u32,
     pub reason: String,
     /// The input could not be fetched: retry later, do not count an attempt.
@@ -99,9 +126,16 @@ pub struct Failure {
 /// The result of `task` could not be fetched from `holder`: it must be computed again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lost {
-    pub job: JobId,
     pub task: u32,
-    pub holder: crate::ids::NodeId,
+    pub holder: NodeId,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pulse {
+    pub job: JobId,
+    /// Tasks of the job the sender is running now: their claims stay valid however long
+    /// they take.
+    pub running: Vec<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,6 +158,10 @@ pub enum InvalidMessage {
     },
     #[error("invalid job spec: {0}")]
     Spec(#[from] crate::job::SpecError),
+    #[error("announcement names job {named} but its spec hashes to {actual}")]
+    WrongJobId { named: JobId, actual: JobId },
+    #[error("announcement members are not sorted by id without repeats")]
+    UnsortedMembers,
     #[error("done range {0}..{1} is empty or reversed")]
     BadRange(u32, u32),
 }
@@ -152,9 +190,20 @@ impl Envelope {
     /// Structural limits. Task indices are checked against each job's size where they are used.
     pub fn validate(&self) -> Result<(), InvalidMessage> {
         match &self.body {
-            Message::Advert(a) => limit("active jobs", a.active_jobs.len(), MAX_ACTIVE_JOBS),
+            Message::Advert(_) | Message::Finished(_) => Ok(()),
             Message::Announce(a) => {
                 a.spec.validate()?;
+                let actual = a.spec.id();
+                if actual != a.job {
+                    return Err(InvalidMessage::WrongJobId {
+                        named: a.job,
+                        actual,
+                    });
+                }
+                limit("members", a.members.len(), MAX_MEMBERS)?;
+                if a.members.windows(2).any(|w| w[0].id >= w[1].id) {
+                    return Err(InvalidMessage::UnsortedMembers);
+                }
                 limit("done ranges", a.done.len(), MAX_DONE_RANGES)?;
                 for &(lo, hi) in &a.done {
                     if lo >= hi {
@@ -164,24 +213,18 @@ impl Envelope {
                 Ok(())
             }
             Message::Batch(b) => {
-                let entries = b.claims.iter().map(|c| c.tasks.len()).sum::<usize>()
-                    + b.done.iter().map(|d| d.results.len()).sum::<usize>()
-                    + b.failed.len()
-                    + b.lost.len();
-                limit("batch entries", entries, MAX_BATCH_ENTRIES)?;
+                limit("batch entries", b.entries(), MAX_BATCH_ENTRIES)?;
                 for f in &b.failed {
                     limit("failure reason bytes", f.reason.len(), MAX_REASON_BYTES)?;
                 }
-                for d in &b.done {
-                    for (_, r) in &d.results {
-                        if let ResultRef::Inline(bytes) = r {
-                            limit("inline result bytes", bytes.len(), INLINE_RESULT_MAX)?;
-                        }
+                for (_, r) in &b.done {
+                    if let ResultRef::Inline(bytes) = r {
+                        limit("inline result bytes", bytes.len(), INLINE_RESULT_MAX)?;
                     }
                 }
                 Ok(())
             }
-            Message::Finished(_) => Ok(()),
+            Message::Pulse(p) => limit("pulse tasks", p.running.len(), MAX_PULSE_TASKS),
         }
     }
 }
@@ -189,6 +232,7 @@ impl Envelope {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::{Input, Operator};
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
@@ -202,10 +246,8 @@ mod tests {
         let env = Envelope {
             seq: 1,
             body: Message::Batch(Batch {
-                done: vec![JobResults {
-                    job: JobId([0; 32]),
-                    results: vec![(0, ResultRef::Inline(vec![0; INLINE_RESULT_MAX + 1]))],
-                }],
+                job: JobId([0; 32]),
+                done: vec![(0, ResultRef::Inline(vec![0; INLINE_RESULT_MAX + 1].into()))],
                 ..Batch::default()
             }),
         };
@@ -213,5 +255,51 @@ mod tests {
             Envelope::decode(&env.encode()),
             Err(InvalidMessage::OverLimit { .. })
         ));
+    }
+
+    fn announce(job: JobId, members: Vec<Member>) -> Envelope {
+        Envelope {
+            seq: 1,
+            body: Message::Announce(Announce {
+                job,
+                spec: JobSpec {
+                    op: Operator::SumSq,
+                    input: Input::Range {
+                        start: 0,
+                        end: 10,
+                        tasks: 2,
+                    },
+                    fanin: 2,
+                },
+                epoch: 1,
+                members,
+                done: Vec::new(),
+            }),
+        }
+    }
+
+    #[test]
+    fn announcements_must_name_their_own_job_and_list_members_in_order() {
+        let Message::Announce(a) = announce(JobId([0; 32]), Vec::new()).body else {
+            unreachable!()
+        };
+        let job = a.spec.id();
+        assert!(matches!(
+            Envelope::decode(&announce(JobId([0; 32]), Vec::new()).encode()),
+            Err(InvalidMessage::WrongJobId { .. })
+        ));
+        let m = |b: u8| Member {
+            id: NodeId([b; 32]),
+            weight: 1,
+        };
+        assert!(Envelope::decode(&announce(job, vec![m(1), m(2)]).encode()).is_ok());
+        assert_eq!(
+            Envelope::decode(&announce(job, vec![m(2), m(1)]).encode()),
+            Err(InvalidMessage::UnsortedMembers)
+        );
+        assert_eq!(
+            Envelope::decode(&announce(job, vec![m(1), m(1)]).encode()),
+            Err(InvalidMessage::UnsortedMembers)
+        );
     }
 }

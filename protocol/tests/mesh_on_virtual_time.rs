@@ -5,10 +5,12 @@ use shoal_protocol::ops::{self, MapInput};
 use shoal_protocol::wire;
 use shoal_protocol::wire::ResultRef;
 use shoal_protocol::*;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 struct Harness {
     nodes: Vec<Node>,
+    /// The topics each node listens to.
+    subs: Vec<HashSet<Topic>>,
     alive: Vec<bool>,
     now: Millis,
     /// (deliver at, seq, to, from, bytes)
@@ -47,6 +49,7 @@ impl Harness {
             })
             .collect();
         Self {
+            subs: vec![HashSet::new(); slots.len()],
             nodes,
             alive: vec![true; slots.len()],
             now: 0,
@@ -68,12 +71,24 @@ impl Harness {
     }
 
     fn drain(&mut self, i: usize) {
-        while let Some(bytes) = self.nodes[i].poll_transmit() {
+        while let Some(change) = self.nodes[i].poll_subscription() {
+            match change {
+                Subscription::Join(t) => self.subs[i].insert(t),
+                Subscription::Leave(t) => self.subs[i].remove(&t),
+            };
+        }
+        while let Some((topic, bytes)) = self.nodes[i].poll_transmit() {
             for to in 0..self.nodes.len() {
-                if to != i {
+                if to != i && self.subs[to].contains(&topic) {
                     self.seq += 1;
                     self.inflight
                         .insert((self.now + self.latency, self.seq), (to, i, bytes.clone()));
+                    if self.duplicate {
+                        self.seq += 1;
+                        let later = self.now + 3 * self.latency + 1;
+                        self.inflight
+                            .insert((later, self.seq), (to, i, bytes.clone()));
+                    }
                 }
             }
         }
@@ -111,7 +126,7 @@ impl Harness {
 
     fn fetch(&self, holder: usize, r: &ResultRef) -> Option<Vec<u8>> {
         match r {
-            ResultRef::Inline(b) => Some(b.clone()),
+            ResultRef::Inline(b) => Some(b.to_vec()),
             ResultRef::Blob { hash, .. } => {
                 if !self.alive[holder] {
                     return None;
@@ -154,7 +169,7 @@ impl Harness {
             }
         };
         let outcome = match outcome {
-            Ok(bytes) if bytes.len() <= 16 => TaskOutcome::Done(ResultRef::Inline(bytes)),
+            Ok(bytes) if bytes.len() <= 16 => TaskOutcome::Done(ResultRef::Inline(bytes.into())),
             Ok(bytes) => {
                 let r = effects::blob_ref(&bytes);
                 if let ResultRef::Blob { hash, .. } = r {
@@ -408,7 +423,6 @@ fn advert_from(node: &mut Node, now: Millis, peer: u32, interval_ms: u32) {
             cores: 1,
             mem_mb: 1,
             load_milli: 0,
-            active_jobs: Vec::new(),
             interval_ms,
         }),
     };
@@ -419,17 +433,17 @@ fn advert_from(node: &mut Node, now: Millis, peer: u32, interval_ms: u32) {
 /// The advert this node sends next, decoded.
 fn next_advert(node: &mut Node, now: Millis) -> wire::Advert {
     node.handle_timeout(now);
-    while let Some(bytes) = node.poll_transmit() {
+    while let Some((topic, bytes)) = node.poll_transmit() {
         if let wire::Message::Advert(a) = wire::Envelope::decode(&bytes).unwrap().body {
+            assert_eq!(topic, Topic::Adverts(topic::shard_of(&node.id())));
             return a;
         }
     }
     panic!("no advert sent");
 }
 
-#[test]
-fn adverts_slow_down_in_a_large_mesh_and_peers_expire_after_their_own_periods() {
-    let mut node = Node::new(
+fn lone_node() -> Node {
+    Node::new(
         NodeId([9; 32]),
         Capacity {
             slots: 1,
@@ -438,18 +452,49 @@ fn adverts_slow_down_in_a_large_mesh_and_peers_expire_after_their_own_periods() 
         },
         Config::default(),
         0,
-    );
+    )
+}
+
+#[test]
+fn adverts_slow_down_in_a_large_view_and_peers_expire_after_their_own_periods() {
+    let mut node = lone_node();
     assert_eq!(
         next_advert(&mut node, 0).interval_ms,
         1_000,
         "a small mesh adverts every second"
     );
-    for peer in 0..1_000 {
+    for peer in 0..300 {
         advert_from(&mut node, 10, peer, 10_000);
     }
-    // 1000 peers at a receive budget of 200 adverts/s: one advert every 5 s.
-    assert_eq!(next_advert(&mut node, 1_000).interval_ms, 5_000);
+    // 300 peers at a receive budget of 100 adverts/s: one advert every 3 s.
+    assert_eq!(next_advert(&mut node, 1_000).interval_ms, 3_000);
     // A peer advertising every 10 s lives 3.5 periods.
-    assert_eq!(node.peers(10 + 34_000).len(), 1_000);
+    assert_eq!(node.peers(10 + 34_000).len(), 300);
     assert_eq!(node.peers(10 + 35_000).len(), 0);
+}
+
+#[test]
+fn a_crowded_view_listens_to_fewer_advert_shards() {
+    let mut node = lone_node();
+    let mut joined = HashSet::new();
+    while let Some(Subscription::Join(t)) = node.poll_subscription() {
+        joined.insert(t);
+    }
+    assert_eq!(
+        joined.len(),
+        1 + topic::SHARDS as usize,
+        "jobs and every shard"
+    );
+    for peer in 0..2_000 {
+        advert_from(&mut node, 10, peer, 20_000);
+    }
+    next_advert(&mut node, 1_000);
+    let mut left = 0;
+    while let Some(change) = node.poll_subscription() {
+        assert!(matches!(change, Subscription::Leave(Topic::Adverts(_))));
+        left += 1;
+    }
+    assert_eq!(left, topic::SHARDS as usize / 2);
+    let kept = node.peers(1_000).len();
+    assert!((700..1_300).contains(&kept), "{kept} peers kept");
 }

@@ -44,6 +44,14 @@ impl NodeProc {
     /// its API address.
     pub fn spawn(mut cmd: Command, data_dir: &Path) -> Self {
         cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+        // For diagnosing a failing test: keep each node's log in this directory (with
+        // SHOAL_LOG for the level).
+        if let Some(dir) = std::env::var_os("SHOAL_TEST_NODE_LOGS") {
+            let name = data_dir.display().to_string().replace('/', "_");
+            let log = std::fs::File::create(Path::new(&dir).join(name))
+                .expect("creating a node log in SHOAL_TEST_NODE_LOGS");
+            cmd.stderr(log);
+        }
         let mut child = cmd.spawn().expect("spawning shoal node");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();

@@ -1,0 +1,283 @@
+//! What each received message does.
+
+use super::{Node, truncate_utf8};
+use crate::effects::Effect;
+use crate::ids::{JobId, Millis, NodeId};
+use crate::job_state::{JobState, TaskState};
+use crate::rendezvous;
+use crate::topic::Topic;
+use crate::view::{ME, PeerIx};
+use crate::wire::Message;
+use crate::wire::{Advert, Announce, Batch, Failure, Finished, MAX_REASON_BYTES, Pulse, ResultRef};
+use std::sync::Arc;
+
+impl Node {
+    pub(super) fn on_advert(&mut self, now: Millis, from: PeerIx, advert: &Advert) {
+        let first_contact = self.view.update(from, advert.clone(), now);
+        if first_contact && !self.mine.is_empty() {
+            // A newcomer can join our running jobs without waiting a whole announce period.
+            self.next_announce = now;
+        }
+    }
+
+    pub(super) fn on_announce(&mut self, now: Millis, from: PeerIx, a: &Announce) {
+        let id = a.job;
+        if self.finished.get(&id).is_some_and(|f| f.epoch >= a.epoch) {
+            return;
+        }
+        let me = self.id();
+        let Ok(mine) = a.members.binary_search_by_key(&me, |m| m.id) else {
+            return; // not a member: the job is none of this node's business
+        };
+        self.view.heard(from, now + self.cfg.member_ttl_ms);
+        if let Some(job) = self.jobs.get(&id) {
+            if job.epoch == a.epoch {
+                self.merge_members(id, from, a, now);
+                if let Some(job) = self.jobs.get_mut(&id) {
+                    job.record_done_ranges(&a.done);
+                }
+            }
+            return;
+        }
+        if self.jobs.len() >= self.cfg.max_jobs {
+            self.stats.jobs_refused += 1;
+            return;
+        }
+        let weight = a.members[mine].weight.min(self.capacity.slots);
+        let mut job = JobState::new(
+            Arc::new(a.spec.clone()),
+            id,
+            from,
+            a.epoch,
+            now,
+            &me,
+            weight,
+        );
+        job.record_done_ranges(&a.done);
+        self.insert_job(job, now);
+        self.merge_members(id, from, a, now);
+    }
+
+    /// Adds the announced members to a tracked job (and updates their weights).
+    fn merge_members(&mut self, id: JobId, from: PeerIx, a: &Announce, now: Millis) {
+        let me = self.id();
+        let mut changes = Vec::new();
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        for m in &a.members {
+            if m.id == me {
+                continue;
+            }
+            let Some(ix) = self.view.intern(m.id) else {
+                continue;
+            };
+            changes.extend(job.members.announce(ix, m.id, m.weight, now));
+        }
+        changes.extend(job.members.heard(from, self.view.id(from), now));
+        job.apply(&changes);
+    }
+
+    /// Notes that `from` spoke on job `id`'s topic. Returns whether the job is tracked.
+    fn heard_on_job(&mut self, now: Millis, from: PeerIx, id: &JobId) -> bool {
+        let Some(job) = self.jobs.get_mut(id) else {
+            return false;
+        };
+        if let Some(change) = job.members.heard(from, self.view.id(from), now) {
+            job.apply(&[change]);
+        }
+        self.view.heard(from, now + self.cfg.member_ttl_ms);
+        true
+    }
+
+    pub(super) fn on_batch(&mut self, now: Millis, from: PeerIx, b: &Batch) {
+        if !self.heard_on_job(now, from, &b.job) {
+            self.stats.ignored_entries += b.entries() as u64;
+            return;
+        }
+        let job = b.job;
+        for &task in &b.claims {
+            self.on_claim(now, job, task, from);
+        }
+        for (task, result) in &b.done {
+            self.on_done(now, job, *task, from, result.clone());
+        }
+        for f in &b.failed {
+            self.on_failure(now, job, f.task, from, &f.reason, f.transient);
+        }
+        for l in &b.lost {
+            self.on_lost(now, job, l.task, l.holder);
+        }
+    }
+
+    pub(super) fn on_pulse(&mut self, now: Millis, from: PeerIx, p: &Pulse) {
+        if !self.heard_on_job(now, from, &p.job) {
+            return;
+        }
+        if let Some(job) = self.jobs.get_mut(&p.job) {
+            job.members.set_running(from, &p.running);
+        }
+    }
+
+    pub(super) fn on_finished(&mut self, now: Millis, from: PeerIx, f: &Finished) {
+        self.heard_on_job(now, from, &f.job);
+        if self.jobs.get(&f.job).is_some_and(|j| j.epoch <= f.epoch) && !self.mine.contains(&f.job)
+        {
+            self.retire(f.job, f.epoch);
+        }
+    }
+
+    fn on_claim(&mut self, now: Millis, job: JobId, task: u32, by: PeerIx) {
+        let Some(current) = self
+            .jobs
+            .get(&job)
+            .and_then(|j| j.tasks.get(task as usize))
+            .cloned()
+        else {
+            self.stats.ignored_entries += 1;
+            return;
+        };
+        let take = match current {
+            TaskState::Ready { .. } => true,
+            TaskState::Claimed { by: cur, at } => {
+                cur == by
+                    || !self.claim_valid(job, task, cur, at, now)
+                    || rendezvous::conflict_winner(&job, task, self.view.id(cur), self.view.id(by))
+                        == self.view.id(by)
+            }
+            _ => false,
+        };
+        if take && let Some(j) = self.jobs.get_mut(&job) {
+            j.claim(task, by, now);
+        }
+    }
+
+    /// A claim is valid while its holder is a live member and either claimed it within the
+    /// lease or says in its pulses that it runs it. This node's own claims are valid while it
+    /// holds the task.
+    pub(super) fn claim_valid(
+        &self,
+        job: JobId,
+        task: u32,
+        by: PeerIx,
+        at: Millis,
+        now: Millis,
+    ) -> bool {
+        if by == ME {
+            return self.running.contains_key(&(job, task)) || self.queued.contains(&(job, task));
+        }
+        self.jobs.get(&job).is_some_and(|j| {
+            j.members.is_live(by)
+                && (now.saturating_sub(at) < self.cfg.lease_ms || j.members.runs(by, task))
+        })
+    }
+
+    pub(super) fn on_done(
+        &mut self,
+        now: Millis,
+        job: JobId,
+        task: u32,
+        holder: PeerIx,
+        result: ResultRef,
+    ) {
+        let Some(j) = self.jobs.get_mut(&job).filter(|j| task < j.total()) else {
+            self.stats.ignored_entries += 1;
+            return;
+        };
+        if j.record_done(task, holder, result, now)
+            && task == j.tree.root()
+            && self.mine.contains(&job)
+        {
+            self.request_collect(job);
+        }
+    }
+
+    /// Reports a task of this node that failed, and tells the job's members.
+    pub(super) fn fail_task(
+        &mut self,
+        now: Millis,
+        job: JobId,
+        task: u32,
+        mut reason: String,
+        transient: bool,
+    ) {
+        truncate_utf8(&mut reason, MAX_REASON_BYTES);
+        self.on_failure(now, job, task, ME, &reason, transient);
+        self.queue_entry(job, 16 + reason.len(), |b| {
+            b.failed.push(Failure {
+                task,
+                reason,
+                transient,
+            })
+        });
+    }
+
+    /// A task failed on `by`. A transient failure (its input could not be fetched) does not
+    /// count towards the attempt limit: the task is offered again after a back-off, so that a
+    /// partition or a slow peer cannot fail a job that would succeed later.
+    fn on_failure(
+        &mut self,
+        now: Millis,
+        job: JobId,
+        task: u32,
+        by: PeerIx,
+        reason: &str,
+        transient: bool,
+    ) {
+        let max = self.cfg.max_attempts;
+        let backoff = self.cfg.unavailable_backoff_ms;
+        let Some(j) = self.jobs.get_mut(&job).filter(|j| task < j.total()) else {
+            self.stats.ignored_entries += 1;
+            return;
+        };
+        if let TaskState::Claimed { by: cur, .. } = j.tasks[task as usize]
+            && cur == by
+        {
+            j.reopen(task, if transient { now + backoff } else { now });
+        }
+        if transient {
+            return;
+        }
+        let attempts = j.attempts.entry(task).or_insert(0);
+        *attempts += 1;
+        let attempts = *attempts;
+        if attempts >= max && j.failed.is_none() {
+            let error = format!(
+                "job {} failed: task {task} failed {attempts} times; last error: {reason}",
+                job
+            );
+            j.failed = Some(error.clone());
+            if self.mine.contains(&job) {
+                self.effects.push_back(Effect::JobFailed { job, error });
+                let epoch = j.epoch;
+                if j.submitter == ME {
+                    self.publish(
+                        Topic::Job(job),
+                        Message::Finished(Finished {
+                            job,
+                            epoch,
+                            ok: false,
+                        }),
+                    );
+                }
+                self.mine.remove(&job);
+                self.retire(job, epoch);
+            }
+        }
+    }
+
+    pub(super) fn on_lost(&mut self, now: Millis, job: JobId, task: u32, holder: NodeId) {
+        let Some(holder_ix) = self.view.lookup(&holder) else {
+            return;
+        };
+        let Some(j) = self.jobs.get_mut(&job).filter(|j| task < j.total()) else {
+            self.stats.ignored_entries += 1;
+            return;
+        };
+        if let TaskState::Done { holder: h, .. } = j.tasks[task as usize]
+            && h == holder_ix
+        {
+            j.revert(task, now);
+        }
+    }
+}

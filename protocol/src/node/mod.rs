@@ -1,0 +1,595 @@
+//! The protocol state machine of one node.
+//!
+//! Inputs are method calls that take `now`: [`Node::handle_message`] (or
+//! [`Node::handle_envelope`] for a message already decoded), [`Node::handle_timeout`],
+//! [`Node::submit`], [`Node::task_finished`], [`Node::job_collected`],
+//! [`Node::neighbour_joined`]. Outputs are drained after each input, in this order:
+//! [`Node::poll_subscription`] (topics to join or leave), [`Node::poll_transmit`] (messages to
+//! publish, each on its topic), [`Node::poll_effect`] (work for the driver), then
+//! [`Node::poll_timeout`] (when to call `handle_timeout` next). The machine reads no clock and
+//! draws no randomness of its own.
+//!
+//! # Layout
+//!
+//! - this file: the machine's state, its inputs and outputs;
+//! - `handlers`: what each received message does;
+//! - `upkeep`: the timers: adverts and coverage, pulses, announcements and members, expiry,
+//!   repair;
+//! - `work`: claiming tasks and starting them;
+//! - `outbox`: batching, pacing and publishing;
+//! - `status`: read-only views for the driver's API and for diagnostics.
+
+mod handlers;
+mod outbox;
+mod status;
+mod upkeep;
+mod work;
+
+use crate::effects::{Effect, JobView, TaskOutcome};
+use crate::ids::{IdMap, IdSet, JobId, Millis, NodeId};
+use crate::job::{JobSpec, SpecError};
+use crate::job_state::{JobState, TaskState};
+use crate::pacer::FlushPacer;
+use crate::topic::{Subscription, Topic};
+use crate::view::{ME, View};
+use crate::wire::{Announce, Batch, Envelope, Finished, InvalidMessage, Lost, Message, ResultRef};
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// Tunables. Defaults suit a LAN; the simulator and tests shorten or stretch them.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How often a node sends its capacity advert in a small mesh.
+    pub advert_interval_ms: Millis,
+    /// A peer silent for this long leaves the view (3.5 advert periods); peers that advertise
+    /// less often get proportionally longer.
+    pub peer_ttl_ms: Millis,
+    /// Adverts a node should receive per second at most: a node whose view holds more than
+    /// this many peers stretches its advert period (N peers advertise every N / rate seconds).
+    pub advert_rate_max: u32,
+    /// Longest advert period, whatever the mesh size.
+    pub advert_interval_max_ms: Millis,
+    /// Peers the view aims to hold: a node listens to fewer advert shards when it sees more
+    /// than twice this, and to more when it sees fewer than half.
+    pub view_target: usize,
+    /// Most members a job starts with and is topped up to: the workers of one job. A larger
+    /// mesh runs several jobs side by side on different members.
+    pub job_members_max: usize,
+    /// How often a member pulses on each of its jobs' topics.
+    pub pulse_interval_ms: Millis,
+    /// A member silent on a job's topic for this long is gone for the job: its claims go back
+    /// into play and the results only it held are recomputed.
+    pub member_ttl_ms: Millis,
+    /// How long a claim stays valid unless the claimer's pulses say it runs the task.
+    pub lease_ms: Millis,
+    /// How long a task waits per rank step before lower-ranked peers may take it.
+    pub steal_delay_ms: Millis,
+    /// Least time between two batches once a burst of [`Config::flush_burst`] is spent:
+    /// isolated events go out at once, storms are batched.
+    pub flush_interval_ms: Millis,
+    pub flush_burst: u32,
+    /// How often a submitter re-announces its running jobs (for members added later).
+    pub announce_interval_ms: Millis,
+    /// How often members and claims are checked for expiry.
+    pub sweep_interval_ms: Millis,
+    /// How often a node re-sends completions of the results it holds that are still needed,
+    /// so that a lost completion message does not stall a job.
+    pub repair_interval_ms: Millis,
+    /// Failures of one task after which its job fails.
+    pub max_attempts: u32,
+    /// How long a task whose input could not be fetched waits before it is offered again.
+    pub unavailable_backoff_ms: Millis,
+    /// Most jobs tracked at once; announcements beyond it are dropped.
+    pub max_jobs: usize,
+    /// A job with no progress for this long is dropped by non-submitters.
+    pub job_idle_ms: Millis,
+    /// Queue about this much work per slot ahead of time when tasks are short.
+    pub queue_target_us: u64,
+    /// Most tasks queued per slot.
+    pub prefetch_max: usize,
+    /// A batch is sent at once when it grows past this many encoded bytes.
+    pub batch_bytes_max: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            advert_interval_ms: 1_000,
+            peer_ttl_ms: 3_500,
+            advert_rate_max: 100,
+            advert_interval_max_ms: 60_000,
+            view_target: 256,
+            job_members_max: 256,
+            pulse_interval_ms: 1_000,
+            member_ttl_ms: 3_500,
+            lease_ms: 5_000,
+            steal_delay_ms: 250,
+            flush_interval_ms: 2,
+            flush_burst: 8,
+            announce_interval_ms: 1_000,
+            sweep_interval_ms: 500,
+            repair_interval_ms: 2_000,
+            max_attempts: 3,
+            unavailable_backoff_ms: 1_000,
+            max_jobs: 256,
+            job_idle_ms: 600_000,
+            queue_target_us: 20_000,
+            prefetch_max: 1024,
+            batch_bytes_max: 256 * 1024,
+        }
+    }
+}
+
+/// What this node offers.
+#[derive(Debug, Clone, Copy)]
+pub struct Capacity {
+    pub slots: u32,
+    pub cores: u32,
+    pub mem_mb: u64,
+}
+
+/// Counters for what happened to incoming traffic.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Stats {
+    pub messages_in: u64,
+    pub messages_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Messages dropped because they failed to decode or validate.
+    pub invalid_messages: u64,
+    /// Entries that named an unknown task index or an untracked job.
+    pub ignored_entries: u64,
+    /// Announcements dropped because the job table was full.
+    pub jobs_refused: u64,
+}
+
+/// Why a submission was refused.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error("this node already tracks {0} jobs; wait for some to finish")]
+    TooManyJobs(usize),
+}
+
+/// Remembered outcome of a job this node no longer tracks.
+#[derive(Debug, Clone)]
+struct FinishedJob {
+    epoch: u64,
+    view: JobView,
+}
+
+const FINISHED_MEMORY: usize = 1024;
+/// Least time between an advert and an extra one for a new neighbour.
+pub const EXTRA_ADVERT_GAP_MS: Millis = 100;
+
+/// The protocol state machine. See the module docs for the calling convention.
+#[derive(Debug)]
+pub struct Node {
+    cfg: Config,
+    capacity: Capacity,
+    load_milli: u32,
+    view: View,
+    jobs: IdMap<JobId, JobState>,
+    /// Job ids in arrival order: older jobs are served first.
+    order: Vec<JobId>,
+    finished: IdMap<JobId, FinishedJob>,
+    finished_order: VecDeque<JobId>,
+    /// Jobs this node submitted and waits for.
+    mine: IdSet<JobId>,
+    /// Claimed by this node, not started, in claim order; `queued` holds the same entries for
+    /// membership tests.
+    queue: VecDeque<(JobId, u32)>,
+    queued: IdSet<(JobId, u32)>,
+    /// Started, with the time they started.
+    running: IdMap<(JobId, u32), Millis>,
+    /// Mean run time of recent tasks (µs), for sizing the queue.
+    avg_task_us: Option<f64>,
+    /// Batches not yet sent, one per job, and their estimated encoded size.
+    pending: Vec<Batch>,
+    pending_bytes: usize,
+    flush_pacer: FlushPacer,
+    outbox: VecDeque<(Topic, Vec<u8>)>,
+    subscriptions: VecDeque<Subscription>,
+    effects: VecDeque<Effect>,
+    seq: u64,
+    next_advert: Millis,
+    /// When the last advert went out, if one did.
+    last_advert: Option<Millis>,
+    next_sweep: Millis,
+    next_announce: Millis,
+    next_pulse: Millis,
+    next_repair: Millis,
+    claim_wakeup: Option<Millis>,
+    stats: Stats,
+}
+
+impl Node {
+    /// A node with identity `me`. `seed` decorrelates this node's message sequence numbers from
+    /// a previous incarnation with the same id (gossip deduplicates by content).
+    pub fn new(me: NodeId, capacity: Capacity, cfg: Config, seed: u64) -> Self {
+        let view = View::new(
+            me,
+            capacity.slots,
+            cfg.peer_ttl_ms,
+            cfg.advert_interval_ms,
+            cfg.view_target,
+        );
+        let flush_pacer = FlushPacer::new(cfg.flush_interval_ms, cfg.flush_burst);
+        let mut subscriptions = VecDeque::from([Subscription::Join(Topic::Jobs)]);
+        subscriptions.extend(view.shards().map(|s| Subscription::Join(Topic::Adverts(s))));
+        Self {
+            cfg,
+            capacity,
+            load_milli: 0,
+            view,
+            jobs: IdMap::default(),
+            order: Vec::new(),
+            finished: IdMap::default(),
+            finished_order: VecDeque::new(),
+            mine: IdSet::default(),
+            queue: VecDeque::new(),
+            queued: IdSet::default(),
+            running: IdMap::default(),
+            avg_task_us: None,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            flush_pacer,
+            outbox: VecDeque::new(),
+            subscriptions,
+            effects: VecDeque::new(),
+            seq: seed << 20,
+            next_advert: 0,
+            last_advert: None,
+            next_sweep: 0,
+            next_announce: 0,
+            next_pulse: 0,
+            next_repair: 0,
+            claim_wakeup: None,
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.view.id(ME)
+    }
+
+    pub fn capacity(&self) -> Capacity {
+        self.capacity
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Updates the load figure carried in adverts (the driver reads it from the OS).
+    pub fn set_load(&mut self, load_milli: u32) {
+        self.load_milli = load_milli;
+    }
+
+    // ----- inputs -------------------------------------------------------------------------
+
+    /// A gossip message from peer `from`. Invalid messages are dropped, counted and reported.
+    pub fn handle_message(
+        &mut self,
+        now: Millis,
+        from: NodeId,
+        bytes: &[u8],
+    ) -> Result<(), InvalidMessage> {
+        match Envelope::decode(bytes) {
+            Ok(env) => {
+                self.handle_envelope(now, from, &env, bytes.len());
+                Ok(())
+            }
+            Err(e) => {
+                self.stats.messages_in += 1;
+                self.stats.bytes_in += bytes.len() as u64;
+                self.stats.invalid_messages += 1;
+                Err(e)
+            }
+        }
+    }
+
+    /// A message from `from` that was already decoded and validated ([`Envelope::decode`]),
+    /// `len` bytes on the wire. A simulator that delivers one message to many nodes decodes it
+    /// once and hands it to each.
+    pub fn handle_envelope(&mut self, now: Millis, from: NodeId, env: &Envelope, len: usize) {
+        self.stats.messages_in += 1;
+        self.stats.bytes_in += len as u64;
+        let Some(from) = self.view.intern(from) else {
+            return;
+        };
+        if from == ME {
+            return;
+        }
+        match &env.body {
+            Message::Advert(advert) => self.on_advert(now, from, advert),
+            Message::Announce(a) => self.on_announce(now, from, a),
+            Message::Batch(b) => self.on_batch(now, from, b),
+            Message::Pulse(p) => self.on_pulse(now, from, p),
+            Message::Finished(f) => self.on_finished(now, from, f),
+        }
+        self.after_step(now);
+    }
+
+    /// A peer started listening to this node's gossip (a new neighbour): advertise soon, so it
+    /// can count on this node without waiting a whole advert period. Adverts stay at least
+    /// [`EXTRA_ADVERT_GAP_MS`] apart however many neighbours arrive.
+    pub fn neighbour_joined(&mut self, now: Millis) {
+        let soonest = self
+            .last_advert
+            .map_or(now, |t| t + EXTRA_ADVERT_GAP_MS)
+            .max(now);
+        self.next_advert = self.next_advert.min(soonest);
+    }
+
+    /// Timer expiry: call at (or after) the time [`Node::poll_timeout`] returned.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        self.upkeep(now);
+        if self.claim_wakeup.is_some_and(|t| now >= t) {
+            self.claim_wakeup = None;
+        }
+        self.after_step(now);
+    }
+
+    /// Submits a job from this node. `epoch` must grow from one submission to the next (the
+    /// driver passes wall-clock milliseconds), so that peers can tell a resubmission from stale
+    /// copies of a finished run.
+    pub fn submit(&mut self, now: Millis, spec: JobSpec, epoch: u64) -> Result<JobId, SubmitError> {
+        spec.validate()?;
+        let id = spec.id();
+        self.mine.insert(id);
+        if let Some(job) = self.jobs.get_mut(&id) {
+            // Already running (perhaps submitted elsewhere): wait for the same result.
+            if job.is_complete() {
+                self.request_collect(id);
+            }
+            self.after_step(now);
+            return Ok(id);
+        }
+        if self.jobs.len() >= self.cfg.max_jobs {
+            self.mine.remove(&id);
+            return Err(SubmitError::TooManyJobs(self.jobs.len()));
+        }
+        self.finished.remove(&id);
+        let me = self.id();
+        let job = JobState::new(Arc::new(spec), id, ME, epoch, now, &me, self.capacity.slots);
+        self.insert_job(job, now);
+        let added = self.recruit(id, now);
+        if let Some(job) = self.jobs.get_mut(&id) {
+            job.apply(&added);
+        }
+        self.announce(id);
+        self.after_step(now);
+        Ok(id)
+    }
+
+    /// The driver finished (or failed) a task that an [`Effect::Run`] started.
+    pub fn task_finished(
+        &mut self,
+        now: Millis,
+        job: JobId,
+        task: u32,
+        outcome: TaskOutcome,
+        run_us: u64,
+    ) {
+        if self.running.remove(&(job, task)).is_none() {
+            return;
+        }
+        let sample = run_us.max(1) as f64;
+        self.avg_task_us = Some(match self.avg_task_us {
+            Some(avg) => avg * 0.8 + sample * 0.2,
+            None => sample,
+        });
+        match outcome {
+            TaskOutcome::Done(result) => {
+                self.on_done(now, job, task, ME, result.clone());
+                let size = result_entry_len(&result);
+                self.queue_entry(job, size, |b| b.done.push((task, result)));
+            }
+            TaskOutcome::Failed(reason) => self.fail_task(now, job, task, reason, false),
+            TaskOutcome::Unavailable(reason) => self.fail_task(now, job, task, reason, true),
+            TaskOutcome::InputLost { child, holder } => {
+                self.on_lost(now, job, child, holder);
+                if let Some(j) = self.jobs.get_mut(&job)
+                    && let Some(TaskState::Claimed { by: ME, .. }) = j.tasks.get(task as usize)
+                {
+                    // Give the reduce task back: it waits until the lost child is redone.
+                    j.reopen(task, now);
+                }
+                self.queue_entry(job, 40, |b| {
+                    b.lost.push(Lost {
+                        task: child,
+                        holder,
+                    })
+                });
+            }
+        }
+        self.after_step(now);
+    }
+
+    /// The driver fetched (or failed to fetch) the root result after an [`Effect::Collect`].
+    pub fn job_collected(&mut self, now: Millis, job: JobId, outcome: Result<(), NodeId>) {
+        match outcome {
+            Ok(()) => {
+                self.mine.remove(&job);
+                if let Some(state) = self.jobs.get(&job) {
+                    let epoch = state.epoch;
+                    if state.submitter == ME {
+                        self.publish(
+                            Topic::Job(job),
+                            Message::Finished(Finished {
+                                job,
+                                epoch,
+                                ok: true,
+                            }),
+                        );
+                    }
+                    self.retire(job, epoch);
+                }
+            }
+            Err(holder) => {
+                if let Some(state) = self.jobs.get(&job) {
+                    let root = state.tree.root();
+                    self.on_lost(now, job, root, holder);
+                    self.queue_entry(job, 40, |b| b.lost.push(Lost { task: root, holder }));
+                }
+            }
+        }
+        self.after_step(now);
+    }
+
+    // ----- outputs ------------------------------------------------------------------------
+
+    /// Next topic to join or leave.
+    pub fn poll_subscription(&mut self) -> Option<Subscription> {
+        self.subscriptions.pop_front()
+    }
+
+    /// Next message to publish, and its topic.
+    pub fn poll_transmit(&mut self) -> Option<(Topic, Vec<u8>)> {
+        let (topic, bytes) = self.outbox.pop_front()?;
+        self.stats.messages_out += 1;
+        self.stats.bytes_out += bytes.len() as u64;
+        Some((topic, bytes))
+    }
+
+    /// Next effect for the driver.
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Millis {
+        let mut t = self
+            .next_advert
+            .min(self.next_sweep)
+            .min(self.next_repair)
+            .min(self.next_pulse);
+        if !self.mine.is_empty() {
+            t = t.min(self.next_announce);
+        }
+        if let Some(w) = self.claim_wakeup {
+            t = t.min(w);
+        }
+        if !self.pending.is_empty() {
+            t = t.min(self.flush_pacer.next_at());
+        }
+        t
+    }
+
+    // ----- shared internals ---------------------------------------------------------------
+
+    fn insert_job(&mut self, job: JobState, now: Millis) {
+        let id = job.id;
+        self.order.push(id);
+        self.jobs.insert(id, job);
+        self.subscriptions
+            .push_back(Subscription::Join(Topic::Job(id)));
+        // A new job's members hear from this node at once.
+        self.next_pulse = self.next_pulse.min(now);
+    }
+
+    /// Publishes the announcement of a job this node submitted, naming its members.
+    fn announce(&mut self, id: JobId) {
+        let Some(job) = self.jobs.get(&id) else {
+            return;
+        };
+        let me = crate::wire::Member {
+            id: self.view.id(ME),
+            weight: self.capacity.slots,
+        };
+        let mut members: Vec<crate::wire::Member> = job
+            .members
+            .iter()
+            .take(crate::wire::MAX_MEMBERS - 1)
+            .map(|m| crate::wire::Member {
+                id: m.id,
+                weight: m.weight,
+            })
+            .chain([me])
+            .collect();
+        members.sort_unstable_by_key(|m| m.id);
+        let announce = Announce {
+            job: id,
+            spec: (*job.spec).clone(),
+            epoch: job.epoch,
+            members,
+            done: job.done_ranges(crate::wire::MAX_DONE_RANGES),
+        };
+        self.publish(Topic::Jobs, Message::Announce(announce));
+    }
+
+    fn request_collect(&mut self, job: JobId) {
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        if j.collecting {
+            return;
+        }
+        if let TaskState::Done { holder, result } = &j.tasks[j.tree.root() as usize] {
+            j.collecting = true;
+            self.effects.push_back(Effect::Collect {
+                job,
+                spec: j.spec.clone(),
+                result: result.clone(),
+                holder: self.view.id(*holder),
+            });
+        }
+    }
+
+    /// Stops tracking a job and remembers how it ended.
+    fn retire(&mut self, job: JobId, epoch: u64) {
+        let Some(state) = self.jobs.get(&job) else {
+            return;
+        };
+        let view = self.job_view(state);
+        self.jobs.remove(&job);
+        self.order.retain(|id| *id != job);
+        self.queue.retain(|(j, _)| *j != job);
+        self.queued.retain(|(j, _)| *j != job);
+        self.pending.retain(|b| b.job != job);
+        self.subscriptions
+            .push_back(Subscription::Leave(Topic::Job(job)));
+        if self
+            .finished
+            .insert(job, FinishedJob { epoch, view })
+            .is_none()
+        {
+            self.finished_order.push_back(job);
+        }
+        while self.finished_order.len() > FINISHED_MEMORY {
+            if let Some(old) = self.finished_order.pop_front() {
+                self.finished.remove(&old);
+            }
+        }
+    }
+
+    fn after_step(&mut self, now: Millis) {
+        self.fill_queue(now);
+        self.start_tasks(now);
+        // Refill right away: starting tasks may have freed room in the window.
+        self.fill_queue(now);
+        self.maybe_flush(now);
+    }
+}
+
+/// Shortens `s` to at most `max` bytes on a character boundary.
+fn truncate_utf8(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}
+
+/// A result's estimated size inside a batch.
+fn result_entry_len(result: &ResultRef) -> usize {
+    8 + result.wire_len()
+}

@@ -1,0 +1,151 @@
+//! Read-only views of the machine: for the driver's API, status displays and diagnostics.
+
+use super::Node;
+use crate::effects::{JobStatus, JobView, PeerStatus};
+use crate::ids::{JobId, Millis, NodeId};
+use crate::job_state::{JobState, TaskState};
+use crate::wire::ResultRef;
+
+impl Node {
+    /// Whether `peer` was heard from and has since gone silent: asking it for anything is
+    /// futile. A peer never heard from is not "gone".
+    pub fn peer_gone(&self, peer: &NodeId, now: Millis) -> bool {
+        self.view
+            .lookup(peer)
+            .is_some_and(|ix| self.view.gone(ix, now))
+    }
+
+    /// The root result of a tracked job, if this node knows it is done: where to get it.
+    pub fn root_result(&self, id: &JobId) -> Option<(ResultRef, NodeId)> {
+        let job = self.jobs.get(id)?;
+        match &job.tasks[job.tree.root() as usize] {
+            TaskState::Done { holder, result } => Some((result.clone(), self.view.id(*holder))),
+            _ => None,
+        }
+    }
+
+    /// (map tasks done, map tasks) of a tracked job: cheap, unlike [`Node::job_status`].
+    pub fn map_progress(&self, id: &JobId) -> Option<(u32, u32)> {
+        self.jobs.get(id).map(|j| (j.maps_done, j.tree.maps()))
+    }
+
+    /// A one-line summary of a tracked job's task states, for diagnosing stuck runs.
+    pub fn debug_job(&self, id: &JobId, now: Millis) -> String {
+        let Some(job) = self.jobs.get(id) else {
+            return "not tracked".into();
+        };
+        let (mut waiting, mut ready, mut elsewhere) = (0, 0, 0);
+        let mut claimed = Vec::new();
+        let mut first_ready = Vec::new();
+        for (t, state) in job.tasks.iter().enumerate() {
+            match state {
+                TaskState::Waiting { .. } => waiting += 1,
+                TaskState::Ready { .. } => {
+                    ready += 1;
+                    if first_ready.len() < 5 {
+                        first_ready.push((t, job.rank(t as u32)));
+                    }
+                }
+                TaskState::Claimed { by, at } if claimed.len() < 5 => claimed.push(format!(
+                    "{t} by {} (member live {}, at {at}, queued here {})",
+                    self.view.id(*by),
+                    job.members.is_live(*by),
+                    self.queued.contains(&(*id, t as u32))
+                        || self.running.contains_key(&(*id, t as u32)),
+                )),
+                TaskState::DoneElsewhere => elsewhere += 1,
+                _ => {}
+            }
+        }
+        format!(
+            "done {}/{} (elsewhere {elsewhere}), waiting {waiting}, ready {ready} (task, rank) {first_ready:?}, claimed {claimed:?}, failed {:?}, members {} ({} live candidates), queue {}, running {}, now {now}",
+            job.done,
+            job.total(),
+            job.failed,
+            job.members.len(),
+            job.members.live_candidates(),
+            self.queue.len(),
+            self.running.len()
+        )
+    }
+
+    /// Status of one job, tracked or recently finished.
+    pub fn job_status(&self, id: &JobId) -> Option<JobView> {
+        if let Some(job) = self.jobs.get(id) {
+            return Some(self.job_view(job));
+        }
+        self.finished.get(id).map(|f| f.view.clone())
+    }
+
+    /// All tracked and recently finished jobs.
+    pub fn jobs(&self) -> Vec<JobView> {
+        let mut out: Vec<JobView> = self
+            .order
+            .iter()
+            .filter_map(|id| self.jobs.get(id))
+            .map(|j| self.job_view(j))
+            .collect();
+        out.extend(
+            self.finished_order
+                .iter()
+                .filter_map(|id| self.finished.get(id))
+                .map(|f| f.view.clone()),
+        );
+        out
+    }
+
+    /// Live peers of the view (not this node) with their adverts.
+    pub fn peers(&self, now: Millis) -> Vec<PeerStatus> {
+        self.view
+            .live_peers(now)
+            .map(|(id, p)| PeerStatus {
+                id,
+                slots_total: p.advert.slots_total,
+                slots_free: p.advert.slots_free,
+                cores: p.advert.cores,
+                mem_mb: p.advert.mem_mb,
+                load_milli: p.advert.load_milli,
+                age_ms: now.saturating_sub(p.last_seen),
+            })
+            .collect()
+    }
+
+    /// Free slots this node advertises.
+    pub fn free_slots(&self) -> u32 {
+        self.capacity
+            .slots
+            .saturating_sub(self.running.len() as u32)
+    }
+
+    pub(super) fn job_view(&self, job: &JobState) -> JobView {
+        let status = if let Some(e) = &job.failed {
+            JobStatus::Failed(e.clone())
+        } else if job.is_complete() {
+            JobStatus::Complete
+        } else if !job.takes_tasks() && job.members.live_candidates() == 0 {
+            JobStatus::WaitingForCapacity
+        } else {
+            JobStatus::Running
+        };
+        let mut workers: Vec<(NodeId, u32)> = job
+            .completions
+            .iter()
+            .map(|(&ix, &n)| (self.view.id(ix), n))
+            .collect();
+        workers.sort();
+        JobView {
+            id: job.id,
+            op: job.spec.op.name(),
+            maps: job.tree.maps(),
+            total: job.total(),
+            done: job.done,
+            maps_done: job.maps_done,
+            depth: job.tree.depth(),
+            submitter: self.view.id(job.submitter),
+            status,
+            workers,
+            members: job.members.len() as u32 + 1,
+            local: job.local_tasks(),
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The timers: adverts and the coverage of the view, pulses, announcements and the members of
+//! this node's jobs, expiry of members and claims, and repair of lost completions.
+
+use super::{Node, result_entry_len};
+use crate::ids::{JobId, Millis};
+use crate::members::RankChange;
+use crate::rendezvous;
+use crate::topic::{Subscription, Topic};
+use crate::view::ME;
+use crate::wire::{Advert, MAX_MEMBERS, MAX_PULSE_TASKS, Message, Pulse};
+
+/// Most completions re-sent per repair round.
+const REPAIR_MAX_PER_ROUND: usize = 4096;
+
+impl Node {
+    pub(super) fn upkeep(&mut self, now: Millis) {
+        if now >= self.next_advert {
+            self.adjust_coverage(now);
+            let interval = self.advert_interval(now);
+            self.send_advert(interval);
+            self.next_advert = now + interval;
+            self.last_advert = Some(now);
+        }
+        if now >= self.next_sweep {
+            self.sweep(now);
+            self.next_sweep = now + self.cfg.sweep_interval_ms;
+        }
+        if now >= self.next_announce {
+            self.announce_mine(now);
+            self.next_announce = now + self.cfg.announce_interval_ms;
+        }
+        if now >= self.next_pulse {
+            self.pulse();
+            self.next_pulse = now + self.cfg.pulse_interval_ms;
+        }
+        if now >= self.next_repair {
+            self.repair(now);
+            self.next_repair = now + self.cfg.repair_interval_ms;
+        }
+    }
+
+    /// Listens to fewer or more advert shards so that the view stays near its target size.
+    fn adjust_coverage(&mut self, now: Millis) {
+        let before: Vec<u8> = self.view.shards().collect();
+        if !self.view.adjust_coverage(now) {
+            return;
+        }
+        let after: Vec<u8> = self.view.shards().collect();
+        for &s in before.iter().filter(|s| !after.contains(s)) {
+            self.subscriptions
+                .push_back(Subscription::Leave(Topic::Adverts(s)));
+        }
+        for &s in after.iter().filter(|s| !before.contains(s)) {
+            self.subscriptions
+                .push_back(Subscription::Join(Topic::Adverts(s)));
+        }
+    }
+
+    /// The advert period: the base period, stretched in a large view so that each node
+    /// receives at most `advert_rate_max` adverts per second.
+    fn advert_interval(&self, now: Millis) -> Millis {
+        let peers = self.view.live_peers(now).count() as Millis;
+        let stretched = peers * 1000 / Millis::from(self.cfg.advert_rate_max.max(1));
+        stretched.clamp(
+            self.cfg.advert_interval_ms,
+            self.cfg
+                .advert_interval_max_ms
+                .max(self.cfg.advert_interval_ms),
+        )
+    }
+
+    fn send_advert(&mut self, interval: Millis) {
+        let advert = Advert {
+            slots_total: self.capacity.slots,
+            slots_free: self.free_slots(),
+            cores: self.capacity.cores,
+            mem_mb: self.capacity.mem_mb,
+            load_milli: self.load_milli,
+            interval_ms: u32::try_from(interval).unwrap_or(u32::MAX),
+        };
+        let shard = self.view.home_shard();
+        self.publish(Topic::Adverts(shard), Message::Advert(advert));
+    }
+
+    /// Members silent too long are gone for their jobs; claims past their lease go back into
+    /// play; idle jobs are dropped.
+    fn sweep(&mut self, now: Millis) {
+        let mut idle = Vec::new();
+        for id in self.order.clone() {
+            let job = self.jobs.get_mut(&id).expect("listed in order");
+            let (gone, changes) = job.members.expire(now, self.cfg.member_ttl_ms);
+            job.apply(&changes);
+            for peer in gone {
+                job.forget(peer, now);
+            }
+            job.expire_claims(now, self.cfg.lease_ms);
+            if job.submitter != ME
+                && !self.mine.contains(&id)
+                && now.saturating_sub(job.last_progress) > self.cfg.job_idle_ms
+            {
+                idle.push((id, job.epoch));
+            }
+        }
+        for (id, epoch) in idle {
+            self.retire(id, epoch);
+        }
+        // Roots that became done again after a revert need collecting again.
+        for id in self.mine.clone() {
+            if self.jobs.get(&id).is_some_and(|j| j.is_complete()) {
+                self.request_collect(id);
+            }
+        }
+    }
+
+    /// Re-announces the running jobs this node submitted, topping their members up first.
+    fn announce_mine(&mut self, now: Millis) {
+        let running: Vec<JobId> = self
+            .order
+            .iter()
+            .filter(|id| {
+                let job = &self.jobs[*id];
+                job.submitter == ME && job.failed.is_none() && !job.is_complete()
+            })
+            .copied()
+            .collect();
+        for id in running {
+            let added = self.recruit(id, now);
+            if let Some(job) = self.jobs.get_mut(&id) {
+                job.apply(&added);
+            }
+            self.announce(id);
+        }
+    }
+
+    /// Adds live peers of the view that offer slots to job `id`'s members, best-ranked for the
+    /// job first, until it has [`super::Config::job_members_max`] live candidates. Returns the
+    /// ranking changes.
+    pub(super) fn recruit(&mut self, id: JobId, now: Millis) -> Vec<RankChange> {
+        let Some(job) = self.jobs.get(&id) else {
+            return Vec::new();
+        };
+        let live = job.members.live_candidates() + usize::from(job.takes_tasks());
+        let room = MAX_MEMBERS - 1 - job.members.len().min(MAX_MEMBERS - 1);
+        let want = self.cfg.job_members_max.saturating_sub(live).min(room);
+        if want == 0 {
+            return Vec::new();
+        }
+        let mut fresh: Vec<(f64, u32, u32)> = self
+            .view
+            .candidates(now)
+            .into_iter()
+            .filter(|&(ix, _)| ix != ME && job.members.get(ix).is_none())
+            .map(|(ix, w)| {
+                (
+                    rendezvous::score(&id, u32::MAX, &self.view.id(ix), w),
+                    ix,
+                    w,
+                )
+            })
+            .collect();
+        fresh.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+        let view = &self.view;
+        let job = self.jobs.get_mut(&id).expect("checked above");
+        let mut changes = Vec::new();
+        for (_, ix, w) in fresh.into_iter().take(want) {
+            changes.extend(job.members.announce(ix, view.id(ix), w, now));
+        }
+        changes
+    }
+
+    /// Tells each job's members that this node is still there, and which tasks it runs.
+    fn pulse(&mut self) {
+        let jobs: Vec<JobId> = self.order.clone();
+        for id in jobs {
+            let mut running: Vec<u32> = self
+                .running
+                .keys()
+                .filter(|(j, _)| *j == id)
+                .map(|&(_, t)| t)
+                .take(MAX_PULSE_TASKS)
+                .collect();
+            running.sort_unstable();
+            self.publish(Topic::Job(id), Message::Pulse(Pulse { job: id, running }));
+        }
+    }
+
+    /// Re-sends completions of results held here that are still needed (bounded per round).
+    fn repair(&mut self, now: Millis) {
+        let mut budget = REPAIR_MAX_PER_ROUND;
+        for id in self.order.clone() {
+            if budget == 0 {
+                break;
+            }
+            let results = self
+                .jobs
+                .get_mut(&id)
+                .expect("listed in order")
+                .needed_results(now, self.cfg.repair_interval_ms, budget);
+            budget -= results.len();
+            for (task, result) in results {
+                let size = result_entry_len(&result);
+                self.queue_entry(id, size, |b| b.done.push((task, result)));
+            }
+        }
+    }
+}
