@@ -117,7 +117,8 @@ pub struct SimConfig {
     pub fanin: u32,
     pub seed: u64,
     pub faults: Faults,
-    /// Nodes join at random times within this window.
+    /// Nodes join at random times within this window; 0 picks 2 s, or one second per 1000
+    /// nodes in a larger mesh (a mesh does not boot ten thousand nodes in one instant).
     pub join_spread_ms: u64,
     /// Length of the safety phase (faults on), counted from the first submission; 0 picks
     /// three times the expected makespan, so that faults land while the jobs run.
@@ -137,7 +138,7 @@ impl Default for SimConfig {
             fanin: 4,
             seed: 1,
             faults: Faults::all(),
-            join_spread_ms: 2_000,
+            join_spread_ms: 0,
             safety_ms: 0,
             liveness_ms: 120_000,
             task_ms: 20,
@@ -146,6 +147,15 @@ impl Default for SimConfig {
 }
 
 impl SimConfig {
+    /// The join window actually used.
+    pub fn join_window_ms(&self) -> u64 {
+        if self.join_spread_ms > 0 {
+            self.join_spread_ms
+        } else {
+            (self.nodes as u64).max(2_000)
+        }
+    }
+
     /// Nodes one job can use: the mesh, up to the protocol's members per job.
     pub fn workers_per_job(&self) -> usize {
         self.nodes

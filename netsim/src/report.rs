@@ -21,6 +21,8 @@ pub struct Report {
     /// Message deliveries (the receive side of gossip): each one decoded and handled by a
     /// protocol node.
     pub deliveries: u64,
+    /// Deliveries per kind of message (advert, announce, batch, pulse, finished).
+    pub deliveries_by_kind: std::collections::BTreeMap<String, u64>,
     /// Estimated wire transmissions: each delivery plus the duplicate copies a gossipsub mesh
     /// of degree 6 sends along (dropped by the receiver).
     pub transmissions: u64,

@@ -13,7 +13,7 @@ use crate::gossip::{self, Topics};
 use crate::queue::EventQueue;
 use crate::report::Report;
 use shoal_protocol::ops::{self, MapInput, SplitMix64};
-use shoal_protocol::wire::{Envelope, ResultRef};
+use shoal_protocol::wire::{Envelope, Message, ResultRef};
 use shoal_protocol::{
     BlobHash, Capacity, Config, Effect, Input, JobId, JobSpec, MapSource, Millis, Node, NodeId,
     Operator, TaskOutcome, TaskRun, Topic, Work, effects,
@@ -102,11 +102,26 @@ pub struct Sim {
     delivery_trace: u64,
     messages: u64,
     deliveries: u64,
+    /// Deliveries per kind of message, in [`KINDS`] order.
+    deliveries_by_kind: [u64; KINDS.len()],
     transmissions: u64,
     bytes: u64,
     violations: Vec<String>,
     first_submit: Option<Millis>,
     submitter_left: bool,
+}
+
+/// The kinds of message, as reported.
+pub const KINDS: [&str; 5] = ["advert", "announce", "batch", "pulse", "finished"];
+
+fn kind(env: &Envelope) -> usize {
+    match env.body {
+        Message::Advert(_) => 0,
+        Message::Announce(_) => 1,
+        Message::Batch(_) => 2,
+        Message::Pulse(_) => 3,
+        Message::Finished(_) => 4,
+    }
 }
 
 fn node_id(i: usize) -> NodeId {
@@ -157,6 +172,7 @@ impl Sim {
             delivery_trace: 0,
             messages: 0,
             deliveries: 0,
+            deliveries_by_kind: [0; KINDS.len()],
             transmissions: 0,
             bytes: 0,
             violations: Vec::new(),
@@ -178,11 +194,11 @@ impl Sim {
             let at = if node == 0 {
                 0
             } else {
-                self.rand(self.cfg.join_spread_ms)
+                self.rand(self.cfg.join_window_ms())
             };
             self.queue.push(at, Event::Join { node: node as u32 });
         }
-        let start = self.cfg.join_spread_ms + 1_500;
+        let start = self.cfg.join_window_ms() + 1_500;
         for job in 0..self.cfg.jobs {
             let submitter = self.rand(n as u64) as usize;
             let spec = JobSpec {
@@ -314,6 +330,7 @@ impl Sim {
         let depth = gossip::mesh_depth(listeners.len());
         let per_delivery = gossip::transmissions_per_delivery(listeners.len());
         let f = self.cfg.faults;
+        let kind = kind(&msg.env);
         for to in listeners {
             let t = to as usize;
             if t == from || !self.reachable(from, t) {
@@ -327,6 +344,7 @@ impl Sim {
                 delay += self.rand(200);
             }
             self.deliveries += 1;
+            self.deliveries_by_kind[kind] += 1;
             self.transmissions += per_delivery;
             self.bytes += msg.len as u64;
             self.queue.push(
@@ -339,6 +357,7 @@ impl Sim {
             if self.faults_on && f.duplication && self.rand(100) < 1 {
                 let later = self.now + delay + self.rand(50);
                 self.deliveries += 1;
+                self.deliveries_by_kind[kind] += 1;
                 self.queue.push(
                     later,
                     Event::Deliver {
@@ -670,6 +689,9 @@ impl Sim {
             }
             self.now = at;
             self.step(event);
+            if self.jobs.iter().all(|j| j.output.is_some()) {
+                break; // every job finished: nothing left to check
+            }
             if !self.faults_on {
                 deadline.get_or_insert(self.now + self.cfg.liveness_ms);
                 if (0..self.jobs.len())
@@ -745,6 +767,11 @@ impl Sim {
             virtual_ms: last_finish.saturating_sub(self.first_submit.unwrap_or(0)),
             messages: self.messages,
             deliveries: self.deliveries,
+            deliveries_by_kind: KINDS
+                .iter()
+                .zip(self.deliveries_by_kind)
+                .map(|(k, n)| (k.to_string(), n))
+                .collect(),
             transmissions: self.transmissions,
             bytes: self.bytes,
             wall_ms,

@@ -71,11 +71,10 @@ impl JobState {
         my_weight: u32,
     ) -> Self {
         let tree = Tree::new(spec.map_tasks(), spec.fanin);
-        let mut queue = ReadyQueue::new(id, tree.total(), me, my_weight);
+        let queue = ReadyQueue::new(id, tree.maps(), tree.total(), now, me, my_weight);
         let tasks = (0..tree.total())
             .map(|t| {
                 if tree.is_map(t) {
-                    queue.push(t, now);
                     TaskState::Ready { since: now }
                 } else {
                     TaskState::Waiting {
@@ -233,15 +232,25 @@ impl JobState {
         reopened
     }
 
-    /// `peer` is gone: its claims go back into play and the results only it held are lost.
-    pub fn forget(&mut self, peer: PeerIx, now: Millis) {
+    /// `gone` peers are gone: their claims go back into play and the results only they held
+    /// are lost. One pass over the tasks, however many are gone.
+    pub fn forget(&mut self, gone: &[PeerIx], now: Millis) {
+        if gone.is_empty() {
+            return;
+        }
+        let max = gone.iter().copied().max().unwrap_or(0) as usize;
+        let mut is_gone = vec![false; max + 1];
+        for &p in gone {
+            is_gone[p as usize] = true;
+        }
+        let hit = |p: PeerIx| is_gone.get(p as usize).copied().unwrap_or(false);
         for t in 0..self.total() {
             match self.tasks[t as usize] {
-                TaskState::Claimed { by, .. } if by == peer => self.reopen(t, now),
+                TaskState::Claimed { by, .. } if hit(by) => self.reopen(t, now),
                 TaskState::Done {
                     holder,
                     result: ResultRef::Blob { .. },
-                } if holder == peer => self.revert(t, now),
+                } if hit(holder) => self.revert(t, now),
                 _ => {}
             }
         }

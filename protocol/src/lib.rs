@@ -13,12 +13,14 @@
 //!   implementations results are checked against.
 //! - [`wire`]: gossip messages; [`topic`]: where they go; [`rendezvous`]: weighted rendezvous
 //!   hashing of (task, peer).
-//! - [`node`]: the state machine, with [`view`] (the mesh as adverts describe it, bounded),
+//! - [`node`]: the state machine, with [`view`] (the mesh as adverts describe it, bounded by
+//!   [`coverage`]),
 //!   [`job_state`] (one job's tasks), [`members`] (who works on a job, and who is still
 //!   there) and [`ready`] (the ready tasks by this node's rank); [`effects`]: what it asks of
 //!   its driver; [`pacer`]: how batches are paced.
 
 pub mod codec;
+pub mod coverage;
 pub mod effects;
 pub mod ids;
 pub mod job;

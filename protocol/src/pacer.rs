@@ -41,6 +41,11 @@ impl FlushPacer {
         }
     }
 
+    /// Changes the interval between batches once the burst is spent.
+    pub fn set_interval(&mut self, interval: Millis) {
+        self.interval = interval;
+    }
+
     /// Whether a batch may go out now; if so, it is counted.
     pub fn try_take(&mut self, now: Millis) -> bool {
         self.refill(now);

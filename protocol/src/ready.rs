@@ -1,12 +1,17 @@
 //! The ready tasks of one job, ordered by how soon this node may claim them.
 //!
-//! A job's tasks are hashed into buckets (at most [`MAX_BUCKETS`], fixed by the job's size, so
-//! every member uses the same buckets). For each bucket this node keeps its exact rendezvous
-//! rank among the job's live candidates: how many of them score higher for the bucket. A task
-//! of a bucket where this node ranks `r` may be claimed once it has been ready for
-//! `r × steal delay`, so the first-ranked member takes it at once and the others only when it
-//! lingers. When a candidate comes or goes, only the ranks change (one score per bucket): no
-//! task is ranked again, however many there are.
+//! A job's tasks fall into buckets (at most [`MAX_BUCKETS`], fixed by the job's shape, so every
+//! member uses the same buckets): the map tasks in contiguous runs, one run per bucket, and
+//! the reduce tasks by hash. For each bucket this node keeps its exact rendezvous rank among
+//! the job's live candidates: how many of them score higher for the bucket. A task of a bucket
+//! where this node ranks `r` may be claimed once it has been ready for `r × steal delay`
+//! (ranks from [`RANK_CAP`] on wait alike), so the first-ranked member takes it at once and the
+//! others only when it lingers. When a candidate comes or goes, each bucket's rank moves by
+//! one score's comparison: no task is ranked again.
+//!
+//! The map tasks, all ready from the start, are not listed one by one: each bucket walks its
+//! run with a cursor. Only tasks that become ready later (reduce tasks, reopened tasks) are
+//! listed.
 
 use crate::ids::{JobId, Millis, NodeId};
 use crate::rendezvous;
@@ -15,20 +20,31 @@ use std::collections::BTreeSet;
 /// Ranks at or beyond this share one class: they all wait the longest before stealing.
 pub const RANK_CAP: usize = 4;
 /// Most buckets per job: enough for a fair share among hundreds of members, few enough that
-/// a change of candidates costs little.
+/// ranking them again costs little.
 pub const MAX_BUCKETS: u32 = 2048;
+
+#[derive(Debug, Default, Clone)]
+struct Bucket {
+    /// The next map task of the bucket's run not yet taken, and the end of the run.
+    next_map: u32,
+    end_map: u32,
+    /// Tasks that became ready after the start, as (ready since, task).
+    later: BTreeSet<(Millis, u32)>,
+}
 
 #[derive(Debug)]
 pub struct ReadyQueue {
     job: JobId,
-    mask: u32,
-    /// This node's score per bucket; empty when this node takes no tasks.
+    buckets: u32,
+    maps: u32,
+    /// When the map tasks became ready (the job's start here).
+    start: Millis,
+    /// This node's score per bucket; empty when it takes no tasks.
     my_scores: Vec<f64>,
     /// Live candidates that outrank this node, per bucket.
     ranks: Vec<u16>,
-    /// Ready tasks per bucket as (ready since, task). Entries may be stale: the caller checks
-    /// them when they are taken.
-    ready: Vec<BTreeSet<(Millis, u32)>>,
+    /// Entries may be stale: the caller checks them when they are taken.
+    ready: Vec<Bucket>,
     /// Non-empty buckets per rank class, keyed by their earliest entry.
     classes: [BTreeSet<(Millis, u32)>; RANK_CAP + 1],
 }
@@ -38,8 +54,16 @@ fn class(rank: u16) -> usize {
 }
 
 impl ReadyQueue {
-    /// A queue for a job of `total` tasks. `my_weight` 0: this node takes none of them.
-    pub fn new(job: JobId, total: u32, me: &NodeId, my_weight: u32) -> Self {
+    /// A queue for a job of `maps` map tasks and `total` tasks in all, whose map tasks are
+    /// ready from `start`. `my_weight` 0: this node takes none of them.
+    pub fn new(
+        job: JobId,
+        maps: u32,
+        total: u32,
+        start: Millis,
+        me: &NodeId,
+        my_weight: u32,
+    ) -> Self {
         let buckets = total.max(1).next_power_of_two().min(MAX_BUCKETS);
         let my_scores = if my_weight == 0 {
             Vec::new()
@@ -48,14 +72,33 @@ impl ReadyQueue {
                 .map(|b| rendezvous::score(&job, b, me, my_weight))
                 .collect()
         };
-        Self {
+        let mut q = Self {
             job,
-            mask: buckets - 1,
+            buckets,
+            maps,
+            start,
             my_scores,
             ranks: vec![0; buckets as usize],
-            ready: vec![BTreeSet::new(); buckets as usize],
+            ready: vec![Bucket::default(); buckets as usize],
             classes: Default::default(),
+        };
+        if q.active() {
+            for b in 0..buckets {
+                let (first, end) = (q.run_start(b), q.run_start(b + 1));
+                let bucket = &mut q.ready[b as usize];
+                bucket.next_map = first;
+                bucket.end_map = end;
+                if first < end {
+                    q.classes[0].insert((start, b));
+                }
+            }
         }
+        q
+    }
+
+    /// The first map task of bucket `b`'s run.
+    fn run_start(&self, b: u32) -> u32 {
+        (u64::from(self.maps) * u64::from(b) / u64::from(self.buckets)) as u32
     }
 
     /// Whether this node takes tasks of the job at all.
@@ -63,9 +106,22 @@ impl ReadyQueue {
         !self.my_scores.is_empty()
     }
 
-    /// The bucket of `task`: a hash of (job, task), the same on every node.
+    /// The bucket of `task`: the same on every node.
     pub fn bucket(&self, task: u32) -> u32 {
-        (rendezvous::hash(&self.job, task, &NodeId::default()) as u32) & self.mask
+        if task < self.maps {
+            // The last bucket whose run starts at or before the task.
+            let b = (u64::from(task) * u64::from(self.buckets) / u64::from(self.maps)) as u32;
+            let mut b = b.min(self.buckets - 1);
+            while self.run_start(b) > task {
+                b -= 1;
+            }
+            while b + 1 < self.buckets && self.run_start(b + 1) <= task {
+                b += 1;
+            }
+            b
+        } else {
+            (rendezvous::hash(&self.job, task, &NodeId::default()) as u32) & (self.buckets - 1)
+        }
     }
 
     /// This node's rank for `task`, capped at [`RANK_CAP`].
@@ -73,12 +129,13 @@ impl ReadyQueue {
         class(self.ranks[self.bucket(task) as usize])
     }
 
-    /// A candidate other than this node joins (`joined`) or leaves the ranking.
+    /// A candidate other than this node joins (`joined`) or leaves the ranking: every bucket
+    /// it outscores this node for moves one rank.
     pub fn candidate_changed(&mut self, id: &NodeId, weight: u32, joined: bool) {
         if !self.active() || weight == 0 {
             return;
         }
-        for b in 0..=self.mask {
+        for b in 0..self.buckets {
             let i = b as usize;
             if rendezvous::score(&self.job, b, id, weight) <= self.my_scores[i] {
                 continue;
@@ -91,7 +148,7 @@ impl ReadyQueue {
             };
             let after = class(self.ranks[i]);
             if before != after
-                && let Some(&(since, _)) = self.ready[i].first()
+                && let Some((since, _)) = self.first(b)
             {
                 self.classes[before].remove(&(since, b));
                 self.classes[after].insert((since, b));
@@ -99,22 +156,47 @@ impl ReadyQueue {
         }
     }
 
-    /// Offers `task`, ready since `since`.
+    /// The earliest entry of bucket `b`.
+    fn first(&self, b: u32) -> Option<(Millis, u32)> {
+        let bucket = &self.ready[b as usize];
+        if bucket.next_map < bucket.end_map {
+            Some((self.start, bucket.next_map))
+        } else {
+            bucket.later.first().copied()
+        }
+    }
+
+    /// Offers `task`, ready since `since` (a task that became ready after the start).
     pub fn push(&mut self, task: u32, since: Millis) {
         if !self.active() {
             return;
         }
         let b = self.bucket(task);
-        let i = b as usize;
-        let old_first = self.ready[i].first().copied();
-        self.ready[i].insert((since, task));
+        let old_first = self.first(b);
+        self.ready[b as usize].later.insert((since, task));
         if old_first.is_none_or(|first| (since, task) < first) {
-            let c = class(self.ranks[i]);
+            let c = class(self.ranks[b as usize]);
             if let Some((s, _)) = old_first {
                 self.classes[c].remove(&(s, b));
             }
             self.classes[c].insert((since, b));
         }
+    }
+
+    /// Removes and returns the earliest entry of bucket `b`, of class `c`.
+    fn pop(&mut self, b: u32, c: usize) -> (Millis, u32) {
+        let (since, task) = self.first(b).expect("listed buckets are non-empty");
+        self.classes[c].remove(&(since, b));
+        let bucket = &mut self.ready[b as usize];
+        if bucket.next_map < bucket.end_map {
+            bucket.next_map += 1;
+        } else {
+            bucket.later.pop_first();
+        }
+        if let Some((next, _)) = self.first(b) {
+            self.classes[c].insert((next, b));
+        }
+        (since, task)
     }
 
     /// Takes up to `want` tasks this node may claim at `now`: those of its first-ranked buckets
@@ -140,14 +222,7 @@ impl ReadyQueue {
                     wake = Some(wake.map_or(since + delay, |w: Millis| w.min(since + delay)));
                     break;
                 }
-                let i = b as usize;
-                let (since, task) = self.ready[i]
-                    .pop_first()
-                    .expect("listed buckets are non-empty");
-                self.classes[c].pop_first();
-                if let Some(&(next, _)) = self.ready[i].first() {
-                    self.classes[c].insert((next, b));
-                }
+                let (since, task) = self.pop(b, c);
                 if still_ready(task, since) {
                     out.push(task);
                 }
@@ -170,13 +245,26 @@ mod tests {
         members
             .iter()
             .map(|me| {
-                let mut q = ReadyQueue::new(job, total, me, 1);
+                let mut q = ReadyQueue::new(job, total, total, 100, me, 1);
                 for other in members.iter().filter(|o| *o != me) {
                     q.candidate_changed(other, 1, true);
                 }
                 q
             })
             .collect()
+    }
+
+    #[test]
+    fn every_task_has_one_bucket_and_map_runs_are_contiguous() {
+        let q = ReadyQueue::new(JobId([1; 32]), 1000, 1334, 0, &NodeId([2; 32]), 1);
+        let mut previous = 0;
+        for t in 0..1000 {
+            let b = q.bucket(t);
+            assert!(b >= previous && b < 2048);
+            assert!(q.run_start(b) <= t && t < q.run_start(b + 1));
+            previous = b;
+        }
+        assert!((1000..1334).all(|t| q.bucket(t) < 2048));
     }
 
     #[test]
@@ -210,9 +298,6 @@ mod tests {
         let job = JobId([7; 32]);
         let members = ids(3);
         let mut q = queues(job, 32, &members).remove(0);
-        for t in 0..32 {
-            q.push(t, 100);
-        }
         let (mine, wake) = q.take(100, 100, 250, |_, _| true);
         assert!(mine.iter().all(|&t| q.rank(t) == 0));
         assert_eq!(wake, Some(350));

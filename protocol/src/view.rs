@@ -3,12 +3,12 @@
 //!
 //! Peers are interned to small indices (index 0 is this node) so that per-task state stays
 //! compact. A peer is *in the view* while its last advert is younger than its TTL. The view is
-//! bounded: a node listens to the adverts of a block of advert shards ([`crate::topic`]) wide
-//! enough to see about `target` peers, so in a small mesh it sees everyone and in a large one a
-//! sample of a few hundred. Job members outside the view are tracked by their jobs.
+//! bounded: a node listens to the adverts of a block of advert shards wide enough to see about
+//! `target` peers ([`crate::coverage`]), so in a small mesh it sees everyone and in a large
+//! one a sample of a few hundred. Job members outside the view are tracked by their jobs.
 
+use crate::coverage::Coverage;
 use crate::ids::{IdMap, Millis, NodeId};
-use crate::topic::{SHARDS, covered_shards, shard_of};
 use crate::wire::Advert;
 
 /// Most distinct peers a node remembers. Bounds the interning table.
@@ -51,11 +51,7 @@ pub struct View {
     /// The TTL floor: adverts from peers that claim a shorter period still live this long.
     ttl_min: Millis,
     my_weight: u32,
-    home: u8,
-    /// Advert shards listened to: the aligned block of this many shards around `home`.
-    width: u32,
-    /// Peers the view aims to hold: coverage halves above twice this, doubles below half.
-    target: usize,
+    coverage: Coverage,
 }
 
 impl View {
@@ -75,9 +71,7 @@ impl View {
             ttl_tenths: (ttl_min * 10).div_ceil(period_min.max(1)),
             ttl_min,
             my_weight: my_slots,
-            home: shard_of(&me),
-            width: SHARDS,
-            target: target.max(2),
+            coverage: Coverage::new(&me, target),
         }
     }
 
@@ -137,11 +131,12 @@ impl View {
 
     /// Records an advert. Returns whether the peer was new to the view.
     pub fn update(&mut self, ix: PeerIx, advert: Advert, now: Millis) -> bool {
-        if ix == ME || !self.covers(&self.id(ix)) {
+        if ix == ME || !self.coverage.covers(&self.id(ix)) {
             return false;
         }
         let was_live = self.is_live(ix, now);
-        let ttl = (Millis::from(advert.interval_ms) * self.ttl_tenths / 10).max(self.ttl_min);
+        let interval = advert.interval_ms;
+        let ttl = (Millis::from(interval) * self.ttl_tenths / 10).max(self.ttl_min);
         let peer = &mut self.peers[ix as usize];
         peer.advert = Some(PeerInfo {
             advert,
@@ -149,41 +144,55 @@ impl View {
             ttl,
         });
         peer.heard_until = peer.heard_until.max(now + ttl);
+        self.coverage.heard(now, interval, !was_live);
         !was_live
     }
 
     /// Whether `id`'s adverts are in the shards this node listens to.
-    fn covers(&self, id: &NodeId) -> bool {
-        let width = self.width;
-        u32::from(shard_of(id)) & !(width - 1) == u32::from(self.home) & !(width - 1)
+    pub fn covers(&self, id: &NodeId) -> bool {
+        self.coverage.covers(id)
     }
 
     /// The advert shards listened to now.
     pub fn shards(&self) -> impl Iterator<Item = u8> {
-        covered_shards(self.home, self.width)
+        self.coverage.shards()
     }
 
     pub fn home_shard(&self) -> u8 {
-        self.home
+        self.coverage.home()
     }
 
-    /// Narrows or widens the shards listened to so that the view holds about `target` peers.
-    /// Returns whether the coverage changed; peers outside a narrowed coverage leave the view.
+    /// Whether coverage should be checked before the next advert.
+    pub fn coverage_due(&self) -> bool {
+        self.coverage.due()
+    }
+
+    /// How many peers the view will hold once every peer of its shards has spoken.
+    pub fn expected_size(&self, now: Millis) -> u64 {
+        self.coverage
+            .expected_view(self.live_peers(now).count(), now)
+    }
+
+    /// The mesh's estimated size.
+    pub fn mesh_estimate(&self, now: Millis) -> u64 {
+        self.coverage
+            .mesh_estimate(self.live_peers(now).count(), now)
+    }
+
+    /// Narrows or widens the shards listened to ([`Coverage::check`]). Returns whether the
+    /// coverage changed; peers outside a narrowed coverage leave the view.
     pub fn adjust_coverage(&mut self, now: Millis) -> bool {
         let live = self.live_peers(now).count();
-        let width = if live >= 2 * self.target && self.width > 1 {
-            self.width / 2
-        } else if live < self.target / 2 && self.width < SHARDS {
-            self.width * 2
-        } else {
+        if self.coverage.check(live, now).is_none() {
             return false;
-        };
-        self.width = width;
+        }
         for ix in 1..self.peers.len() {
-            if !self.covers(&self.ids[ix]) {
+            if !self.coverage.covers(&self.ids[ix]) {
                 self.peers[ix].advert = None;
             }
         }
+        let live = self.live_peers(now).count();
+        self.coverage.set_live(live);
         true
     }
 
@@ -233,27 +242,21 @@ mod tests {
     }
 
     #[test]
-    fn a_crowded_view_narrows_to_fewer_shards_and_a_sparse_one_widens() {
-        let me = NodeId::from_identity_bytes(b"me");
-        let mut view = View::new(me, 1, 3_500, 1_000, 10);
+    fn narrowing_drops_the_peers_of_the_shards_left() {
+        let mut view = View::new(NodeId([1; 32]), 1, 3_500, 1_000, 10);
         for i in 0..100u32 {
             let ix = view
                 .intern(NodeId::from_identity_bytes(&i.to_le_bytes()))
                 .unwrap();
-            view.update(ix, advert(1_000), 0);
+            view.update(ix, advert(1_000), Millis::from(i) * 10);
         }
-        assert_eq!(view.live_peers(0).count(), 100);
-        assert!(view.adjust_coverage(0));
-        assert_eq!(view.shards().count(), 32);
-        let kept = view.live_peers(0).count();
-        assert!(
-            kept < 100,
-            "peers outside the narrower block leave the view"
-        );
-        assert!(view.live_peers(0).all(|(id, _)| view.covers(&id)));
-        // Everyone expires: the view widens again.
-        assert!(view.adjust_coverage(10_000));
-        assert_eq!(view.shards().count(), 64);
+        assert!(view.coverage_due());
+        assert!(view.adjust_coverage(1_000));
+        // 100 peers at a target of 10 call for 64 x 10 / 101, so 8, of the 64 shards.
+        assert_eq!(view.shards().count(), 8);
+        let kept = view.live_peers(1_000).count();
+        assert!(kept < 30, "{kept} peers kept");
+        assert!(view.live_peers(1_000).all(|(id, _)| view.covers(&id)));
     }
 
     #[test]

@@ -14,6 +14,14 @@ use std::sync::Arc;
 impl Node {
     pub(super) fn on_advert(&mut self, now: Millis, from: PeerIx, advert: &Advert) {
         let first_contact = self.view.update(from, advert.clone(), now);
+        if self.view.coverage_due() {
+            self.adjust_coverage(now);
+            if self.first_advert_held {
+                // Enough of the mesh heard to size the period: the first advert can go.
+                self.first_advert_held = false;
+                self.next_advert = now;
+            }
+        }
         if first_contact && !self.mine.is_empty() {
             // A newcomer can join our running jobs without waiting a whole announce period.
             self.next_announce = now;
@@ -34,7 +42,13 @@ impl Node {
             if job.epoch == a.epoch {
                 self.merge_members(id, from, a, now);
                 if let Some(job) = self.jobs.get_mut(&id) {
-                    job.record_done_ranges(&a.done);
+                    // Fills in completions this node missed. Skipped while it knows of as many
+                    // done tasks as the summary lists: walking every range each second would
+                    // cost a pass over the job's tasks.
+                    let listed: u64 = a.done.iter().map(|&(lo, hi)| u64::from(hi - lo)).sum();
+                    if u64::from(job.done) < listed {
+                        job.record_done_ranges(&a.done);
+                    }
                 }
             }
             return;

@@ -68,6 +68,10 @@ pub struct Config {
     /// isolated events go out at once, storms are batched.
     pub flush_interval_ms: Millis,
     pub flush_burst: u32,
+    /// Batches a member should receive per second on one job's topic at most: in a job with
+    /// many members each member spaces its batches further apart (N members flush every
+    /// N / rate seconds), so the traffic each member handles stays bounded.
+    pub job_batch_rate_max: u32,
     /// How often a submitter re-announces its running jobs (for members added later).
     pub announce_interval_ms: Millis,
     /// How often members and claims are checked for expiry.
@@ -96,7 +100,7 @@ impl Default for Config {
         Self {
             advert_interval_ms: 1_000,
             peer_ttl_ms: 3_500,
-            advert_rate_max: 100,
+            advert_rate_max: 20,
             advert_interval_max_ms: 60_000,
             view_target: 256,
             job_members_max: 256,
@@ -106,6 +110,7 @@ impl Default for Config {
             steal_delay_ms: 250,
             flush_interval_ms: 2,
             flush_burst: 8,
+            job_batch_rate_max: 2_000,
             announce_interval_ms: 1_000,
             sweep_interval_ms: 500,
             repair_interval_ms: 2_000,
@@ -162,6 +167,8 @@ struct FinishedJob {
 const FINISHED_MEMORY: usize = 1024;
 /// Least time between an advert and an extra one for a new neighbour.
 pub const EXTRA_ADVERT_GAP_MS: Millis = 100;
+/// Longest a node waits, after it starts, before its first advert.
+pub const FIRST_ADVERT_DELAY_MS: Millis = 300;
 
 /// The protocol state machine. See the module docs for the calling convention.
 #[derive(Debug)]
@@ -196,6 +203,12 @@ pub struct Node {
     next_advert: Millis,
     /// When the last advert went out, if one did.
     last_advert: Option<Millis>,
+    /// When this node first ran its timers.
+    started: Option<Millis>,
+    /// The first advert waits (up to [`FIRST_ADVERT_DELAY_MS`]) until this node has heard
+    /// enough of the mesh to size its advert period: a node that joins a large mesh would
+    /// otherwise advertise twice in its first second, the first time with a small mesh's period.
+    first_advert_held: bool,
     next_sweep: Millis,
     next_announce: Millis,
     next_pulse: Millis,
@@ -241,6 +254,8 @@ impl Node {
             seq: seed << 20,
             next_advert: 0,
             last_advert: None,
+            started: None,
+            first_advert_held: true,
             next_sweep: 0,
             next_announce: 0,
             next_pulse: 0,
@@ -300,6 +315,11 @@ impl Node {
     pub fn handle_envelope(&mut self, now: Millis, from: NodeId, env: &Envelope, len: usize) {
         self.stats.messages_in += 1;
         self.stats.bytes_in += len as u64;
+        if matches!(env.body, Message::Advert(_)) && !self.view.covers(&from) {
+            // From a shard this node stopped listening to (in flight when it left): not
+            // worth a place in the peer table.
+            return;
+        }
         let Some(from) = self.view.intern(from) else {
             return;
         };
@@ -320,6 +340,7 @@ impl Node {
     /// can count on this node without waiting a whole advert period. Adverts stay at least
     /// [`EXTRA_ADVERT_GAP_MS`] apart however many neighbours arrive.
     pub fn neighbour_joined(&mut self, now: Millis) {
+        self.first_advert_held = false;
         let soonest = self
             .last_advert
             .map_or(now, |t| t + EXTRA_ADVERT_GAP_MS)

@@ -14,7 +14,12 @@ const REPAIR_MAX_PER_ROUND: usize = 4096;
 
 impl Node {
     pub(super) fn upkeep(&mut self, now: Millis) {
+        let started = *self.started.get_or_insert(now);
+        if self.first_advert_held && now < started + super::FIRST_ADVERT_DELAY_MS {
+            self.next_advert = self.next_advert.max(started + super::FIRST_ADVERT_DELAY_MS);
+        }
         if now >= self.next_advert {
+            self.first_advert_held = false;
             self.adjust_coverage(now);
             let interval = self.advert_interval(now);
             self.send_advert(interval);
@@ -40,7 +45,7 @@ impl Node {
     }
 
     /// Listens to fewer or more advert shards so that the view stays near its target size.
-    fn adjust_coverage(&mut self, now: Millis) {
+    pub(super) fn adjust_coverage(&mut self, now: Millis) {
         let before: Vec<u8> = self.view.shards().collect();
         if !self.view.adjust_coverage(now) {
             return;
@@ -57,9 +62,11 @@ impl Node {
     }
 
     /// The advert period: the base period, stretched in a large view so that each node
-    /// receives at most `advert_rate_max` adverts per second.
+    /// receives at most `advert_rate_max` adverts per second. A newcomer sizes it by the view
+    /// it will have, not by the few peers it has heard so far, so that a mesh booting at once
+    /// does not advertise at the small-mesh rate until every view has filled.
     fn advert_interval(&self, now: Millis) -> Millis {
-        let peers = self.view.live_peers(now).count() as Millis;
+        let peers = self.view.expected_size(now);
         let stretched = peers * 1000 / Millis::from(self.cfg.advert_rate_max.max(1));
         stretched.clamp(
             self.cfg.advert_interval_ms,
@@ -90,9 +97,7 @@ impl Node {
             let job = self.jobs.get_mut(&id).expect("listed in order");
             let (gone, changes) = job.members.expire(now, self.cfg.member_ttl_ms);
             job.apply(&changes);
-            for peer in gone {
-                job.forget(peer, now);
-            }
+            job.forget(&gone, now);
             job.expire_claims(now, self.cfg.lease_ms);
             if job.submitter != ME
                 && !self.mine.contains(&id)
