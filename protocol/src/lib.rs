@@ -16,7 +16,7 @@
 //! - [`node`]: the state machine, with [`view`] (the mesh as adverts describe it, bounded by
 //!   [`coverage`]),
 //!   [`job_state`] (one job's tasks), [`members`] (who works on a job, and who is still
-//!   there) and [`ready`] (the ready tasks by this node's rank); [`effects`]: what it asks of
+//!   there) and [`ready`] (the ready tasks by this node's rank, from [`ranking`]); [`effects`]: what it asks of
 //!   its driver; [`pacer`]: how batches are paced.
 
 pub mod codec;
@@ -30,6 +30,7 @@ pub mod node;
 pub mod ops;
 pub mod pacer;
 pub mod partition;
+pub mod ranking;
 pub mod ready;
 pub mod rendezvous;
 pub mod topic;

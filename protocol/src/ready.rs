@@ -2,23 +2,21 @@
 //!
 //! A job's tasks fall into buckets (at most [`MAX_BUCKETS`], fixed by the job's shape, so every
 //! member uses the same buckets): the map tasks in contiguous runs, one run per bucket, and
-//! the reduce tasks by hash. For each bucket this node keeps its exact rendezvous rank among
-//! the job's live candidates: how many of them score higher for the bucket. A task of a bucket
-//! where this node ranks `r` may be claimed once it has been ready for `r × steal delay`
-//! (ranks from [`RANK_CAP`] on wait alike), so the first-ranked member takes it at once and the
-//! others only when it lingers. When a candidate comes or goes, each bucket's rank moves by
-//! one score's comparison: no task is ranked again.
+//! the reduce tasks by hash. For each bucket this node knows its rendezvous rank among the
+//! job's live candidates ([`crate::ranking`]). A task of a bucket where this node ranks `r` may
+//! be claimed once it has been ready for `r × steal delay` (ranks from [`RANK_CAP`] on wait
+//! alike), so the first-ranked member takes it at once and the others only when it lingers.
+//! When candidates come or go, only bucket ranks change: no task is ranked again.
 //!
 //! The map tasks, all ready from the start, are not listed one by one: each bucket walks its
 //! run with a cursor. Only tasks that become ready later (reduce tasks, reopened tasks) are
 //! listed.
 
 use crate::ids::{JobId, Millis, NodeId};
+use crate::ranking::BucketRanks;
+pub use crate::ranking::RANK_CAP;
 use crate::rendezvous;
-use std::collections::BTreeSet;
-
-/// Ranks at or beyond this share one class: they all wait the longest before stealing.
-pub const RANK_CAP: usize = 4;
+use std::collections::{BTreeSet, VecDeque};
 /// Most buckets per job: enough for a fair share among hundreds of members, few enough that
 /// ranking them again costs little.
 pub const MAX_BUCKETS: u32 = 2048;
@@ -28,8 +26,10 @@ struct Bucket {
     /// The next map task of the bucket's run not yet taken, and the end of the run.
     next_map: u32,
     end_map: u32,
-    /// Tasks that became ready after the start, as (ready since, task).
-    later: BTreeSet<(Millis, u32)>,
+    /// Tasks that became ready after the start, as (ready since, task), in order. Kept in a
+    /// sorted deque: tasks become ready as time goes on, so nearly every insertion is at the
+    /// back.
+    later: VecDeque<(Millis, u32)>,
 }
 
 #[derive(Debug)]
@@ -39,18 +39,13 @@ pub struct ReadyQueue {
     maps: u32,
     /// When the map tasks became ready (the job's start here).
     start: Millis,
-    /// This node's score per bucket; empty when it takes no tasks.
-    my_scores: Vec<f64>,
-    /// Live candidates that outrank this node, per bucket.
-    ranks: Vec<u16>,
+    /// Whether this node takes tasks of the job.
+    active: bool,
+    ranks: BucketRanks,
     /// Entries may be stale: the caller checks them when they are taken.
     ready: Vec<Bucket>,
     /// Non-empty buckets per rank class, keyed by their earliest entry.
     classes: [BTreeSet<(Millis, u32)>; RANK_CAP + 1],
-}
-
-fn class(rank: u16) -> usize {
-    usize::from(rank).min(RANK_CAP)
 }
 
 impl ReadyQueue {
@@ -64,21 +59,20 @@ impl ReadyQueue {
         me: &NodeId,
         my_weight: u32,
     ) -> Self {
-        let buckets = total.max(1).next_power_of_two().min(MAX_BUCKETS);
-        let my_scores = if my_weight == 0 {
-            Vec::new()
-        } else {
-            (0..buckets)
-                .map(|b| rendezvous::score(&job, b, me, my_weight))
-                .collect()
-        };
+        // About two tasks a bucket: fine enough to spread a small job, few enough buckets that
+        // ranking them stays cheap.
+        let buckets = total
+            .div_ceil(2)
+            .max(1)
+            .next_power_of_two()
+            .min(MAX_BUCKETS);
         let mut q = Self {
             job,
             buckets,
             maps,
             start,
-            my_scores,
-            ranks: vec![0; buckets as usize],
+            active: my_weight > 0,
+            ranks: BucketRanks::new(job, buckets, me, my_weight),
             ready: vec![Bucket::default(); buckets as usize],
             classes: Default::default(),
         };
@@ -103,7 +97,7 @@ impl ReadyQueue {
 
     /// Whether this node takes tasks of the job at all.
     pub fn active(&self) -> bool {
-        !self.my_scores.is_empty()
+        self.active
     }
 
     /// The bucket of `task`: the same on every node.
@@ -124,32 +118,23 @@ impl ReadyQueue {
         }
     }
 
-    /// This node's rank for `task`, capped at [`RANK_CAP`].
+    /// This node's rank for `task` (capped at [`RANK_CAP`]), as of the last claim.
     pub fn rank(&self, task: u32) -> usize {
-        class(self.ranks[self.bucket(task) as usize])
+        self.ranks.rank(self.bucket(task))
     }
 
-    /// A candidate other than this node joins (`joined`) or leaves the ranking: every bucket
-    /// it outscores this node for moves one rank.
+    /// A candidate other than this node joins (`joined`) or leaves the ranking. Applied when
+    /// tasks are next taken.
     pub fn candidate_changed(&mut self, id: &NodeId, weight: u32, joined: bool) {
-        if !self.active() || weight == 0 {
-            return;
+        if self.active {
+            self.ranks.changed(id, weight, joined);
         }
-        for b in 0..self.buckets {
-            let i = b as usize;
-            if rendezvous::score(&self.job, b, id, weight) <= self.my_scores[i] {
-                continue;
-            }
-            let before = class(self.ranks[i]);
-            self.ranks[i] = if joined {
-                self.ranks[i].saturating_add(1)
-            } else {
-                self.ranks[i].saturating_sub(1)
-            };
-            let after = class(self.ranks[i]);
-            if before != after
-                && let Some((since, _)) = self.first(b)
-            {
+    }
+
+    /// Applies candidate changes, moving non-empty buckets between the rank classes.
+    fn settle(&mut self) {
+        for (b, before, after) in self.ranks.settle() {
+            if let Some((since, _)) = self.first(b) {
                 self.classes[before].remove(&(since, b));
                 self.classes[after].insert((since, b));
             }
@@ -162,7 +147,7 @@ impl ReadyQueue {
         if bucket.next_map < bucket.end_map {
             Some((self.start, bucket.next_map))
         } else {
-            bucket.later.first().copied()
+            bucket.later.front().copied()
         }
     }
 
@@ -173,9 +158,15 @@ impl ReadyQueue {
         }
         let b = self.bucket(task);
         let old_first = self.first(b);
-        self.ready[b as usize].later.insert((since, task));
+        let later = &mut self.ready[b as usize].later;
+        if later.back().is_none_or(|&last| last <= (since, task)) {
+            later.push_back((since, task));
+        } else {
+            let at = later.partition_point(|&e| e < (since, task));
+            later.insert(at, (since, task));
+        }
         if old_first.is_none_or(|first| (since, task) < first) {
-            let c = class(self.ranks[b as usize]);
+            let c = self.ranks.rank(b);
             if let Some((s, _)) = old_first {
                 self.classes[c].remove(&(s, b));
             }
@@ -191,7 +182,7 @@ impl ReadyQueue {
         if bucket.next_map < bucket.end_map {
             bucket.next_map += 1;
         } else {
-            bucket.later.pop_first();
+            bucket.later.pop_front();
         }
         if let Some((next, _)) = self.first(b) {
             self.classes[c].insert((next, b));
@@ -210,6 +201,7 @@ impl ReadyQueue {
         steal_delay: Millis,
         mut still_ready: impl FnMut(u32, Millis) -> bool,
     ) -> (Vec<u32>, Option<Millis>) {
+        self.settle();
         let mut out = Vec::new();
         let mut wake: Option<Millis> = None;
         for c in 0..=RANK_CAP {
@@ -249,6 +241,7 @@ mod tests {
                 for other in members.iter().filter(|o| *o != me) {
                     q.candidate_changed(other, 1, true);
                 }
+                q.settle();
                 q
             })
             .collect()
@@ -287,6 +280,7 @@ mod tests {
         assert!(!victim_tasks.is_empty());
         for q in &mut qs[1..] {
             q.candidate_changed(&members[0], 1, false);
+            q.settle();
         }
         for t in victim_tasks {
             assert_eq!(qs[1..].iter().filter(|q| q.rank(t) == 0).count(), 1);
