@@ -10,6 +10,8 @@
 //!   seconds stands for I / Δt peers when one of its adverts arrives in a window of Δt seconds
 //!   (the Horvitz-Thompson estimator), so N ≈ 64 / w · Σ I / Δt. A newcomer to a large mesh
 //!   narrows after a few dozen adverts instead of listening to every shard for a whole period.
+//!   Such an estimate only narrows a view it says would hold over twice the target: in a mesh
+//!   that boots all at once a short window counts the joins as well and overestimates.
 //!
 //! Besides the estimate, two rules of observation hold: a view of twice the target narrows at
 //! least one step, and a view of over half the target never widens.
@@ -150,6 +152,10 @@ impl Coverage {
             .div_ceil(mesh)
             .next_power_of_two()
             .clamp(1, u64::from(SHARDS)) as u32;
+        let crowding = mesh * u64::from(self.width) / u64::from(SHARDS) >= 2 * self.target as u64;
+        if !self.settled(now) && width < self.width && !crowding {
+            width = self.width;
+        }
         if live >= 2 * self.target {
             width = width.min(self.width / 2).max(1);
         }

@@ -57,6 +57,9 @@ pub struct JobState {
     pub completions: HashMap<PeerIx, u32>,
     /// The submitter asked for the root result and waits for it.
     pub collecting: bool,
+    /// Members (this node included) that sent batches in the last second, as of the last
+    /// sweep; `None` before the first: how busy the job's topic is.
+    pub senders: Option<u32>,
 }
 
 impl JobState {
@@ -101,6 +104,7 @@ impl JobState {
             last_progress: now,
             completions: HashMap::new(),
             collecting: false,
+            senders: None,
         }
     }
 

@@ -25,6 +25,8 @@ pub struct Member {
     pub live: bool,
     /// Tasks it said it is running, in its latest pulse.
     pub running: Vec<u32>,
+    /// When it last sent a batch (0: never).
+    pub last_batch: Millis,
 }
 
 /// What changed in the ranking: a candidate (weight above zero) came or went.
@@ -129,6 +131,7 @@ impl Members {
             heard: now,
             live: true,
             running: Vec::new(),
+            last_batch: 0,
         });
         true
     }
@@ -151,6 +154,21 @@ impl Members {
             weight: m.weight,
             joined: true,
         })
+    }
+
+    /// `ix` sent a batch.
+    pub fn sent_batch(&mut self, ix: PeerIx, now: Millis) {
+        if let Some(&i) = self.slot.get(&ix) {
+            self.list[i].last_batch = now;
+        }
+    }
+
+    /// Members that sent a batch at or after `since`.
+    pub fn senders_since(&self, since: Millis) -> usize {
+        self.list
+            .iter()
+            .filter(|m| m.last_batch > 0 && m.last_batch >= since)
+            .count()
     }
 
     /// Records the tasks `ix` says it runs.

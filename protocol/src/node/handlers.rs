@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 impl Node {
     pub(super) fn on_advert(&mut self, now: Millis, from: PeerIx, advert: &Advert) {
-        let first_contact = self.view.update(from, advert.clone(), now);
+        self.view.update(from, advert.clone(), now);
         if self.view.coverage_due() {
             self.adjust_coverage(now);
             if self.first_advert_held {
@@ -21,10 +21,6 @@ impl Node {
                 self.first_advert_held = false;
                 self.next_advert = now;
             }
-        }
-        if first_contact && !self.mine.is_empty() {
-            // A newcomer can join our running jobs without waiting a whole announce period.
-            self.next_announce = now;
         }
     }
 
@@ -79,6 +75,7 @@ impl Node {
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
+        let known = job.members.len();
         for m in &a.members {
             if m.id == me {
                 continue;
@@ -90,6 +87,9 @@ impl Node {
         }
         changes.extend(job.members.heard(from, self.view.id(from), now));
         job.apply(&changes);
+        if job.members.len() > known {
+            self.brief_newcomers(id, now);
+        }
     }
 
     /// Notes that `from` spoke on job `id`'s topic. Returns whether the job is tracked.
@@ -108,6 +108,9 @@ impl Node {
         if !self.heard_on_job(now, from, &b.job) {
             self.stats.ignored_entries += b.entries() as u64;
             return;
+        }
+        if let Some(job) = self.jobs.get_mut(&b.job) {
+            job.members.sent_batch(from, now);
         }
         let job = b.job;
         for &task in &b.claims {

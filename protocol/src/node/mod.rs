@@ -69,8 +69,8 @@ pub struct Config {
     pub flush_interval_ms: Millis,
     pub flush_burst: u32,
     /// Batches a member should receive per second on one job's topic at most: in a job with
-    /// many members each member spaces its batches further apart (N members flush every
-    /// N / rate seconds), so the traffic each member handles stays bounded.
+    /// many busy members each member spaces its batches further apart (N members sending
+    /// flush every N / rate seconds), so the traffic each member handles stays bounded.
     pub job_batch_rate_max: u32,
     /// How often a submitter re-announces its running jobs (for members added later).
     pub announce_interval_ms: Millis,
@@ -100,7 +100,7 @@ impl Default for Config {
         Self {
             advert_interval_ms: 1_000,
             peer_ttl_ms: 3_500,
-            advert_rate_max: 20,
+            advert_rate_max: 30,
             advert_interval_max_ms: 60_000,
             view_target: 256,
             job_members_max: 256,

@@ -32,14 +32,16 @@ impl Node {
             return;
         }
         let full = self.pending_bytes >= self.cfg.batch_bytes_max;
-        let members = self
+        // The members busy sending on the job's topic (all of them until counted).
+        let senders = self
             .pending
             .iter()
             .filter_map(|b| self.jobs.get(&b.job))
-            .map(|j| j.members.len() as Millis + 1)
+            .map(|j| j.senders.map_or(j.members.len() as u32 + 1, |n| n))
             .max()
             .unwrap_or(1);
-        let spaced = members * 1000 / Millis::from(self.cfg.job_batch_rate_max.max(1));
+        let spaced =
+            Millis::from(senders) * 1000 / Millis::from(self.cfg.job_batch_rate_max.max(1));
         self.flush_pacer
             .set_interval(spaced.max(self.cfg.flush_interval_ms));
         if self.flush_pacer.try_take(now) || full {

@@ -99,6 +99,7 @@ impl Node {
             job.apply(&changes);
             job.forget(&gone, now);
             job.expire_claims(now, self.cfg.lease_ms);
+            job.senders = Some(job.members.senders_since(now.saturating_sub(1_000)) as u32 + 1);
             if job.submitter != ME
                 && !self.mine.contains(&id)
                 && now.saturating_sub(job.last_progress) > self.cfg.job_idle_ms
@@ -132,6 +133,9 @@ impl Node {
             let added = self.recruit(id, now);
             if let Some(job) = self.jobs.get_mut(&id) {
                 job.apply(&added);
+            }
+            if !added.is_empty() {
+                self.brief_newcomers(id, now);
             }
             self.announce(id);
         }
@@ -196,16 +200,35 @@ impl Node {
             if budget == 0 {
                 break;
             }
-            let results = self
-                .jobs
-                .get_mut(&id)
-                .expect("listed in order")
-                .needed_results(now, self.cfg.repair_interval_ms, budget);
-            budget -= results.len();
-            for (task, result) in results {
-                let size = result_entry_len(&result);
-                self.queue_entry(id, size, |b| b.done.push((task, result)));
-            }
+            budget -= self.resend_needed(id, now, self.cfg.repair_interval_ms, budget);
         }
+    }
+
+    /// New members joined job `id`: they know which tasks are done (the announcement says),
+    /// but not where the results still needed are, and may rank first for the tasks that
+    /// combine them. Tell them now rather than at the next repair round.
+    pub(super) fn brief_newcomers(&mut self, id: JobId, now: Millis) {
+        self.resend_needed(id, now, 0, REPAIR_MAX_PER_ROUND);
+    }
+
+    /// Re-sends, in job `id`'s next batch, up to `max` completions of results held here that
+    /// are still needed and at least `min_age` old. Returns how many.
+    pub(super) fn resend_needed(
+        &mut self,
+        id: JobId,
+        now: Millis,
+        min_age: Millis,
+        max: usize,
+    ) -> usize {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return 0;
+        };
+        let results = job.needed_results(now, min_age, max);
+        let count = results.len();
+        for (task, result) in results {
+            let size = result_entry_len(&result);
+            self.queue_entry(id, size, |b| b.done.push((task, result)));
+        }
+        count
     }
 }
