@@ -43,7 +43,7 @@ pub fn map(op: &Operator, input: MapInput<'_>) -> Result<Vec<u8>, OpError> {
     };
     match (op, input) {
         (Operator::WordCount, MapInput::Chunk(bytes)) => {
-            Ok(codec::encode_blob(&crate::words::count_words(bytes)))
+            Ok(crate::words::count_words_encoded(bytes))
         }
         (Operator::Grep { pattern }, MapInput::Chunk(bytes)) => {
             Ok(codec::encode_blob(&grep_count(bytes, pattern.as_bytes())))

@@ -11,11 +11,12 @@
 use crate::ops::for_each_word;
 use std::collections::HashMap;
 
-/// Byte classes: what a byte means for splitting.
-const SEPARATOR: u8 = 0;
+/// Byte classes, as bit flags: what a byte means for splitting. A run's flags are the OR of
+/// its bytes' classes, so the scan needs one branch per byte.
+const SEPARATOR: u8 = 8;
 const LOWER_OR_DIGIT: u8 = 1;
 const UPPER: u8 = 2;
-const NON_ASCII: u8 = 3;
+const NON_ASCII: u8 = 4;
 
 const CLASS: [u8; 256] = {
     let mut table = [SEPARATOR; 256];
@@ -52,10 +53,35 @@ fn pack(word: &[u8]) -> u128 {
     u128::from_le_bytes(buf)
 }
 
-fn unpack(key: u128) -> Vec<u8> {
-    let bytes = key.to_le_bytes();
-    let len = bytes.iter().position(|&b| b == 0).unwrap_or(SHORT);
-    bytes[..len].to_vec()
+/// The `len <= 16` bytes at `at`, packed like [`pack`], read with one unaligned load when 16
+/// bytes are there (no copy through a buffer).
+fn pack_at(bytes: &[u8], at: usize, len: usize) -> u128 {
+    match bytes.get(at..at + SHORT) {
+        Some(window) => {
+            let all = u128::from_le_bytes(window.try_into().expect("16 bytes"));
+            if len == SHORT {
+                all
+            } else {
+                all & ((1u128 << (8 * len)) - 1)
+            }
+        }
+        None => pack(&bytes[at..at + len]),
+    }
+}
+
+/// ASCII-lowercases every byte of a packed key (all bytes below 0x80): a byte in A..=Z gains
+/// 0x20, computed for the sixteen bytes at once.
+fn lowercase_packed(key: u128) -> u128 {
+    const ONES: u128 = u128::from_le_bytes([1; SHORT]);
+    let at_least_a = key + ONES * (0x80 - u128::from(b'A'));
+    let above_z = key + ONES * (0x80 - u128::from(b'Z') - 1);
+    let upper = at_least_a & !above_z & (ONES * 0x80);
+    key | (upper >> 2)
+}
+
+/// The length of a packed word (the bytes before the zero padding).
+fn packed_len(key: u128) -> usize {
+    SHORT - (key.leading_zeros() / 8) as usize
 }
 
 /// Counts per word: short words under packed keys, the rest under their bytes.
@@ -66,6 +92,10 @@ struct Counts {
 }
 
 impl Counts {
+    fn add_short(&mut self, key: u128) {
+        *self.short.entry(key).or_insert(0) += 1;
+    }
+
     fn add(&mut self, word: &[u8]) {
         if word.len() <= SHORT {
             *self.short.entry(pack(word)).or_insert(0) += 1;
@@ -79,24 +109,73 @@ impl Counts {
         }
     }
 
-    fn sorted(self) -> Vec<(String, u64)> {
-        let short = self.short.into_iter().map(|(k, c)| (unpack(k), c));
-        let long = self.long.into_iter().map(|(w, c)| (w.into_vec(), c));
-        let mut sorted: Vec<(String, u64)> = short
-            .chain(long)
-            .map(|(w, c)| {
-                let word = String::from_utf8(w).expect("words are built from valid UTF-8");
-                (word, c)
+    /// The counts sorted by word, as (word, count) pairs borrowing from `arena`, and empties
+    /// the tables (keeping their capacity for the next chunk). A packed key read big-endian
+    /// orders like its word (zero padding sorts first), so short words sort as integers.
+    fn drain_sorted<'a>(&mut self, arena: &'a mut Vec<u8>) -> Vec<(&'a str, u64)> {
+        let mut short: Vec<(u128, u64)> = self.short.drain().collect();
+        short.sort_unstable_by_key(|&(key, _)| key.swap_bytes());
+        let mut long: Vec<(Box<[u8]>, u64)> = self.long.drain().collect();
+        long.sort_unstable();
+        // Lay the words out in the arena first, then borrow them all at once.
+        arena.clear();
+        let mut spans: Vec<(usize, usize, u64)> = Vec::with_capacity(short.len() + long.len());
+        let mut long = long.into_iter().peekable();
+        for (key, count) in short {
+            let word = &key.to_le_bytes()[..packed_len(key)];
+            while let Some((w, c)) = long.next_if(|(w, _)| **w < *word) {
+                spans.push((arena.len(), w.len(), c));
+                arena.extend_from_slice(&w);
+            }
+            spans.push((arena.len(), word.len(), count));
+            arena.extend_from_slice(word);
+        }
+        for (w, c) in long {
+            spans.push((arena.len(), w.len(), c));
+            arena.extend_from_slice(&w);
+        }
+        let arena: &'a [u8] = arena;
+        spans
+            .into_iter()
+            .map(|(at, len, count)| {
+                let word = std::str::from_utf8(&arena[at..at + len])
+                    .expect("words are built from valid UTF-8");
+                (word, count)
             })
-            .collect();
-        sorted.sort_unstable();
-        sorted
+            .collect()
     }
+}
+
+thread_local! {
+    /// Each thread's tables, reused from chunk to chunk: no rehashing as they grow, and no
+    /// fresh pages to fault in.
+    static TABLES: std::cell::RefCell<(Counts, Vec<u8>)> = std::cell::RefCell::default();
+}
+
+/// Counts the words of `bytes` and hands them, sorted by word, to `with`.
+fn with_counts<R>(bytes: &[u8], with: impl FnOnce(&[(&str, u64)]) -> R) -> R {
+    TABLES.with(|tables| {
+        let (counts, arena) = &mut *tables.borrow_mut();
+        count_into(counts, bytes);
+        with(&counts.drain_sorted(arena))
+    })
 }
 
 /// Counts the words of `bytes`, sorted by word.
 pub fn count_words(bytes: &[u8]) -> Vec<(String, u64)> {
-    let mut counts = Counts::default();
+    with_counts(bytes, |sorted| {
+        sorted.iter().map(|&(w, c)| (w.to_string(), c)).collect()
+    })
+}
+
+/// The word counts of `bytes` encoded as the word count's partial result (a sorted
+/// `Vec<(String, u64)>`), without building a `String` per word.
+pub fn count_words_encoded(bytes: &[u8]) -> Vec<u8> {
+    with_counts(bytes, |sorted| crate::codec::encode_blob(&sorted))
+}
+
+/// Adds the words of `bytes` to `counts`.
+fn count_into(counts: &mut Counts, bytes: &[u8]) {
     let mut lowered = Vec::with_capacity(64);
     let mut i = 0;
     let n = bytes.len();
@@ -106,29 +185,33 @@ pub fn count_words(bytes: &[u8]) -> Vec<(String, u64)> {
             continue;
         }
         let start = i;
-        let mut upper = false;
-        let mut non_ascii = false;
+        let mut flags = 0;
         while i < n {
-            match CLASS[bytes[i] as usize] {
-                SEPARATOR => break,
-                UPPER => upper = true,
-                NON_ASCII => non_ascii = true,
-                _ => {}
+            let class = CLASS[bytes[i] as usize];
+            if class == SEPARATOR {
+                break;
             }
+            flags |= class;
             i += 1;
         }
-        let run = &bytes[start..i];
-        if non_ascii {
-            for_each_word(run, |w| counts.add(w.as_bytes()));
-        } else if upper {
+        let len = i - start;
+        if flags & NON_ASCII != 0 {
+            for_each_word(&bytes[start..i], |w| counts.add(w.as_bytes()));
+        } else if len <= SHORT {
+            let key = pack_at(bytes, start, len);
+            counts.add_short(if flags & UPPER != 0 {
+                lowercase_packed(key)
+            } else {
+                key
+            });
+        } else if flags & UPPER != 0 {
             lowered.clear();
-            lowered.extend(run.iter().map(u8::to_ascii_lowercase));
+            lowered.extend(bytes[start..i].iter().map(u8::to_ascii_lowercase));
             counts.add(&lowered);
         } else {
-            counts.add(run);
+            counts.add(&bytes[start..i]);
         }
     }
-    counts.sorted()
 }
 
 #[cfg(test)]
@@ -166,6 +249,25 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(case)
             );
+        }
+    }
+
+    #[test]
+    fn the_encoding_is_that_of_the_sorted_owned_counts() {
+        let text =
+            b"zeta Alpha alpha b a longwordlongword-longwordlongword beta Zeta \xc3\xa9t\xc3\xa9";
+        assert_eq!(
+            count_words_encoded(text),
+            crate::codec::encode_blob(&by_definition(text))
+        );
+    }
+
+    #[test]
+    fn packed_lowercasing_touches_capital_letters_only() {
+        let all: Vec<u8> = (1..0x80u8).collect();
+        for window in all.chunks(SHORT) {
+            let expected = pack(&window.to_ascii_lowercase());
+            assert_eq!(lowercase_packed(pack(window)), expected, "{window:?}");
         }
     }
 
