@@ -120,6 +120,8 @@ pub struct SimConfig {
     /// Nodes join at random times within this window; 0 picks 2 s, or one second per 1000
     /// nodes in a larger mesh (a mesh does not boot ten thousand nodes in one instant).
     pub join_spread_ms: u64,
+    /// Time from the end of the joins to the first submission, for the views to settle.
+    pub settle_ms: u64,
     /// Length of the safety phase (faults on), counted from the first submission; 0 picks
     /// three times the expected makespan, so that faults land while the jobs run.
     pub safety_ms: u64,
@@ -139,6 +141,7 @@ impl Default for SimConfig {
             seed: 1,
             faults: Faults::all(),
             join_spread_ms: 0,
+            settle_ms: 1_500,
             safety_ms: 0,
             liveness_ms: 120_000,
             task_ms: 20,

@@ -39,6 +39,12 @@ struct Args {
     /// Mean task run time (ms).
     #[arg(long, default_value_t = 20)]
     task_ms: u64,
+    /// Window (ms) in which the nodes join; 0: 2 s, or 1 s per 1000 nodes in a larger mesh.
+    #[arg(long, default_value_t = 0)]
+    join_ms: u64,
+    /// Time (ms) from the last join to the first submission.
+    #[arg(long, default_value_t = 1_500)]
+    settle_ms: u64,
     /// Safety phase length (ms of virtual time, faults on); 0: three times the expected
     /// makespan.
     #[arg(long, default_value_t = 0)]
@@ -68,21 +74,24 @@ impl Args {
             seed,
             faults: self.faults,
             task_ms: self.task_ms,
+            join_spread_ms: self.join_ms,
+            settle_ms: self.settle_ms,
             safety_ms: self.safety_ms,
             liveness_ms: self.liveness_ms,
-            ..SimConfig::default()
         }
     }
 
     fn replay(&self, seed: u64) -> String {
         format!(
-            "cargo run --release -p shoal-netsim -- --nodes {} --tasks {} --jobs {} --fanin {} --seed {seed} --faults {} --task-ms {} --safety-ms {} --liveness-ms {}",
+            "cargo run --release -p shoal-netsim -- --nodes {} --tasks {} --jobs {} --fanin {} --seed {seed} --faults {} --task-ms {} --join-ms {} --settle-ms {} --safety-ms {} --liveness-ms {}",
             self.nodes,
             self.tasks,
             self.jobs,
             self.fanin,
             self.faults,
             self.task_ms,
+            self.join_ms,
+            self.settle_ms,
             self.safety_ms,
             self.liveness_ms
         )

@@ -16,12 +16,19 @@ pub struct Report {
     pub trace_hash: String,
     /// Simulated makespan: first submission to last completion.
     pub virtual_ms: u64,
+    /// Virtual time simulated in all, joins included.
+    pub simulated_ms: u64,
+    /// Adverts each node received per second of virtual time while jobs ran (from the first
+    /// submission on): the cost of keeping views fresh, which the protocol bounds.
+    pub adverts_per_node_s: f64,
     /// Messages published (each is gossiped to the reachable listeners of its topic).
     pub messages: u64,
     /// Message deliveries (the receive side of gossip): each one decoded and handled by a
     /// protocol node.
     pub deliveries: u64,
-    /// Deliveries per kind of message (advert, announce, batch, pulse, finished).
+    /// Publications and deliveries per kind of message (advert, announce, batch, pulse,
+    /// finished).
+    pub messages_by_kind: std::collections::BTreeMap<String, u64>,
     pub deliveries_by_kind: std::collections::BTreeMap<String, u64>,
     /// Estimated wire transmissions: each delivery plus the duplicate copies a gossipsub mesh
     /// of degree 6 sends along (dropped by the receiver).

@@ -102,8 +102,11 @@ pub struct Sim {
     delivery_trace: u64,
     messages: u64,
     deliveries: u64,
-    /// Deliveries per kind of message, in [`KINDS`] order.
+    /// Publications and deliveries per kind of message, in [`KINDS`] order.
+    messages_by_kind: [u64; KINDS.len()],
     deliveries_by_kind: [u64; KINDS.len()],
+    /// Advert deliveries since the first submission: the mesh's upkeep while jobs run.
+    adverts_since_submit: u64,
     transmissions: u64,
     bytes: u64,
     violations: Vec<String>,
@@ -172,7 +175,9 @@ impl Sim {
             delivery_trace: 0,
             messages: 0,
             deliveries: 0,
+            messages_by_kind: [0; KINDS.len()],
             deliveries_by_kind: [0; KINDS.len()],
+            adverts_since_submit: 0,
             transmissions: 0,
             bytes: 0,
             violations: Vec::new(),
@@ -198,7 +203,7 @@ impl Sim {
             };
             self.queue.push(at, Event::Join { node: node as u32 });
         }
-        let start = self.cfg.join_window_ms() + 1_500;
+        let start = self.cfg.join_window_ms() + self.cfg.settle_ms;
         for job in 0..self.cfg.jobs {
             let submitter = self.rand(n as u64) as usize;
             let spec = JobSpec {
@@ -331,6 +336,8 @@ impl Sim {
         let per_delivery = gossip::transmissions_per_delivery(listeners.len());
         let f = self.cfg.faults;
         let kind = kind(&msg.env);
+        self.messages_by_kind[kind] += 1;
+        let counts_as_upkeep = kind == 0 && self.first_submit.is_some();
         for to in listeners {
             let t = to as usize;
             if t == from || !self.reachable(from, t) {
@@ -345,6 +352,7 @@ impl Sim {
             }
             self.deliveries += 1;
             self.deliveries_by_kind[kind] += 1;
+            self.adverts_since_submit += u64::from(counts_as_upkeep);
             self.transmissions += per_delivery;
             self.bytes += msg.len as u64;
             self.queue.push(
@@ -765,8 +773,21 @@ impl Sim {
             violations: self.violations,
             trace_hash: self.trace.finalize().to_hex().to_string(),
             virtual_ms: last_finish.saturating_sub(self.first_submit.unwrap_or(0)),
+            simulated_ms: self.now,
+            adverts_per_node_s: self.adverts_since_submit as f64
+                / self.cfg.nodes.max(1) as f64
+                / (self
+                    .now
+                    .saturating_sub(self.first_submit.unwrap_or(0))
+                    .max(1) as f64
+                    / 1000.0),
             messages: self.messages,
             deliveries: self.deliveries,
+            messages_by_kind: KINDS
+                .iter()
+                .zip(self.messages_by_kind)
+                .map(|(k, n)| (k.to_string(), n))
+                .collect(),
             deliveries_by_kind: KINDS
                 .iter()
                 .zip(self.deliveries_by_kind)

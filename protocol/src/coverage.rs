@@ -8,7 +8,8 @@
 //!   has heard, so every peer of its block has spoken), from its view: live peers · 64 / w;
 //! - before that (a newcomer), from the rate of adverts: a peer that advertises every I
 //!   seconds stands for I / Δt peers when one of its adverts arrives in a window of Δt seconds
-//!   (the Horvitz-Thompson estimator), so N ≈ 64 / w · Σ I / Δt. A newcomer to a large mesh
+//!   (the Horvitz-Thompson estimator), so N ≈ Σ (64 / w) · I / Δt, each advert scaled by the
+//!   share of shards listened to when it arrived, over the node's whole life so far. A newcomer to a large mesh
 //!   narrows after a few dozen adverts instead of listening to every shard for a whole period.
 //!   Such an estimate only narrows a view it says would hold over twice the target: in a mesh
 //!   that boots all at once a short window counts the joins as well and overestimates.
@@ -42,10 +43,11 @@ pub struct Coverage {
     settled_at: Option<Millis>,
     /// The longest advert period any peer has announced.
     longest_interval: Millis,
-    /// Adverts heard at the current width since `window_start`, and the sum of their periods.
+    /// Adverts heard since `window_start` (the first), and the sum of their periods, each
+    /// scaled by the share of shards listened to when it arrived.
     window_start: Option<Millis>,
     window_adverts: u32,
-    window_interval_sum: u64,
+    window_weighted_sum: u64,
 }
 
 impl Coverage {
@@ -61,7 +63,7 @@ impl Coverage {
             longest_interval: 0,
             window_start: None,
             window_adverts: 0,
-            window_interval_sum: 0,
+            window_weighted_sum: 0,
         }
     }
 
@@ -81,13 +83,18 @@ impl Coverage {
     }
 
     /// An advert from a covered peer, announcing `interval_ms`; `first_contact` if the peer
-    /// was not in the view.
-    pub fn heard(&mut self, now: Millis, interval_ms: u32, first_contact: bool) {
+    /// was not in the view; `periodic` unless it is the peer's first advert (a join, not a
+    /// sample of the periodic stream the rate estimate measures: counting joins would
+    /// overestimate a growing mesh many times over).
+    pub fn heard(&mut self, now: Millis, interval_ms: u32, first_contact: bool, periodic: bool) {
         let interval = Millis::from(interval_ms);
         self.longest_interval = self.longest_interval.max(interval);
         self.window_start.get_or_insert(now);
-        self.window_adverts += 1;
-        self.window_interval_sum += interval.min(RATE_INTERVAL_CAP_MS);
+        if periodic {
+            self.window_adverts += 1;
+            self.window_weighted_sum +=
+                interval.min(RATE_INTERVAL_CAP_MS) * u64::from(SHARDS / self.width);
+        }
         if first_contact {
             self.live_bound += 1;
             self.contacts_since_check += 1;
@@ -124,20 +131,30 @@ impl Coverage {
             Some(start)
                 if self.window_adverts >= RATE_SAMPLE_MIN && now >= start + RATE_WINDOW_MIN_MS =>
             {
-                self.window_interval_sum * scale / (now - start)
+                self.window_weighted_sum / (now - start)
             }
             _ => 0,
         };
         counted.max(rate)
     }
 
-    /// How many peers the view will hold once every peer of the covered shards has spoken:
-    /// `live` so far, or the mesh's estimated size scaled to the covered shards if that is
-    /// more (as it is for a newcomer), but never above twice the target (coverage narrows
-    /// first).
+    /// How many nodes hear this node's adverts, as far as it can tell: its own view's size,
+    /// or, if more, what a view sized for the estimated mesh holds (the mesh itself in a small
+    /// mesh, the target to twice the target in a large one). A node whose own view is narrower
+    /// than its listeners' (a newcomer, or after a misestimate) still paces its adverts for
+    /// them.
     pub fn expected_view(&self, live: usize, now: Millis) -> u64 {
-        let scaled = self.mesh_estimate(live, now) / u64::from(SHARDS / self.width);
-        (live as u64).max(scaled.min(2 * self.target as u64))
+        let mesh = self.mesh_estimate(live, now).max(1);
+        let width = self.fitting_width(mesh);
+        (live as u64).max(mesh * u64::from(width) / u64::from(SHARDS))
+    }
+
+    /// The narrowest block whose share of a mesh of `mesh` nodes holds the target.
+    fn fitting_width(&self, mesh: u64) -> u32 {
+        (self.target as u64 * u64::from(SHARDS))
+            .div_ceil(mesh)
+            .next_power_of_two()
+            .clamp(1, u64::from(SHARDS)) as u32
     }
 
     /// Decides the width for a view of `live` peers. Returns the new width if it changed.
@@ -148,10 +165,7 @@ impl Coverage {
             self.unsettle(now);
         }
         let mesh = self.mesh_estimate(live, now).max(1);
-        let mut width = (self.target as u64 * u64::from(SHARDS))
-            .div_ceil(mesh)
-            .next_power_of_two()
-            .clamp(1, u64::from(SHARDS)) as u32;
+        let mut width = self.fitting_width(mesh);
         let crowding = mesh * u64::from(self.width) / u64::from(SHARDS) >= 2 * self.target as u64;
         if !self.settled(now) && width < self.width && !crowding {
             width = self.width;
@@ -170,9 +184,6 @@ impl Coverage {
             self.unsettle(now);
         }
         self.width = width;
-        self.window_start = Some(now);
-        self.window_adverts = 0;
-        self.window_interval_sum = 0;
         Some(width)
     }
 
@@ -192,7 +203,7 @@ mod tests {
         // 10,000 peers advertising every 20 s reach a full-width listener at 500 adverts/s:
         // 150 of them in 300 ms.
         for i in 0..150 {
-            c.heard(i * 2, 20_000, true);
+            c.heard(i * 2, 20_000, true, true);
         }
         assert!(c.due());
         let estimate = c.mesh_estimate(150, 300);
@@ -205,7 +216,7 @@ mod tests {
     fn a_small_mesh_keeps_every_shard() {
         let mut c = Coverage::new(&NodeId([0; 32]), 256);
         for i in 0..30 {
-            c.heard(i * 30, 1_000, i < 5);
+            c.heard(i * 30, 1_000, i < 5, true);
         }
         assert_eq!(c.check(5, 900), None);
         assert_eq!(c.shards().count(), 64);

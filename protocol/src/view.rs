@@ -136,6 +136,7 @@ impl View {
         }
         let was_live = self.is_live(ix, now);
         let interval = advert.interval_ms;
+        let periodic = !advert.first;
         let ttl = (Millis::from(interval) * self.ttl_tenths / 10).max(self.ttl_min);
         let peer = &mut self.peers[ix as usize];
         peer.advert = Some(PeerInfo {
@@ -144,7 +145,7 @@ impl View {
             ttl,
         });
         peer.heard_until = peer.heard_until.max(now + ttl);
-        self.coverage.heard(now, interval, !was_live);
+        self.coverage.heard(now, interval, !was_live, periodic);
         !was_live
     }
 
@@ -238,6 +239,7 @@ mod tests {
             mem_mb: 1,
             load_milli: 0,
             interval_ms,
+            first: false,
         }
     }
 

@@ -57,6 +57,9 @@ pub struct Advert {
     pub load_milli: u32,
     /// The sender's advert period: receivers expire it after a few of these.
     pub interval_ms: u32,
+    /// The sender's first advert since it started: not part of its periodic stream, so a
+    /// receiver estimating the mesh's size from the rate of adverts leaves it out.
+    pub first: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

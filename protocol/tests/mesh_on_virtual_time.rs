@@ -425,6 +425,7 @@ fn advert_from(node: &mut Node, now: Millis, peer: u32, interval_ms: u32) {
             mem_mb: 1,
             load_milli: 0,
             interval_ms,
+            first: false,
         }),
     };
     let id = NodeId::from_identity_bytes(&peer.to_le_bytes());

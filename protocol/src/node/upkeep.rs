@@ -84,6 +84,7 @@ impl Node {
             mem_mb: self.capacity.mem_mb,
             load_milli: self.load_milli,
             interval_ms: u32::try_from(interval).unwrap_or(u32::MAX),
+            first: self.last_advert.is_none(),
         };
         let shard = self.view.home_shard();
         self.publish(Topic::Adverts(shard), Message::Advert(advert));
