@@ -44,7 +44,7 @@ async fn each_builtin_job_submitted_from_a_different_peer_equals_the_reference()
     assert_eq!(result_bytes(&sumsq), reference::sumsq(3, 2_000_003));
 
     let pi = submit_json(mesh.nodes[1].api, &["pi", "3000000"], &["--tasks", "12"]);
-    let spec = JobRequest::parse("pi", &["3000000".into()], 4, 0, Some(12))
+    let spec = JobRequest::parse("pi", &["3000000".into()], 4, None, Some(12))
         .unwrap()
         .generated_spec()
         .unwrap();
@@ -61,7 +61,7 @@ async fn a_worker_killed_mid_job_does_not_change_the_result() {
         "wordcount",
         &[corpus.display().to_string()],
         4,
-        8 * 1024,
+        Some(8 * 1024),
         None,
     )
     .unwrap();

@@ -413,6 +413,8 @@ impl Sim {
                     t.failed = Some(error);
                 }
             }
+            // The simulated nodes keep every result: memory is not what is simulated.
+            Effect::Release { .. } | Effect::Prefetch { .. } => {}
         }
     }
 

@@ -9,16 +9,23 @@ use libp2p::StreamProtocol;
 use libp2p::request_response;
 use shoal_protocol::BlobHash;
 use std::io;
+use std::sync::Arc;
 
 /// Protocol name on the wire.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/shoal/blob/1");
 /// Largest blob moved in one response (bigger inputs are chunked well below this).
 pub const MAX_BLOB_FRAME: usize = 256 << 20;
 
-/// A response: the blob, or a statement that this peer does not hold it.
+/// Most of a frame's announced length reserved before its bytes arrive: enough that a chunk
+/// arrives without the buffer being copied as it grows, little enough that a peer announcing
+/// a huge frame and sending nothing costs little.
+const FRAME_RESERVE: usize = 8 << 20;
+
+/// A response: the blob (shared with the store that served it: no copy), or a statement that
+/// this peer does not hold it.
 #[derive(Debug, Clone)]
 pub enum BlobResponse {
-    Found(Vec<u8>),
+    Found(Arc<Vec<u8>>),
     Missing,
 }
 
@@ -35,15 +42,24 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::
             format!("frame of {len} bytes exceeds the limit of {max}"),
         ));
     }
-    // Grow the buffer as bytes arrive rather than trusting the announced length up front, so a
-    // peer that announces a large frame and sends nothing costs us nothing.
+    // Read in pieces of at most FRAME_RESERVE, each allocated only once the previous one has
+    // arrived: a peer that announces a large frame and sends nothing costs little. (Reading
+    // into an exact-size buffer also avoids `read_to_end`, which zeroes its spare capacity
+    // again as it grows.)
     let mut buf = Vec::new();
-    io.take(len as u64).read_to_end(&mut buf).await?;
-    if buf.len() != len {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!("frame ended after {} of {len} bytes", buf.len()),
-        ));
+    while buf.len() < len {
+        let start = buf.len();
+        buf.resize(start + (len - start).min(FRAME_RESERVE), 0);
+        if let Err(e) = io.read_exact(&mut buf[start..]).await {
+            return Err(if e.kind() == io::ErrorKind::UnexpectedEof {
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("frame ended before its {len} bytes"),
+                )
+            } else {
+                e
+            });
+        }
     }
     Ok(buf)
 }
@@ -82,7 +98,9 @@ impl request_response::Codec for BlobCodec {
         io.read_exact(&mut tag).await?;
         match tag[0] {
             0 => Ok(BlobResponse::Missing),
-            1 => Ok(BlobResponse::Found(read_frame(io, MAX_BLOB_FRAME).await?)),
+            1 => Ok(BlobResponse::Found(Arc::new(
+                read_frame(io, MAX_BLOB_FRAME).await?,
+            ))),
             t => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("unknown response tag {t}"),
@@ -133,12 +151,12 @@ mod tests {
         block_on(BlobCodec.write_response(
             &PROTOCOL,
             &mut futures::io::Cursor::new(&mut buf),
-            BlobResponse::Found(b"abc".to_vec()),
+            BlobResponse::Found(Arc::new(b"abc".to_vec())),
         ))
         .unwrap();
         let got = block_on(BlobCodec.read_response(&PROTOCOL, &mut futures::io::Cursor::new(&buf)))
             .unwrap();
-        assert!(matches!(got, BlobResponse::Found(b) if b == b"abc"));
+        assert!(matches!(got, BlobResponse::Found(b) if b.as_slice() == b"abc"));
     }
 
     #[test]

@@ -2,7 +2,6 @@
 
 use crate::api::{ApiResponse, JobRow};
 use crate::client::{Client, ClientError, Finished};
-use crate::input::DEFAULT_CHUNK_SIZE;
 use crate::job_request::{JobRequest, UsageError};
 use crate::launch::{self, DEFAULT_API, NodeInfo, NodeOptions};
 use clap::{Args, Parser, Subcommand};
@@ -92,9 +91,10 @@ pub struct SubmitArgs {
     /// Give up waiting after this long (e.g. 30s, 10m).
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
-    /// Target bytes per input chunk (files are cut at line ends).
-    #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE)]
-    pub chunk_size: u64,
+    /// Target bytes per input chunk (files are cut at line ends); by default about 1/256 of
+    /// the input, between 1 MiB and 8 MiB.
+    #[arg(long, value_name = "BYTES")]
+    pub chunk_size: Option<u64>,
     /// Number of map tasks for generated inputs (sumsq, pi).
     #[arg(long)]
     pub tasks: Option<u32>,

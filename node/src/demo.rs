@@ -115,7 +115,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         "wordcount",
         &[corpus.display().to_string()],
         4,
-        64 * 1024,
+        Some(64 * 1024),
         None,
     )?;
     let done = client.submit(request, |_| {}).await?;
@@ -154,7 +154,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
 
     // Sum of squares, submitted from node 2.
     let client = Client::new(nodes[2].api.expect("api requested"));
-    let request = JobRequest::parse("sumsq", &["0".into(), "50000000".into()], 4, 0, Some(32))?;
+    let request = JobRequest::parse("sumsq", &["0".into(), "50000000".into()], 4, None, Some(32))?;
     let done = client.submit(request, |_| {}).await?;
     let matches = done.output == reference::sumsq(0, 50_000_000);
     ok &= matches;

@@ -34,7 +34,26 @@ pub type JobOutcome = Result<Arc<Vec<u8>>, String>;
 /// Called with the node's listen addresses whenever they change.
 pub type ListenCallback = Box<dyn FnMut(&[Multiaddr]) + Send>;
 /// Where a fetched blob (or why it could not be fetched) is sent.
-type FetchReply = oneshot::Sender<Result<Arc<Vec<u8>>, String>>;
+type FetchReply = oneshot::Sender<Result<Arc<Vec<u8>>, FetchError>>;
+
+/// Why a blob could not be had.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    /// The holder answered that it does not hold the blob (or this node, the holder, no
+    /// longer does): asking again will not help.
+    #[error("{0} does not hold the blob")]
+    Missing(String),
+    /// The holder could not be reached, or answered wrong bytes: another try may work.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl FetchError {
+    /// Whether trying again may help.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, FetchError::Failed(_))
+    }
+}
 
 /// A peer as `shoal peers` shows it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -100,6 +119,35 @@ pub struct Handle {
     store: BlobStore,
     me: NodeId,
     manifests: Arc<Mutex<HashMap<BlobHash, Arc<Manifest>>>>,
+    /// Blobs being fetched, with whoever else waits for the same bytes: a prefetch and the
+    /// task that needs the chunk share one transfer.
+    fetching: Arc<Mutex<HashMap<BlobHash, Vec<FetchReply>>>>,
+}
+
+/// Removes a blob from the in-flight fetches when its fetch ends, however it ends, and hands
+/// the outcome to the waiters (an abandoned fetch fails them rather than leaving them waiting).
+struct FetchSlot<'a> {
+    fetching: &'a Mutex<HashMap<BlobHash, Vec<FetchReply>>>,
+    hash: BlobHash,
+    outcome: Option<Result<Arc<Vec<u8>>, FetchError>>,
+}
+
+impl Drop for FetchSlot<'_> {
+    fn drop(&mut self) {
+        let waiters = self
+            .fetching
+            .lock()
+            .expect("fetch table lock")
+            .remove(&self.hash)
+            .unwrap_or_default();
+        let outcome = self
+            .outcome
+            .take()
+            .unwrap_or_else(|| Err(FetchError::Failed("the fetch was abandoned".into())));
+        for waiter in waiters {
+            let _ = waiter.send(outcome.clone());
+        }
+    }
 }
 
 impl std::fmt::Debug for Handle {
@@ -157,20 +205,70 @@ impl Handle {
         self.ask(|reply| Command::Jobs { reply }).await
     }
 
-    /// A blob by hash: from the local store, or fetched from `holder` and verified.
-    pub async fn fetch(&self, holder: NodeId, hash: BlobHash) -> Result<Arc<Vec<u8>>, String> {
+    /// A blob by hash: from the local store, or fetched from `holder` and verified. Concurrent
+    /// fetches of one blob share a transfer.
+    pub async fn fetch(&self, holder: NodeId, hash: BlobHash) -> Result<Arc<Vec<u8>>, FetchError> {
         if let Some(bytes) = self.store.get(&hash) {
             return Ok(bytes);
         }
         if holder == self.me {
-            return Err(format!("blob {hash} is not held here"));
+            return Err(FetchError::Missing(format!(
+                "this node ({holder}) no longer"
+            )));
         }
-        self.ask(|reply| Command::Fetch {
-            holder,
+        let waiting = {
+            let mut fetching = self.fetching.lock().expect("fetch table lock");
+            match fetching.get_mut(&hash) {
+                Some(waiters) => {
+                    let (tx, rx) = oneshot::channel();
+                    waiters.push(tx);
+                    Some(rx)
+                }
+                None => {
+                    fetching.insert(hash, Vec::new());
+                    None
+                }
+            }
+        };
+        if let Some(rx) = waiting {
+            return rx
+                .await
+                .unwrap_or_else(|_| Err(FetchError::Failed("the fetch was abandoned".into())));
+        }
+        let mut slot = FetchSlot {
+            fetching: &self.fetching,
             hash,
-            reply,
-        })
-        .await?
+            outcome: None,
+        };
+        let outcome = self.fetch_from(holder, hash).await;
+        slot.outcome = Some(outcome.clone());
+        outcome
+    }
+
+    async fn fetch_from(&self, holder: NodeId, hash: BlobHash) -> Result<Arc<Vec<u8>>, FetchError> {
+        let bytes = self
+            .ask(|reply| Command::Fetch {
+                holder,
+                hash,
+                reply,
+            })
+            .await
+            .map_err(FetchError::Failed)??;
+        // Hashing a large blob takes a while: done here, in the fetching task, not in the
+        // driver that serves every other event.
+        let verified = {
+            let bytes = bytes.clone();
+            tokio::task::spawn_blocking(move || BlobHash::of(&bytes) == hash)
+                .await
+                .unwrap_or(false)
+        };
+        if verified {
+            Ok(bytes)
+        } else {
+            Err(FetchError::Failed(format!(
+                "peer {holder} sent bytes that do not hash to {hash}"
+            )))
+        }
     }
 
     pub fn cached_manifest(&self, hash: &BlobHash) -> Option<Arc<Manifest>> {
@@ -218,7 +316,7 @@ struct Driver {
     /// Peers disconnected on purpose, to be dialled again once every connection is closed.
     redial: HashSet<PeerId>,
     peers: HashMap<NodeId, PeerId>,
-    fetches: HashMap<OutboundRequestId, (BlobHash, FetchReply)>,
+    fetches: HashMap<OutboundRequestId, FetchReply>,
     waiters: HashMap<JobId, Vec<oneshot::Sender<JobOutcome>>>,
     results: HashMap<JobId, JobOutcome>,
     result_order: std::collections::VecDeque<JobId>,
@@ -254,6 +352,7 @@ pub fn spawn(parts: DriverParts) -> anyhow::Result<(Handle, tokio::task::JoinHan
         store,
         me: protocol.id(),
         manifests: Arc::default(),
+        fetching: Arc::default(),
     };
     for addr in bootstrap {
         if let Some(Protocol::P2p(peer)) = addr.iter().last() {
@@ -389,6 +488,15 @@ impl Driver {
                     });
                 }
                 Effect::JobFailed { job, error } => self.finish(job, Err(error)),
+                Effect::Release { blob } => self.handle.store.release(&blob),
+                Effect::Prefetch { job, task, source } => {
+                    let handle = self.handle.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = exec::prefetch(&handle, source).await {
+                            tracing::debug!(%job, task, "prefetch failed (the task will retry): {e}");
+                        }
+                    });
+                }
             }
         }
     }
@@ -450,14 +558,18 @@ impl Driver {
             } => match self.peers.get(&holder) {
                 // A dead holder would make each attempt wait for a handshake timeout.
                 Some(_) if self.node.peer_gone(&holder, now) => {
-                    let _ = reply.send(Err(format!("peer {holder} is gone (its adverts stopped)")));
+                    let _ = reply.send(Err(FetchError::Failed(format!(
+                        "peer {holder} is gone (it went silent)"
+                    ))));
                 }
                 Some(peer) => {
                     let id = self.swarm.behaviour_mut().blobs.send_request(peer, hash);
-                    self.fetches.insert(id, (hash, reply));
+                    self.fetches.insert(id, reply);
                 }
                 None => {
-                    let _ = reply.send(Err(format!("no known address for peer {holder}")));
+                    let _ = reply.send(Err(FetchError::Failed(format!(
+                        "no known address for peer {holder}"
+                    ))));
                 }
             },
             Command::Respond { channel, response } => {
@@ -665,7 +777,7 @@ impl Driver {
 
     fn on_blob_event(&mut self, event: request_response::Event<BlobHash, BlobResponse>) {
         match event {
-            request_response::Event::Message { message, .. } => match message {
+            request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
@@ -675,7 +787,7 @@ impl Driver {
                         let store = handle.store.clone();
                         let response =
                             tokio::task::spawn_blocking(move || match store.get(&request) {
-                                Some(bytes) => BlobResponse::Found(bytes.as_ref().clone()),
+                                Some(bytes) => BlobResponse::Found(bytes),
                                 None => BlobResponse::Missing,
                             })
                             .await
@@ -687,15 +799,13 @@ impl Driver {
                     request_id,
                     response,
                 } => {
-                    if let Some((hash, reply)) = self.fetches.remove(&request_id) {
+                    if let Some(reply) = self.fetches.remove(&request_id) {
+                        // Verified by the fetcher, off the driver.
                         let result = match response {
-                            BlobResponse::Found(bytes) if BlobHash::of(&bytes) == hash => {
-                                Ok(Arc::new(bytes))
+                            BlobResponse::Found(bytes) => Ok(bytes),
+                            BlobResponse::Missing => {
+                                Err(FetchError::Missing(format!("peer {peer}")))
                             }
-                            BlobResponse::Found(_) => {
-                                Err(format!("peer sent bytes that do not hash to {hash}"))
-                            }
-                            BlobResponse::Missing => Err(format!("peer does not hold blob {hash}")),
                         };
                         let _ = reply.send(result);
                     }
@@ -711,8 +821,8 @@ impl Driver {
                     // Find fresh addresses for the next attempt.
                     self.swarm.behaviour_mut().kad.get_closest_peers(peer);
                 }
-                if let Some((_, reply)) = self.fetches.remove(&request_id) {
-                    let _ = reply.send(Err(format!("fetch failed: {error}")));
+                if let Some(reply) = self.fetches.remove(&request_id) {
+                    let _ = reply.send(Err(FetchError::Failed(format!("fetch failed: {error}"))));
                 }
             }
             _ => {}

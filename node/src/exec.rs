@@ -57,9 +57,11 @@ async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcom
                     holder,
                 },
         } => {
-            let bytes = fetch_chunk(handle, *holder, *manifest, *index)
+            let (hash, bytes) = fetch_chunk(handle, *holder, *manifest, *index)
                 .await
                 .map_err(unavailable)?;
+            // A chunk fetched from another node (kept if prefetched) is not needed again.
+            handle.store().release(&hash);
             Inputs::Map(MapBytes::Chunk(bytes))
         }
         Work::Reduce { children } => Inputs::Reduce(fetch_children(handle, children).await?),
@@ -115,12 +117,13 @@ async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcom
     }
 }
 
+/// A map task's input chunk, and its hash.
 async fn fetch_chunk(
     handle: &Handle,
     holder: NodeId,
     manifest: BlobHash,
     index: u32,
-) -> Result<Arc<Vec<u8>>, String> {
+) -> Result<(BlobHash, Arc<Vec<u8>>), String> {
     let manifest = fetch_manifest(handle, holder, manifest)
         .await
         .map_err(|e| format!("manifest unavailable: {e}"))?;
@@ -128,9 +131,26 @@ async fn fetch_chunk(
         .chunks
         .get(index as usize)
         .ok_or_else(|| format!("manifest has no chunk {index}"))?;
-    fetch_retrying(handle, holder, chunk.hash)
+    let bytes = fetch_retrying(handle, holder, chunk.hash)
         .await
-        .map_err(|e| format!("input chunk {index} unavailable: {e}"))
+        .map_err(|e| format!("input chunk {index} unavailable: {e}"))?;
+    Ok((chunk.hash, bytes))
+}
+
+/// Fetches a queued task's input chunk ahead of time and keeps it in the store (released once
+/// the task has used it).
+pub async fn prefetch(handle: &Handle, source: MapSource) -> Result<(), String> {
+    let MapSource::Chunk {
+        manifest,
+        index,
+        holder,
+    } = source
+    else {
+        return Ok(());
+    };
+    let (hash, bytes) = fetch_chunk(handle, holder, manifest, index).await?;
+    handle.store().put_verified(hash, bytes);
+    Ok(())
 }
 
 /// Children's results in order; a child whose holder cannot serve it is reported lost, so
@@ -158,7 +178,8 @@ async fn fetch_children(
 }
 
 /// Fetches a blob, retrying with backoff: a peer may be reachable only once discovery has found
-/// its address, and a busy peer may time out once.
+/// its address, and a busy peer may time out once. A holder that answers it does not hold the
+/// blob is not asked again.
 async fn fetch_retrying(
     handle: &Handle,
     holder: NodeId,
@@ -169,6 +190,7 @@ async fn fetch_retrying(
     loop {
         match handle.fetch(holder, hash).await {
             Ok(bytes) => return Ok(bytes),
+            Err(e) if !e.is_transient() => return Err(format!("blob {hash}: {e}")),
             Err(e) if attempt >= FETCH_ATTEMPTS => {
                 return Err(format!("{e} (after {attempt} attempts)"));
             }
@@ -195,7 +217,7 @@ async fn fetch_from_any(
     for &peer in others {
         match handle.fetch(peer, hash).await {
             Ok(bytes) => return Ok(bytes),
-            Err(e) => error = e,
+            Err(e) => error = e.to_string(),
         }
     }
     Err(error)

@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 pub struct JobRequest {
     pub kind: JobKind,
     pub fanin: u32,
-    /// File inputs: target bytes per chunk.
-    pub chunk_size: u64,
+    /// File inputs: target bytes per chunk; `None`: sized to the input
+    /// ([`crate::input::auto_chunk_size`]).
+    pub chunk_size: Option<u64>,
     /// Generated inputs: number of map tasks (default: about ten million items per task).
     pub tasks: Option<u32>,
 }
@@ -109,7 +110,7 @@ impl JobRequest {
         job: &str,
         args: &[String],
         fanin: u32,
-        chunk_size: u64,
+        chunk_size: Option<u64>,
         tasks: Option<u32>,
     ) -> Result<Self, UsageError> {
         let kind = match job {
@@ -188,7 +189,7 @@ impl JobRequest {
         range: Option<(u64, u64)>,
         limits: WasmLimits,
         fanin: u32,
-        chunk_size: u64,
+        chunk_size: Option<u64>,
         tasks: Option<u32>,
     ) -> Result<Self, UsageError> {
         let module = std::fs::canonicalize(module)
@@ -367,7 +368,7 @@ mod tests {
 
     #[test]
     fn unknown_jobs_list_the_known_ones() {
-        let e = JobRequest::parse("wordcout", &[], 4, 1, None)
+        let e = JobRequest::parse("wordcout", &[], 4, Some(1), None)
             .unwrap_err()
             .to_string();
         assert!(e.contains("wordcount, grep, sumsq, pi"), "{e}");
@@ -375,12 +376,12 @@ mod tests {
 
     #[test]
     fn malformed_ranges_and_missing_paths_are_usage_errors() {
-        assert!(JobRequest::parse("sumsq", &s(&["5", "2"]), 4, 1, None).is_err());
-        assert!(JobRequest::parse("sumsq", &s(&["x", "2"]), 4, 1, None).is_err());
+        assert!(JobRequest::parse("sumsq", &s(&["5", "2"]), 4, Some(1), None).is_err());
+        assert!(JobRequest::parse("sumsq", &s(&["x", "2"]), 4, Some(1), None).is_err());
         assert!(matches!(
-            JobRequest::parse("wordcount", &s(&["/no/such/path"]), 4, 1, None),
+            JobRequest::parse("wordcount", &s(&["/no/such/path"]), 4, Some(1), None),
             Err(UsageError::MissingPath(_))
         ));
-        assert!(JobRequest::parse("sumsq", &s(&["0", "10"]), 1, 1, None).is_err());
+        assert!(JobRequest::parse("sumsq", &s(&["0", "10"]), 1, Some(1), None).is_err());
     }
 }

@@ -22,6 +22,17 @@ pub enum Effect {
     },
     /// A job this node submitted failed for good.
     JobFailed { job: JobId, error: String },
+    /// A task this node has claimed but not started will read this chunk from `source`:
+    /// fetch it ahead (into the store), so that the task finds it at hand when a slot frees.
+    Prefetch {
+        job: JobId,
+        task: u32,
+        source: MapSource,
+    },
+    /// A result this node holds is no longer needed by its job (its parent is done, or the
+    /// job is over): the driver may drop it first when memory runs short. Kept while room
+    /// allows: if the parent's result is lost, this one is needed again.
+    Release { blob: BlobHash },
 }
 
 /// One task to run.

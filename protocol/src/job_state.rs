@@ -347,6 +347,35 @@ impl JobState {
         out
     }
 
+    /// The blobs this node holds for the children of `task`, which `task`'s completion made
+    /// unneeded.
+    pub fn released_by(&self, task: u32) -> Vec<crate::ids::BlobHash> {
+        self.tree
+            .children(task)
+            .filter_map(|c| match &self.tasks[c as usize] {
+                TaskState::Done {
+                    holder: ME,
+                    result: ResultRef::Blob { hash, .. },
+                } => Some(*hash),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every blob this node holds for the job.
+    pub fn held_blobs(&self) -> Vec<crate::ids::BlobHash> {
+        self.tasks
+            .iter()
+            .filter_map(|state| match state {
+                TaskState::Done {
+                    holder: ME,
+                    result: ResultRef::Blob { hash, .. },
+                } => Some(*hash),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Done tasks as ranges, for an announcement, at most `max` of them.
     pub fn done_ranges(&self, max: usize) -> Vec<(u32, u32)> {
         let mut out: Vec<(u32, u32)> = Vec::new();

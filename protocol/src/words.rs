@@ -134,14 +134,12 @@ impl Counts {
             spans.push((arena.len(), w.len(), c));
             arena.extend_from_slice(&w);
         }
-        let arena: &'a [u8] = arena;
+        // One validation for all the words: each is whole UTF-8, so every word's bounds are
+        // character boundaries of the arena.
+        let arena: &'a str = std::str::from_utf8(arena).expect("words are built from valid UTF-8");
         spans
             .into_iter()
-            .map(|(at, len, count)| {
-                let word = std::str::from_utf8(&arena[at..at + len])
-                    .expect("words are built from valid UTF-8");
-                (word, count)
-            })
+            .map(|(at, len, count)| (&arena[at..at + len], count))
             .collect()
     }
 }

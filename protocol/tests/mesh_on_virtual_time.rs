@@ -121,6 +121,7 @@ impl Harness {
                 Effect::JobFailed { job, error } => {
                     self.failures.insert(job, error);
                 }
+                Effect::Release { .. } | Effect::Prefetch { .. } => {}
             }
         }
     }

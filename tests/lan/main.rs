@@ -82,7 +82,7 @@ fn corpus(lan: &Lan, name: &str, files: usize, lines: usize) -> (String, Vec<Vec
 
 /// The reference result of `shoal submit pi SAMPLES --tasks TASKS --fanin FANIN`.
 fn pi_reference(samples: u64, tasks: u32, fanin: u32) -> Vec<u8> {
-    let spec = JobRequest::parse("pi", &[samples.to_string()], fanin, 0, Some(tasks))
+    let spec = JobRequest::parse("pi", &[samples.to_string()], fanin, None, Some(tasks))
         .expect("a valid pi job")
         .generated_spec()
         .expect("a generated job");

@@ -74,7 +74,13 @@ async fn run_job(client: &Client, request: JobRequest) -> (Vec<u8>, Duration) {
     (done.output, start.elapsed())
 }
 
-fn request(job: &str, args: &[String], fanin: u32, chunk: u64, tasks: Option<u32>) -> JobRequest {
+fn request(
+    job: &str,
+    args: &[String],
+    fanin: u32,
+    chunk: Option<u64>,
+    tasks: Option<u32>,
+) -> JobRequest {
     JobRequest::parse(job, args, fanin, chunk, tasks).expect("a valid benchmark job")
 }
 
@@ -110,7 +116,7 @@ impl Bench {
                 "sumsq",
                 &[start.to_string(), end.to_string()],
                 4,
-                0,
+                None,
                 Some(n as u32),
             );
             let (out, took) = run_job(&client, req).await;
@@ -149,7 +155,7 @@ impl Bench {
                     "sumsq",
                     &[x.to_string(), (x + 1).to_string()],
                     4,
-                    0,
+                    None,
                     Some(1),
                 );
                 let (out, took) = run_job(&client, req).await;
@@ -229,7 +235,7 @@ impl Bench {
         let mut values = Vec::new();
         for run in 0..self.sizes.runs as u32 {
             // Another fan-in, another job id: the same work again.
-            let req = request("pi", &[samples.to_string()], 4 + run, 0, None);
+            let req = request("pi", &[samples.to_string()], 4 + run, None, None);
             let (out, took) = run_job(&client, req).await;
             let v: serde_json::Value = serde_json::from_slice(&out).expect("pi output");
             let pi = v["pi"].as_f64().expect("pi value");
@@ -285,12 +291,12 @@ impl Bench {
         let dir = files[0].parent().expect("corpus dir").display().to_string();
         let mut values = Vec::new();
         for run in 0..self.sizes.runs as u64 {
-            // Another chunk size by a few bytes, another job id: the same work again.
+            // Another fan-in, another job id: the same work again (chunks sized by default).
             let req = request(
                 "wordcount",
                 std::slice::from_ref(&dir),
-                4,
-                (1 << 20) + run,
+                4 + run as u32,
+                None,
                 None,
             );
             let (out, took) = run_job(&client, req).await;
@@ -352,7 +358,7 @@ impl Bench {
         let idle: Vec<f64> = mesh.nodes.iter().map(|n| status_mib(n, "VmRSS")).collect();
         let dir = files[0].parent().expect("corpus dir").display().to_string();
         let client = mesh.nodes[0].client();
-        let (out, _) = run_job(&client, request("wordcount", &[dir], 4, 1 << 20, None)).await;
+        let (out, _) = run_job(&client, request("wordcount", &[dir], 4, None, None)).await;
         assert!(out.len() > 2, "a word count result");
         let peak: Vec<f64> = mesh.nodes.iter().map(|n| status_mib(n, "VmHWM")).collect();
         drop(mesh);
@@ -457,7 +463,7 @@ async fn cold_start_once() -> Duration {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
-    let req = request("sumsq", &["0".into(), "1".into()], 4, 0, Some(1));
+    let req = request("sumsq", &["0".into(), "1".into()], 4, None, Some(1));
     run_job(&nodes[0].client(), req).await;
     start.elapsed()
 }

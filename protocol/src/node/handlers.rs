@@ -201,10 +201,13 @@ impl Node {
             self.stats.ignored_entries += 1;
             return;
         };
-        if j.record_done(task, holder, result, now)
-            && task == j.tree.root()
-            && self.mine.contains(&job)
-        {
+        if !j.record_done(task, holder, result, now) {
+            return;
+        }
+        for blob in j.released_by(task) {
+            self.effects.push_back(Effect::Release { blob });
+        }
+        if task == j.tree.root() && self.mine.contains(&job) {
             self.request_collect(job);
         }
     }

@@ -190,6 +190,8 @@ pub struct Node {
     queued: IdSet<(JobId, u32)>,
     /// Started, with the time they started.
     running: IdMap<(JobId, u32), Millis>,
+    /// Queued tasks whose input the driver was asked to fetch ahead.
+    prefetched: IdSet<(JobId, u32)>,
     /// Mean run time of recent tasks (µs), for sizing the queue.
     avg_task_us: Option<f64>,
     /// Batches not yet sent, one per job, and their estimated encoded size.
@@ -244,6 +246,7 @@ impl Node {
             queue: VecDeque::new(),
             queued: IdSet::default(),
             running: IdMap::default(),
+            prefetched: IdSet::default(),
             avg_task_us: None,
             pending: Vec::new(),
             pending_bytes: 0,
@@ -569,10 +572,14 @@ impl Node {
             return;
         };
         let view = self.job_view(state);
+        for blob in state.held_blobs() {
+            self.effects.push_back(Effect::Release { blob });
+        }
         self.jobs.remove(&job);
         self.order.retain(|id| *id != job);
         self.queue.retain(|(j, _)| *j != job);
         self.queued.retain(|(j, _)| *j != job);
+        self.prefetched.retain(|(j, _)| *j != job);
         self.pending.retain(|b| b.job != job);
         self.subscriptions
             .push_back(Subscription::Leave(Topic::Job(job)));

@@ -11,14 +11,15 @@ use crate::view::{ME, PeerIx};
 const FALLBACK_SOURCES: usize = 4;
 
 impl Node {
-    /// How many tasks this node keeps claimed (queued plus running): one per slot for long
-    /// tasks, more for short ones so that claims and results travel in large batches.
+    /// How many tasks this node keeps claimed (queued plus running): two per slot for long
+    /// tasks (one running, one waiting whose input can be fetched meanwhile), more for short
+    /// ones so that claims and results travel in large batches.
     fn window(&self) -> usize {
         let slots = self.capacity.slots as usize;
         let per_slot = match self.avg_task_us {
             None => 1,
             Some(avg) => {
-                ((self.cfg.queue_target_us as f64 / avg) as usize).clamp(1, self.cfg.prefetch_max)
+                ((self.cfg.queue_target_us as f64 / avg) as usize).clamp(2, self.cfg.prefetch_max)
             }
         };
         slots * per_slot
@@ -71,6 +72,7 @@ impl Node {
                 break;
             };
             self.queued.remove(&(id, task));
+            self.prefetched.remove(&(id, task));
             let Some(run) = self.task_run(id, task, now) else {
                 // A claim this node cannot start (a child's result went missing since) goes
                 // back into play rather than lingering.
@@ -83,6 +85,37 @@ impl Node {
             };
             self.running.insert((id, task), now);
             self.effects.push_back(Effect::Run(run));
+        }
+        self.prefetch_queued();
+    }
+
+    /// Asks the driver to fetch, ahead of time, the input chunks of the next queued map tasks
+    /// (one per slot) that read from another node.
+    fn prefetch_queued(&mut self) {
+        let ahead = self.capacity.slots as usize;
+        for &(id, task) in self.queue.iter().take(ahead) {
+            if self.prefetched.contains(&(id, task)) {
+                continue;
+            }
+            let Some(job) = self.jobs.get(&id) else {
+                continue;
+            };
+            if job.submitter == ME || !job.tree.is_map(task) {
+                continue;
+            }
+            if let crate::job::Input::Chunks { manifest, .. } = job.spec.input {
+                let source = MapSource::Chunk {
+                    manifest,
+                    index: task,
+                    holder: self.view.id(job.submitter),
+                };
+                self.prefetched.insert((id, task));
+                self.effects.push_back(Effect::Prefetch {
+                    job: id,
+                    task,
+                    source,
+                });
+            }
         }
     }
 
