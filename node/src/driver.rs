@@ -27,6 +27,9 @@ const COMMAND_QUEUE: usize = 4096;
 const MAX_CONNECTIONS: usize = 256;
 /// Finished results kept for `wait` callers that come late.
 const RESULT_MEMORY: usize = 64;
+/// Job messages kept while their topic has no subscriber yet, and for how long.
+const UNSENT_MAX: usize = 1024;
+const UNSENT_TTL: Duration = Duration::from_secs(2);
 
 /// The final outcome of a job submitted from this node: its output bytes, or why it failed.
 pub type JobOutcome = Result<Arc<Vec<u8>>, String>;
@@ -315,6 +318,8 @@ struct Driver {
     jobs_topic: gossipsub::TopicHash,
     /// Peers disconnected on purpose, to be dialled again once every connection is closed.
     redial: HashSet<PeerId>,
+    /// Job messages that found no subscriber yet, with when (see `Driver::publish`).
+    unsent: std::collections::VecDeque<(Topic, Vec<u8>, Instant)>,
     peers: HashMap<NodeId, PeerId>,
     fetches: HashMap<OutboundRequestId, FetchReply>,
     waiters: HashMap<JobId, Vec<oneshot::Sender<JobOutcome>>>,
@@ -370,6 +375,7 @@ pub fn spawn(parts: DriverParts) -> anyhow::Result<(Handle, tokio::task::JoinHan
         rx,
         jobs_topic: gossip_topic(Topic::Jobs).hash(),
         redial: Default::default(),
+        unsent: Default::default(),
         peers: HashMap::new(),
         fetches: HashMap::new(),
         waiters: HashMap::new(),
@@ -435,15 +441,7 @@ impl Driver {
             }
         }
         while let Some((topic, bytes)) = self.node.poll_transmit() {
-            match self
-                .swarm
-                .behaviour_mut()
-                .gossipsub
-                .publish(gossip_topic(topic), bytes)
-            {
-                Ok(_) | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
-                Err(e) => tracing::debug!("gossip publish failed: {e}"),
-            }
+            self.publish(topic, bytes);
         }
         while let Some(effect) = self.node.poll_effect() {
             match effect {
@@ -497,6 +495,48 @@ impl Driver {
                         }
                     });
                 }
+            }
+        }
+    }
+
+    /// Publishes on a topic. A job's message that finds no subscriber yet is kept for a short
+    /// while and sent when one subscribes: members join a job's topic as they learn of it, and
+    /// their first claims and completions can race the subscriptions (gossipsub shares one
+    /// queue between a peer's connections, so a subscription may even arrive after the
+    /// announcement that follows it). Dropping them cost a steal delay or two per job.
+    fn publish(&mut self, topic: Topic, bytes: Vec<u8>) {
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(gossip_topic(topic), bytes.clone())
+        {
+            Ok(_) => {}
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                if matches!(topic, Topic::Job(_)) {
+                    if self.unsent.len() >= UNSENT_MAX {
+                        self.unsent.pop_front();
+                    }
+                    self.unsent.push_back((topic, bytes, Instant::now()));
+                }
+            }
+            Err(e) => tracing::debug!("gossip publish failed: {e}"),
+        }
+    }
+
+    /// A peer subscribed to `topic`: sends what waited for a subscriber there, and forgets
+    /// what waited too long (the protocol re-sends what still matters).
+    fn send_unsent(&mut self, topic: &gossipsub::TopicHash) {
+        let now = Instant::now();
+        let waiting = std::mem::take(&mut self.unsent);
+        for (t, bytes, since) in waiting {
+            if now.duration_since(since) > UNSENT_TTL {
+                continue;
+            }
+            if gossip_topic(t).hash() == *topic {
+                self.publish(t, bytes);
+            } else {
+                self.unsent.push_back((t, bytes, since));
             }
         }
     }
@@ -730,6 +770,9 @@ impl Driver {
         match event {
             BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic }) => {
                 self.learn_peer(peer_id);
+                if !self.unsent.is_empty() {
+                    self.send_unsent(&topic);
+                }
                 if topic == self.jobs_topic {
                     let now = self.now();
                     self.node.neighbour_joined(now);

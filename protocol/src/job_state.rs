@@ -38,6 +38,8 @@ pub struct JobState {
     pub spec: Arc<JobSpec>,
     pub submitter: PeerIx,
     pub epoch: u64,
+    /// Where the job's traffic goes: its own topic, or the jobs topic (see `Announce`).
+    pub topic: crate::topic::Topic,
     pub tree: Tree,
     pub tasks: Vec<TaskState>,
     pub done: u32,
@@ -91,6 +93,7 @@ impl JobState {
             spec,
             submitter,
             epoch,
+            topic: crate::topic::Topic::Job(id),
             tree,
             tasks,
             done: 0,

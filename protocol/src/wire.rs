@@ -74,6 +74,11 @@ pub struct Announce {
     pub members: Vec<Member>,
     /// Task ranges `[a, b)` already done, so a member that joins late does not redo them.
     pub done: Vec<(u32, u32)>,
+    /// Whether the job's traffic goes on its own topic. It does when the mesh has nodes that
+    /// are not members; when every node is one (a small mesh), the jobs topic, which everyone
+    /// has long joined, carries it: a new topic would cost each job a round of subscriptions,
+    /// and messages sent before they arrive.
+    pub own_topic: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -277,6 +282,7 @@ mod tests {
                 epoch: 1,
                 members,
                 done: Vec::new(),
+                own_topic: true,
             }),
         }
     }

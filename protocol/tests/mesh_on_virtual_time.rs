@@ -511,3 +511,45 @@ fn a_crowded_view_listens_to_fewer_advert_shards() {
     let kept = node.peers(20).len();
     assert!((100..512).contains(&kept), "{kept} peers kept");
 }
+
+/// The announcement `node` published last, and whether it subscribed to the job's own topic.
+fn announced(node: &mut Node) -> (wire::Announce, bool) {
+    let mut own_topic_joined = false;
+    while let Some(change) = node.poll_subscription() {
+        if let Subscription::Join(Topic::Job(_)) = change {
+            own_topic_joined = true;
+        }
+    }
+    let mut last = None;
+    while let Some((topic, bytes)) = node.poll_transmit() {
+        if let wire::Message::Announce(a) = wire::Envelope::decode(&bytes).unwrap().body {
+            assert_eq!(topic, Topic::Jobs);
+            last = Some(a);
+        }
+    }
+    (last.expect("an announcement"), own_topic_joined)
+}
+
+#[test]
+fn a_job_of_the_whole_mesh_uses_the_jobs_topic_and_one_of_part_of_it_its_own() {
+    // Three peers: all members, no topic of its own.
+    let mut small = lone_node();
+    small.handle_timeout(0);
+    for peer in 0..3 {
+        advert_from(&mut small, 10, peer, 1_000);
+    }
+    small.submit(100, sumsq(1000, 10, 4), 1).unwrap();
+    let (a, joined) = announced(&mut small);
+    assert_eq!(a.members.len(), 4);
+    assert!(!a.own_topic && !joined);
+    // 400 peers: 256 members at most, so the job gets a topic of its own.
+    let mut large = lone_node();
+    large.handle_timeout(0);
+    for peer in 0..400 {
+        advert_from(&mut large, 10, peer, 10_000);
+    }
+    large.submit(100, sumsq(1000, 10, 4), 1).unwrap();
+    let (a, joined) = announced(&mut large);
+    assert_eq!(a.members.len(), 256, "255 peers and the submitter");
+    assert!(a.own_topic && joined);
+}

@@ -63,6 +63,9 @@ impl Node {
             &me,
             weight,
         );
+        if !a.own_topic {
+            job.topic = Topic::Jobs;
+        }
         job.record_done_ranges(&a.done);
         self.insert_job(job, now);
         self.merge_members(id, from, a, now);
@@ -270,9 +273,10 @@ impl Node {
             if self.mine.contains(&job) {
                 self.effects.push_back(Effect::JobFailed { job, error });
                 let epoch = j.epoch;
+                let topic = j.topic;
                 if j.submitter == ME {
                     self.publish(
-                        Topic::Job(job),
+                        topic,
                         Message::Finished(Finished {
                             job,
                             epoch,

@@ -381,12 +381,16 @@ impl Node {
         }
         self.finished.remove(&id);
         let me = self.id();
-        let job = JobState::new(Arc::new(spec), id, ME, epoch, now, &me, self.capacity.slots);
-        self.insert_job(job, now);
-        let added = self.recruit(id, now);
-        if let Some(job) = self.jobs.get_mut(&id) {
-            job.apply(&added);
+        let mut job = JobState::new(Arc::new(spec), id, ME, epoch, now, &me, self.capacity.slots);
+        let added = self.recruit_into(&mut job, now);
+        job.apply(&added);
+        // Every other node of the mesh (as far as this node can tell, beyond its view) is a
+        // member: the jobs topic will do.
+        let others = self.view.mesh_estimate(now).saturating_sub(1);
+        if others <= job.members.len() as u64 {
+            job.topic = Topic::Jobs;
         }
+        self.insert_job(job, now);
         self.announce(id);
         self.after_step(now);
         Ok(id)
@@ -445,7 +449,7 @@ impl Node {
                     let epoch = state.epoch;
                     if state.submitter == ME {
                         self.publish(
-                            Topic::Job(job),
+                            state.topic,
                             Message::Finished(Finished {
                                 job,
                                 epoch,
@@ -508,14 +512,21 @@ impl Node {
 
     // ----- shared internals ---------------------------------------------------------------
 
+    /// Tracks a job whose topic is settled, joining that topic if it is the job's own.
     fn insert_job(&mut self, job: JobState, now: Millis) {
         let id = job.id;
+        if job.topic != Topic::Jobs {
+            self.subscriptions.push_back(Subscription::Join(job.topic));
+        }
         self.order.push(id);
         self.jobs.insert(id, job);
-        self.subscriptions
-            .push_back(Subscription::Join(Topic::Job(id)));
         // A new job's members hear from this node at once.
         self.next_pulse = self.next_pulse.min(now);
+    }
+
+    /// The topic of a tracked job's traffic (its own for one no longer tracked).
+    fn topic_of(&self, job: &JobId) -> Topic {
+        self.jobs.get(job).map_or(Topic::Job(*job), |j| j.topic)
     }
 
     /// Publishes the announcement of a job this node submitted, naming its members.
@@ -544,6 +555,7 @@ impl Node {
             epoch: job.epoch,
             members,
             done: job.done_ranges(crate::wire::MAX_DONE_RANGES),
+            own_topic: job.topic != Topic::Jobs,
         };
         self.publish(Topic::Jobs, Message::Announce(announce));
     }
@@ -572,6 +584,7 @@ impl Node {
             return;
         };
         let view = self.job_view(state);
+        let topic = state.topic;
         for blob in state.held_blobs() {
             self.effects.push_back(Effect::Release { blob });
         }
@@ -581,8 +594,9 @@ impl Node {
         self.queued.retain(|(j, _)| *j != job);
         self.prefetched.retain(|(j, _)| *j != job);
         self.pending.retain(|b| b.job != job);
-        self.subscriptions
-            .push_back(Subscription::Leave(Topic::Job(job)));
+        if topic != Topic::Jobs {
+            self.subscriptions.push_back(Subscription::Leave(topic));
+        }
         if self
             .finished
             .insert(job, FinishedJob { epoch, view })

@@ -47,7 +47,8 @@ impl Node {
         if self.flush_pacer.try_take(now) || full {
             self.pending_bytes = 0;
             for batch in std::mem::take(&mut self.pending) {
-                self.publish(Topic::Job(batch.job), Message::Batch(batch));
+                let topic = self.topic_of(&batch.job);
+                self.publish(topic, Message::Batch(batch));
             }
         }
     }

@@ -3,6 +3,7 @@
 
 use super::{Node, result_entry_len};
 use crate::ids::{JobId, Millis};
+use crate::job_state::JobState;
 use crate::members::RankChange;
 use crate::rendezvous;
 use crate::topic::{Subscription, Topic};
@@ -142,19 +143,28 @@ impl Node {
         }
     }
 
-    /// Adds live peers of the view that offer slots to job `id`'s members, best-ranked for the
-    /// job first, until it has [`super::Config::job_members_max`] live candidates. Returns the
-    /// ranking changes.
+    /// Adds live peers of the view that offer slots to job `id`'s members (see
+    /// [`Node::recruit_into`]). Returns the ranking changes.
     pub(super) fn recruit(&mut self, id: JobId, now: Millis) -> Vec<RankChange> {
-        let Some(job) = self.jobs.get(&id) else {
+        let Some(mut job) = self.jobs.remove(&id) else {
             return Vec::new();
         };
+        let changes = self.recruit_into(&mut job, now);
+        self.jobs.insert(id, job);
+        changes
+    }
+
+    /// Adds live peers of the view that offer slots to `job`'s members, best-ranked for the
+    /// job first, until it has [`super::Config::job_members_max`] live candidates. Returns the
+    /// ranking changes.
+    pub(super) fn recruit_into(&mut self, job: &mut JobState, now: Millis) -> Vec<RankChange> {
         let live = job.members.live_candidates() + usize::from(job.takes_tasks());
         let room = MAX_MEMBERS - 1 - job.members.len().min(MAX_MEMBERS - 1);
         let want = self.cfg.job_members_max.saturating_sub(live).min(room);
         if want == 0 {
             return Vec::new();
         }
+        let id = job.id;
         let mut fresh: Vec<(f64, u32, u32)> = self
             .view
             .candidates(now)
@@ -169,11 +179,9 @@ impl Node {
             })
             .collect();
         fresh.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-        let view = &self.view;
-        let job = self.jobs.get_mut(&id).expect("checked above");
         let mut changes = Vec::new();
         for (_, ix, w) in fresh.into_iter().take(want) {
-            changes.extend(job.members.announce(ix, view.id(ix), w, now));
+            changes.extend(job.members.announce(ix, self.view.id(ix), w, now));
         }
         changes
     }
@@ -190,7 +198,8 @@ impl Node {
                 .take(MAX_PULSE_TASKS)
                 .collect();
             running.sort_unstable();
-            self.publish(Topic::Job(id), Message::Pulse(Pulse { job: id, running }));
+            let topic = self.topic_of(&id);
+            self.publish(topic, Message::Pulse(Pulse { job: id, running }));
         }
     }
 
