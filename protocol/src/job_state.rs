@@ -32,6 +32,17 @@ impl TaskState {
     }
 }
 
+/// The blob behind `state` if this node holds it.
+fn held_blob(state: &TaskState) -> Option<crate::ids::BlobHash> {
+    match state {
+        TaskState::Done {
+            holder: ME,
+            result: ResultRef::Blob { hash, .. },
+        } => Some(*hash),
+        _ => None,
+    }
+}
+
 #[derive(Debug)]
 pub struct JobState {
     pub id: JobId,
@@ -355,28 +366,13 @@ impl JobState {
     pub fn released_by(&self, task: u32) -> Vec<crate::ids::BlobHash> {
         self.tree
             .children(task)
-            .filter_map(|c| match &self.tasks[c as usize] {
-                TaskState::Done {
-                    holder: ME,
-                    result: ResultRef::Blob { hash, .. },
-                } => Some(*hash),
-                _ => None,
-            })
+            .filter_map(|c| held_blob(&self.tasks[c as usize]))
             .collect()
     }
 
     /// Every blob this node holds for the job.
     pub fn held_blobs(&self) -> Vec<crate::ids::BlobHash> {
-        self.tasks
-            .iter()
-            .filter_map(|state| match state {
-                TaskState::Done {
-                    holder: ME,
-                    result: ResultRef::Blob { hash, .. },
-                } => Some(*hash),
-                _ => None,
-            })
-            .collect()
+        self.tasks.iter().filter_map(held_blob).collect()
     }
 
     /// Done tasks as ranges, for an announcement, at most `max` of them.
