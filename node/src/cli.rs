@@ -91,7 +91,7 @@ pub struct SubmitArgs {
     /// Give up waiting after this long (e.g. 30s, 10m).
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
-    /// Target bytes per input chunk (files are cut at line ends); by default about 1/256 of
+    /// Target bytes per input chunk (files are cut at line ends); by default about 1/128 of
     /// the input, between 1 MiB and 8 MiB.
     #[arg(long, value_name = "BYTES")]
     pub chunk_size: Option<u64>,

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 /// small, small enough to spread the work over a mesh.
 pub const AUTO_CHUNK_MIN: u64 = 1 << 20;
 pub const AUTO_CHUNK_MAX: u64 = 8 << 20;
-pub const AUTO_CHUNKS: u64 = 256;
+pub const AUTO_CHUNKS: u64 = 128;
 
 /// The chunk size for an input of `total` bytes when none is given.
 pub fn auto_chunk_size(total: u64) -> u64 {

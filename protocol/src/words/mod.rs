@@ -8,34 +8,11 @@
 //! digits is a word as it is (lowercased in a reused buffer, looked up without allocating); a
 //! run holding any byte ≥ 0x80 goes through the general definition.
 
+mod short_table;
+
 use crate::ops::for_each_word;
+use short_table::ShortTable;
 use std::collections::HashMap;
-
-/// Byte classes, as bit flags: what a byte means for splitting. A run's flags are the OR of
-/// its bytes' classes, so the scan needs one branch per byte.
-const SEPARATOR: u8 = 8;
-const LOWER_OR_DIGIT: u8 = 1;
-const UPPER: u8 = 2;
-const NON_ASCII: u8 = 4;
-
-const CLASS: [u8; 256] = {
-    let mut table = [SEPARATOR; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] = if c >= 0x80 {
-            NON_ASCII
-        } else if c.is_ascii_uppercase() {
-            UPPER
-        } else if c.is_ascii_alphanumeric() {
-            LOWER_OR_DIGIT
-        } else {
-            SEPARATOR
-        };
-        b += 1;
-    }
-    table
-};
 
 /// A fixed-seed hasher: fast, and the same in every process (the protocol crate uses no
 /// ambient randomness; the counts are sorted before they leave, so order never shows).
@@ -53,30 +30,39 @@ fn pack(word: &[u8]) -> u128 {
     u128::from_le_bytes(buf)
 }
 
-/// The `len <= 16` bytes at `at`, packed like [`pack`], read with one unaligned load when 16
-/// bytes are there (no copy through a buffer).
-fn pack_at(bytes: &[u8], at: usize, len: usize) -> u128 {
-    match bytes.get(at..at + SHORT) {
+/// The `len` (1 to 8) bytes at `at` as a little-endian integer, zero-padded: one unaligned
+/// load when eight bytes are there (no copy through a buffer).
+fn load_le(bytes: &[u8], at: usize, len: usize) -> u64 {
+    match bytes.get(at..at + 8) {
         Some(window) => {
-            let all = u128::from_le_bytes(window.try_into().expect("16 bytes"));
-            if len == SHORT {
-                all
-            } else {
-                all & ((1u128 << (8 * len)) - 1)
-            }
+            u64::from_le_bytes(window.try_into().expect("8 bytes")) & (u64::MAX >> (64 - 8 * len))
         }
-        None => pack(&bytes[at..at + len]),
+        None => {
+            let mut buf = [0u8; 8];
+            buf[..len].copy_from_slice(&bytes[at..at + len]);
+            u64::from_le_bytes(buf)
+        }
+    }
+}
+
+/// The `len` (1 to 16) bytes at `at`, packed like [`pack`]. Most words fit in the first half.
+fn pack_at(bytes: &[u8], at: usize, len: usize) -> u128 {
+    if len <= 8 {
+        u128::from(load_le(bytes, at, len))
+    } else {
+        u128::from(load_le(bytes, at, 8)) | u128::from(load_le(bytes, at + 8, len - 8)) << 64
     }
 }
 
 /// ASCII-lowercases every byte of a packed key (all bytes below 0x80): a byte in A..=Z gains
-/// 0x20, computed for the sixteen bytes at once.
+/// 0x20, computed eight bytes at a time.
 fn lowercase_packed(key: u128) -> u128 {
-    const ONES: u128 = u128::from_le_bytes([1; SHORT]);
-    let at_least_a = key + ONES * (0x80 - u128::from(b'A'));
-    let above_z = key + ONES * (0x80 - u128::from(b'Z') - 1);
-    let upper = at_least_a & !above_z & (ONES * 0x80);
-    key | (upper >> 2)
+    let lower8 = |x: u64| {
+        let at_least_a = x + LOW * u64::from(0x80 - b'A');
+        let above_z = x + LOW * u64::from(0x80 - b'Z' - 1);
+        x | ((at_least_a & !above_z & HIGH) >> 2)
+    };
+    u128::from(lower8(key as u64)) | u128::from(lower8((key >> 64) as u64)) << 64
 }
 
 /// The length of a packed word (the bytes before the zero padding).
@@ -87,18 +73,14 @@ fn packed_len(key: u128) -> usize {
 /// Counts per word: short words under packed keys, the rest under their bytes.
 #[derive(Default)]
 struct Counts {
-    short: HashMap<u128, u64, Hasher>,
+    short: ShortTable,
     long: HashMap<Box<[u8]>, u64, Hasher>,
 }
 
 impl Counts {
-    fn add_short(&mut self, key: u128) {
-        *self.short.entry(key).or_insert(0) += 1;
-    }
-
     fn add(&mut self, word: &[u8]) {
         if word.len() <= SHORT {
-            *self.short.entry(pack(word)).or_insert(0) += 1;
+            self.short.add(pack(word), 1);
         } else {
             match self.long.get_mut(word) {
                 Some(n) => *n += 1,
@@ -113,7 +95,7 @@ impl Counts {
     /// the tables (keeping their capacity for the next chunk). A packed key read big-endian
     /// orders like its word (zero padding sorts first), so short words sort as integers.
     fn drain_sorted<'a>(&mut self, arena: &'a mut Vec<u8>) -> Vec<(&'a str, u64)> {
-        let mut short: Vec<(u128, u64)> = self.short.drain().collect();
+        let mut short = self.short.drain();
         short.sort_unstable_by_key(|&(key, _)| key.swap_bytes());
         let mut long: Vec<(Box<[u8]>, u64)> = self.long.drain().collect();
         long.sort_unstable();
@@ -174,92 +156,106 @@ pub fn count_words_encoded(bytes: &[u8]) -> Vec<u8> {
 
 const HIGH: u64 = 0x8080_8080_8080_8080;
 const LOW: u64 = 0x0101_0101_0101_0101;
+const HIGH128: u128 = u128::from_le_bytes([0x80; SHORT]);
 
 /// For the eight bytes of `x` (little-endian), the high bit of each byte set where the byte
-/// continues a run (a letter, a digit, or any byte of 0x80 and above), then where it is an
-/// upper-case letter, then where it is 0x80 or above. Computed on the eight bytes at once:
-/// each range test adds a constant to the low seven bits of every byte, which cannot carry
-/// into the next.
-fn classify8(x: u64) -> (u64, u64, u64) {
-    let non_ascii = x & HIGH;
+/// continues a run: a letter, a digit, or any byte of 0x80 and above. Computed on the eight
+/// bytes at once: each range test adds a constant to the low seven bits of every byte, which
+/// cannot carry into the next.
+fn run_bytes8(x: u64) -> u64 {
     let y = x & !HIGH;
-    let at_least = |c: u8| (y + LOW * u64::from(0x80 - c)) & HIGH;
-    let digit = at_least(b'0') & !at_least(b'9' + 1);
-    let upper = at_least(b'A') & !at_least(b'Z' + 1) & !non_ascii;
-    let lower = at_least(b'a') & !at_least(b'z' + 1);
-    (digit | upper | lower | non_ascii, upper, non_ascii)
+    let at_least = |v: u64, c: u8| (v + LOW * u64::from(0x80 - c)) & HIGH;
+    let digit = at_least(y, b'0') & !at_least(y, b'9' + 1);
+    // Setting bit 5 folds A..=Z onto a..=z and nothing else onto them.
+    let folded = y | (LOW * 0x20);
+    let letter = at_least(folded, b'a') & !at_least(folded, b'z' + 1);
+    digit | letter | (x & HIGH)
 }
 
-/// The end of the run that starts at `start` (a byte that is not a separator), and its class
-/// flags. Eight bytes at a time while eight remain, then byte by byte.
-fn run_end(bytes: &[u8], start: usize) -> (usize, u8) {
-    let mut i = start;
-    let mut flags = 0;
-    while let Some(block) = bytes.get(i..i + 8) {
-        let x = u64::from_le_bytes(block.try_into().expect("8 bytes"));
-        let (run, upper, non_ascii) = classify8(x);
-        let stop = !run & HIGH;
-        // The bytes before the first separator of the block.
-        let within = if stop == 0 {
-            u64::MAX
-        } else {
-            (1u64 << stop.trailing_zeros()) - 1
-        };
-        if upper & within != 0 {
-            flags |= UPPER;
-        }
-        if non_ascii & within != 0 {
-            flags |= NON_ASCII;
-        }
-        if stop != 0 {
-            return (
-                i + (stop.trailing_zeros() / 8) as usize,
-                flags | LOWER_OR_DIGIT,
-            );
-        }
-        i += 8;
-    }
-    while i < bytes.len() {
-        let class = CLASS[bytes[i] as usize];
-        if class == SEPARATOR {
-            break;
-        }
-        flags |= class;
-        i += 1;
-    }
-    (i, flags)
+/// The high bit of each byte of `x` gathered into the low eight bits, byte 0 to bit 0.
+fn high_bits8(x: u64) -> u64 {
+    (((x >> 7) & LOW).wrapping_mul(0x0102_0408_1020_4080)) >> 56
 }
 
-/// Adds the words of `bytes` to `counts`.
+/// A bit per byte of the (up to) 64 bytes at `base`: set where the byte continues a run.
+/// Bytes past the end count as separators.
+fn run_mask(bytes: &[u8], base: usize) -> u64 {
+    let mut padded = [0u8; 64];
+    let block: &[u8] = match bytes.get(base..base + 64) {
+        Some(block) => block,
+        None => {
+            // Zero is a separator.
+            let tail = &bytes[base..];
+            padded[..tail.len()].copy_from_slice(tail);
+            &padded
+        }
+    };
+    let mut mask = 0;
+    for (k, eight) in block.chunks_exact(8).enumerate() {
+        let x = u64::from_le_bytes(eight.try_into().expect("8 bytes"));
+        mask |= high_bits8(run_bytes8(x)) << (8 * k);
+    }
+    mask
+}
+
+/// Counts the run `bytes[start..end]`: a short ASCII run (nearly every word) under its packed
+/// key, any other through the general paths.
+#[inline(always)]
+fn add_run(counts: &mut Counts, lowered: &mut Vec<u8>, bytes: &[u8], start: usize, end: usize) {
+    let len = end - start;
+    if len <= SHORT {
+        let key = pack_at(bytes, start, len);
+        if key & HIGH128 == 0 {
+            counts.short.add(lowercase_packed(key), 1);
+            return;
+        }
+    }
+    let word = &bytes[start..end];
+    if word.is_ascii() {
+        lowered.clear();
+        lowered.extend(word.iter().map(u8::to_ascii_lowercase));
+        counts.add(lowered);
+    } else {
+        for_each_word(word, |w| counts.add(w.as_bytes()));
+    }
+}
+
+/// Adds the words of `bytes` to `counts`: the text is scanned 64 bytes at a time into a
+/// bitmask of run bytes, and runs are read off the mask with bit counts.
 fn count_into(counts: &mut Counts, bytes: &[u8]) {
     let mut lowered = Vec::with_capacity(64);
-    let mut i = 0;
-    let n = bytes.len();
-    while i < n {
-        if CLASS[bytes[i] as usize] == SEPARATOR {
-            i += 1;
-            continue;
+    let mut add =
+        |counts: &mut Counts, start, end| add_run(counts, &mut lowered, bytes, start, end);
+    // Where the run that reaches the end of the previous block started.
+    let mut open: Option<usize> = None;
+    let mut base = 0;
+    while base < bytes.len() {
+        let mut mask = run_mask(bytes, base);
+        if let Some(start) = open {
+            let stop = (!mask).trailing_zeros();
+            if stop == 64 {
+                base += 64;
+                continue;
+            }
+            add(counts, start, base + stop as usize);
+            open = None;
+            mask &= !0 << stop;
         }
-        let start = i;
-        let (end, flags) = run_end(bytes, start);
-        i = end;
-        let len = i - start;
-        if flags & NON_ASCII != 0 {
-            for_each_word(&bytes[start..i], |w| counts.add(w.as_bytes()));
-        } else if len <= SHORT {
-            let key = pack_at(bytes, start, len);
-            counts.add_short(if flags & UPPER != 0 {
-                lowercase_packed(key)
-            } else {
-                key
-            });
-        } else if flags & UPPER != 0 {
-            lowered.clear();
-            lowered.extend(bytes[start..i].iter().map(u8::to_ascii_lowercase));
-            counts.add(&lowered);
-        } else {
-            counts.add(&bytes[start..i]);
+        while mask != 0 {
+            let start = mask.trailing_zeros();
+            let after = !mask & (!0 << start);
+            if after == 0 {
+                open = Some(base + start as usize);
+                break;
+            }
+            let end = after.trailing_zeros();
+            add(counts, base + start as usize, base + end as usize);
+            mask &= !0 << end;
         }
+        base += 64;
+    }
+    if let Some(start) = open {
+        add(counts, start, bytes.len());
     }
 }
 
@@ -312,14 +308,22 @@ mod tests {
     }
 
     #[test]
-    fn the_eight_byte_classifier_agrees_with_the_class_table() {
+    fn the_run_mask_marks_letters_digits_and_non_ascii_bytes() {
         for b in 0..=255u8 {
-            let (run, upper, non_ascii) = classify8(u64::from_le_bytes([b; 8]));
-            let class = CLASS[b as usize];
-            assert_eq!(run == HIGH, class != SEPARATOR, "byte {b:#x}");
-            assert_eq!(upper == HIGH, class == UPPER, "byte {b:#x}");
-            assert_eq!(non_ascii == HIGH, class == NON_ASCII, "byte {b:#x}");
-            assert!(run == 0 || run == HIGH);
+            let continues = b >= 0x80 || b.is_ascii_alphanumeric();
+            let run = run_bytes8(u64::from_le_bytes([b; 8]));
+            assert_eq!(run, if continues { HIGH } else { 0 }, "byte {b:#x}");
+        }
+        // Bit k of the mask is byte k, also in a short last block.
+        let text = b"ab cd\xc3\xa9-9_Z!0123456789abcdefghijklmnopqrstuvwxyz?.,ABCDEFGHIJKLMNOPQRST";
+        for base in [0, 64] {
+            let mask = run_mask(text, base);
+            for k in 0..64 {
+                let expected = text
+                    .get(base + k)
+                    .is_some_and(|&b| b >= 0x80 || b.is_ascii_alphanumeric());
+                assert_eq!(mask >> k & 1 == 1, expected, "byte {}", base + k);
+            }
         }
     }
 
