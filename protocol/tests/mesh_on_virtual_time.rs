@@ -553,3 +553,112 @@ fn a_job_of_the_whole_mesh_uses_the_jobs_topic_and_one_of_part_of_it_its_own() {
     assert_eq!(a.members.len(), 256, "255 peers and the submitter");
     assert!(a.own_topic && joined);
 }
+
+/// A worker that `advert_from(.., peer 0, ..)` speaks for, and a submitter that counts on it.
+fn submitter_and_worker() -> (Node, Node) {
+    let mut submitter = lone_node();
+    submitter.handle_timeout(0);
+    advert_from(&mut submitter, 10, 0, 1_000);
+    let worker = Node::new(
+        NodeId::from_identity_bytes(&0u32.to_le_bytes()),
+        Capacity {
+            slots: 1,
+            cores: 1,
+            mem_mb: 1,
+        },
+        Config::default(),
+        1,
+    );
+    (submitter, worker)
+}
+
+fn deliver(to: &mut Node, now: Millis, from: NodeId, body: wire::Message) {
+    let bytes = wire::Envelope { seq: now, body }.encode();
+    to.handle_message(now, from, &bytes).unwrap();
+}
+
+/// What `node` published, decoded, and whether it started a task.
+fn outputs(node: &mut Node) -> (Vec<wire::Message>, bool) {
+    let mut sent = Vec::new();
+    while let Some((_, bytes)) = node.poll_transmit() {
+        sent.push(wire::Envelope::decode(&bytes).unwrap().body);
+    }
+    let mut ran = false;
+    while let Some(effect) = node.poll_effect() {
+        ran |= matches!(effect, Effect::Run(_));
+    }
+    (sent, ran)
+}
+
+#[test]
+fn an_announcement_arriving_after_the_job_s_end_starts_nothing() {
+    let (mut submitter, mut worker) = submitter_and_worker();
+    let from = submitter.id();
+    let job = submitter.submit(100, sumsq(1000, 10, 4), 7).unwrap();
+    let (announce, _) = announced(&mut submitter);
+    assert!(announce.members.iter().any(|m| m.id == worker.id()));
+    // In order, the announcement makes the worker a member that runs the task.
+    let (_, mut in_order) = submitter_and_worker();
+    in_order.handle_timeout(0);
+    deliver(
+        &mut in_order,
+        101,
+        from,
+        wire::Message::Announce(announce.clone()),
+    );
+    let o = outputs(&mut in_order);
+    assert!(o.1, "the worker runs tasks: {:?}", o.0);
+    // The end first, then the announcement: nothing starts, and nothing is pulsed later.
+    worker.handle_timeout(0);
+    let end = wire::Finished {
+        job,
+        epoch: announce.epoch,
+        ok: true,
+    };
+    deliver(&mut worker, 101, from, wire::Message::Finished(end));
+    deliver(&mut worker, 102, from, wire::Message::Announce(announce));
+    let (sent, ran) = outputs(&mut worker);
+    assert!(!ran);
+    assert!(sent.is_empty(), "{sent:?}");
+    assert!(worker.job_status(&job).is_none());
+    worker.handle_timeout(5_000);
+    let (sent, _) = outputs(&mut worker);
+    assert!(
+        !sent.iter().any(|m| matches!(m, wire::Message::Pulse(_))),
+        "{sent:?}"
+    );
+}
+
+#[test]
+fn joining_a_job_pulses_that_job_only() {
+    let (mut submitter, mut worker) = submitter_and_worker();
+    let from = submitter.id();
+    worker.handle_timeout(0);
+    let mut jobs = Vec::new();
+    for (i, end) in [1000u64, 2000].into_iter().enumerate() {
+        let now = 100 + i as Millis;
+        let job = submitter
+            .submit(now, sumsq(end, 1, 4), 7 + i as u64)
+            .unwrap();
+        let (announce, _) = announced(&mut submitter);
+        deliver(&mut worker, now, from, wire::Message::Announce(announce));
+        let (sent, _) = outputs(&mut worker);
+        let pulsed: Vec<JobId> = sent
+            .iter()
+            .filter_map(|m| match m {
+                wire::Message::Pulse(p) => Some(p.job),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(pulsed, vec![job], "job {i}");
+        jobs.push(job);
+    }
+    // The periodic round pulses both.
+    worker.handle_timeout(100 + Config::default().pulse_interval_ms);
+    let (sent, _) = outputs(&mut worker);
+    let pulses = sent
+        .iter()
+        .filter(|m| matches!(m, wire::Message::Pulse(_)))
+        .count();
+    assert_eq!(pulses, jobs.len());
+}

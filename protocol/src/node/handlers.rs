@@ -1,6 +1,6 @@
 //! What each received message does.
 
-use super::{Node, truncate_utf8};
+use super::{FinishedJob, Node, truncate_utf8};
 use crate::effects::Effect;
 use crate::ids::{JobId, Millis, NodeId};
 use crate::job_state::{JobState, TaskState};
@@ -67,7 +67,7 @@ impl Node {
             job.topic = Topic::Jobs;
         }
         job.record_done_ranges(&a.done);
-        self.insert_job(job, now);
+        self.insert_job(job);
         self.merge_members(id, from, a, now);
     }
 
@@ -141,9 +141,22 @@ impl Node {
 
     pub(super) fn on_finished(&mut self, now: Millis, from: PeerIx, f: &Finished) {
         self.heard_on_job(now, from, &f.job);
-        if self.jobs.get(&f.job).is_some_and(|j| j.epoch <= f.epoch) && !self.mine.contains(&f.job)
-        {
-            self.retire(f.job, f.epoch);
+        if self.mine.contains(&f.job) {
+            return;
+        }
+        match self.jobs.get(&f.job) {
+            Some(j) if j.epoch <= f.epoch => self.retire(f.job, f.epoch),
+            Some(_) => {}
+            // The end of a run this node has not heard of yet: its announcement may still be
+            // on its way, and must not start the job here when it arrives.
+            None if self.finished.get(&f.job).is_none_or(|e| e.epoch < f.epoch) => {
+                let end = FinishedJob {
+                    epoch: f.epoch,
+                    view: None,
+                };
+                self.remember_finished(f.job, end);
+            }
+            None => {}
         }
     }
 

@@ -157,11 +157,13 @@ pub enum SubmitError {
     TooManyJobs(usize),
 }
 
-/// Remembered outcome of a job this node no longer tracks.
+/// Remembered end of a job this node no longer tracks: its last view, or none when the end
+/// was heard of before the job itself (gossip does not keep a job's announcement ahead of
+/// its `Finished`). Either way, announcements of that run that arrive later are stale.
 #[derive(Debug, Clone)]
 struct FinishedJob {
     epoch: u64,
-    view: JobView,
+    view: Option<JobView>,
 }
 
 const FINISHED_MEMORY: usize = 1024;
@@ -390,7 +392,7 @@ impl Node {
         if others <= job.members.len() as u64 {
             job.topic = Topic::Jobs;
         }
-        self.insert_job(job, now);
+        self.insert_job(job);
         self.announce(id);
         self.after_step(now);
         Ok(id)
@@ -513,15 +515,20 @@ impl Node {
     // ----- shared internals ---------------------------------------------------------------
 
     /// Tracks a job whose topic is settled, joining that topic if it is the job's own.
-    fn insert_job(&mut self, job: JobState, now: Millis) {
+    fn insert_job(&mut self, job: JobState) {
         let id = job.id;
         if job.topic != Topic::Jobs {
             self.subscriptions.push_back(Subscription::Join(job.topic));
         }
+        let submitted_here = job.submitter == ME;
         self.order.push(id);
         self.jobs.insert(id, job);
-        // A new job's members hear from this node at once.
-        self.next_pulse = self.next_pulse.min(now);
+        // A new job's members hear from this node at once (its submitter's announcement
+        // says as much). Only this job: pulsing every job on each new one flooded meshes
+        // running many short jobs.
+        if !submitted_here {
+            self.pulse_job(id);
+        }
     }
 
     /// The topic of a tracked job's traffic (its own for one no longer tracked).
@@ -583,7 +590,7 @@ impl Node {
         let Some(state) = self.jobs.get(&job) else {
             return;
         };
-        let view = self.job_view(state);
+        let view = Some(self.job_view(state));
         let topic = state.topic;
         for blob in state.held_blobs() {
             self.effects.push_back(Effect::Release { blob });
@@ -597,11 +604,13 @@ impl Node {
         if topic != Topic::Jobs {
             self.subscriptions.push_back(Subscription::Leave(topic));
         }
-        if self
-            .finished
-            .insert(job, FinishedJob { epoch, view })
-            .is_none()
-        {
+        self.remember_finished(job, FinishedJob { epoch, view });
+    }
+
+    /// Remembers how `job` ended, forgetting the oldest such memory beyond
+    /// [`FINISHED_MEMORY`].
+    fn remember_finished(&mut self, job: JobId, end: FinishedJob) {
+        if self.finished.insert(job, end).is_none() {
             self.finished_order.push_back(job);
         }
         while self.finished_order.len() > FINISHED_MEMORY {

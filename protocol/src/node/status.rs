@@ -74,7 +74,7 @@ impl Node {
         if let Some(job) = self.jobs.get(id) {
             return Some(self.job_view(job));
         }
-        self.finished.get(id).map(|f| f.view.clone())
+        self.finished.get(id).and_then(|f| f.view.clone())
     }
 
     /// All tracked and recently finished jobs.
@@ -88,8 +88,7 @@ impl Node {
         out.extend(
             self.finished_order
                 .iter()
-                .filter_map(|id| self.finished.get(id))
-                .map(|f| f.view.clone()),
+                .filter_map(|id| self.finished.get(id)?.view.clone()),
         );
         out
     }

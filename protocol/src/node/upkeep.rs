@@ -188,19 +188,23 @@ impl Node {
 
     /// Tells each job's members that this node is still there, and which tasks it runs.
     fn pulse(&mut self) {
-        let jobs: Vec<JobId> = self.order.clone();
-        for id in jobs {
-            let mut running: Vec<u32> = self
-                .running
-                .keys()
-                .filter(|(j, _)| *j == id)
-                .map(|&(_, t)| t)
-                .take(MAX_PULSE_TASKS)
-                .collect();
-            running.sort_unstable();
-            let topic = self.topic_of(&id);
-            self.publish(topic, Message::Pulse(Pulse { job: id, running }));
+        for id in self.order.clone() {
+            self.pulse_job(id);
         }
+    }
+
+    /// Tells job `id`'s members that this node is there, and which of its tasks it runs.
+    pub(super) fn pulse_job(&mut self, id: JobId) {
+        let mut running: Vec<u32> = self
+            .running
+            .keys()
+            .filter(|(j, _)| *j == id)
+            .map(|&(_, t)| t)
+            .take(MAX_PULSE_TASKS)
+            .collect();
+        running.sort_unstable();
+        let topic = self.topic_of(&id);
+        self.publish(topic, Message::Pulse(Pulse { job: id, running }));
     }
 
     /// Re-sends completions of results held here that are still needed (bounded per round).
