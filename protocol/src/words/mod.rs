@@ -7,7 +7,7 @@
 //! multi-byte character, so the text splits at them into runs, found 64 bytes at a time with a
 //! bitmask. A run of up to 16 ASCII letters and digits (nearly every word) is packed into an
 //! integer, lowercased eight bytes at a time and counted in a linear-probing table
-//! ([`short_table`]); a longer ASCII run is lowercased in a reused buffer; a run holding any
+//! (`short_table.rs`); a longer ASCII run is lowercased in a reused buffer; a run holding any
 //! byte ≥ 0x80 goes through the general definition.
 
 mod short_table;
