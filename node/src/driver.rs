@@ -14,7 +14,7 @@ use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, kad, mdns, multiaddr
 use shoal_protocol::job::Manifest;
 use shoal_protocol::{
     BlobHash, Effect, JobId, JobSpec, JobView, Millis, Node, NodeId, PeerStatus, Subscription,
-    TaskOutcome, Topic,
+    TaskOutcome, TaskRun, Topic,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -30,6 +30,8 @@ const RESULT_MEMORY: usize = 64;
 /// Job messages kept while their topic has no subscriber yet, and for how long.
 const UNSENT_MAX: usize = 1024;
 const UNSENT_TTL: Duration = Duration::from_secs(2);
+/// Tiny tasks the driver runs in one turn of its loop before it looks at the network again.
+const TINY_TASKS_PER_TURN: usize = 64;
 
 /// The final outcome of a job submitted from this node: its output bytes, or why it failed.
 pub type JobOutcome = Result<Arc<Vec<u8>>, String>;
@@ -320,6 +322,8 @@ struct Driver {
     redial: HashSet<PeerId>,
     /// Job messages that found no subscriber yet, with when (see `Driver::publish`).
     unsent: std::collections::VecDeque<(Topic, Vec<u8>, Instant)>,
+    /// Tiny tasks to run on the driver itself (see `exec::is_tiny`), a few per turn.
+    tiny: std::collections::VecDeque<TaskRun>,
     peers: HashMap<NodeId, PeerId>,
     fetches: HashMap<OutboundRequestId, FetchReply>,
     waiters: HashMap<JobId, Vec<oneshot::Sender<JobOutcome>>>,
@@ -376,6 +380,7 @@ pub fn spawn(parts: DriverParts) -> anyhow::Result<(Handle, tokio::task::JoinHan
         jobs_topic: gossip_topic(Topic::Jobs).hash(),
         redial: Default::default(),
         unsent: Default::default(),
+        tiny: Default::default(),
         peers: HashMap::new(),
         fetches: HashMap::new(),
         waiters: HashMap::new(),
@@ -411,10 +416,29 @@ impl Driver {
                     self.node.handle_timeout(self.now());
                 }
                 _ = discovery.tick() => self.discover(),
+                // Ready at once while tiny tasks wait; `select!` picks among the ready
+                // branches at random, so the network and commands are served in between.
+                _ = std::future::ready(()), if !self.tiny.is_empty() => self.run_tiny_tasks(),
             }
             self.pump();
         }
         tracing::debug!("node stopped");
+    }
+
+    /// Runs some of the waiting tiny tasks and reports their outcomes to the protocol.
+    fn run_tiny_tasks(&mut self) {
+        for _ in 0..TINY_TASKS_PER_TURN {
+            let Some(run) = self.tiny.pop_front() else {
+                break;
+            };
+            let (outcome, run_us) = exec::run_tiny(&self.handle, &run);
+            if let TaskOutcome::Failed(reason) = &outcome {
+                tracing::warn!("{reason}");
+            }
+            let now = self.now();
+            self.node
+                .task_finished(now, run.job, run.task, outcome, run_us);
+        }
     }
 
     /// Looks for more peers through Kademlia (for meshes joined with `--bootstrap`).
@@ -445,6 +469,7 @@ impl Driver {
         }
         while let Some(effect) = self.node.poll_effect() {
             match effect {
+                Effect::Run(run) if exec::is_tiny(&run) => self.tiny.push_back(run),
                 Effect::Run(run) => {
                     let handle = self.handle.clone();
                     tokio::spawn(async move {

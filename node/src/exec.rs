@@ -1,5 +1,6 @@
 //! Executors: run one task (fetching its inputs from whichever peer holds them), or collect a
-//! job's root result. Computation runs on the blocking pool so the driver never stalls.
+//! job's root result. Computation runs on the blocking pool so the driver never stalls, except
+//! for tasks known to take microseconds ([`run_inline`]).
 
 use crate::driver::Handle;
 use shoal_protocol::job::{GeneratedPart, Manifest};
@@ -15,6 +16,75 @@ use std::time::{Duration, Instant};
 /// Fetch attempts before an input counts as unavailable, and the first retry delay (doubling).
 const FETCH_ATTEMPTS: u32 = 5;
 const FETCH_RETRY_FIRST: Duration = Duration::from_millis(100);
+
+/// Largest generated part (numbers of a range, pi samples) counted as tiny work.
+const TINY_ITEMS: u64 = 4096;
+/// Largest total of inline child results a tiny reduce combines.
+const TINY_REDUCE_BYTES: usize = 64 * 1024;
+
+/// Whether `run` is tiny work with its inputs in hand: a small generated part, or a reduce of
+/// small inline results (never a WebAssembly job, whose cost is the module's). Such a task
+/// takes microseconds, less than handing it to another thread and its outcome back; for a job
+/// of many tiny tasks those hand-offs were most of the work, so the driver runs these itself
+/// ([`run_tiny`]).
+pub fn is_tiny(run: &TaskRun) -> bool {
+    if matches!(run.spec.op, Operator::Wasm { .. }) {
+        return false;
+    }
+    match &run.work {
+        Work::Map {
+            source: MapSource::Generated(part),
+        } => {
+            let items = match *part {
+                GeneratedPart::Range { start, end } => end.saturating_sub(start),
+                GeneratedPart::Samples { count, .. } => count,
+            };
+            items <= TINY_ITEMS
+        }
+        Work::Reduce { children } => {
+            let mut bytes = 0;
+            for child in children {
+                match &child.result {
+                    ResultRef::Inline(b) => bytes += b.len(),
+                    ResultRef::Blob { .. } => return false,
+                }
+            }
+            bytes <= TINY_REDUCE_BYTES
+        }
+        Work::Map { .. } => false,
+    }
+}
+
+/// Runs a task for which [`is_tiny`] holds, on this thread. Returns the outcome and how long it
+/// took (µs).
+pub fn run_tiny(handle: &Handle, run: &TaskRun) -> (TaskOutcome, u64) {
+    let started = Instant::now();
+    let result = match &run.work {
+        Work::Map {
+            source: MapSource::Generated(part),
+        } => ops::map(&run.spec.op, MapInput::Generated(*part)).map_err(|e| e.to_string()),
+        Work::Reduce { children } => {
+            let parts: Vec<&[u8]> = children
+                .iter()
+                .filter_map(|c| match &c.result {
+                    ResultRef::Inline(bytes) => Some(&bytes[..]),
+                    ResultRef::Blob { .. } => None,
+                })
+                .collect();
+            if parts.len() == children.len() {
+                ops::reduce(&run.spec.op, &parts).map_err(|e| e.to_string())
+            } else {
+                Err("a tiny reduce was given a blob input".to_string())
+            }
+        }
+        Work::Map { .. } => Err("a tiny task was given a file chunk".to_string()),
+    };
+    let outcome = match result {
+        Ok(bytes) => TaskOutcome::Done(store_result(handle, bytes)),
+        Err(e) => TaskOutcome::Failed(format!("job {} task {}: {e}", run.job, run.task)),
+    };
+    (outcome, started.elapsed().as_micros() as u64)
+}
 
 /// Runs a task to its outcome. Returns the outcome and how long it took (µs).
 pub async fn run_task(handle: &Handle, run: TaskRun) -> (TaskOutcome, u64) {
@@ -271,4 +341,76 @@ pub async fn collect(
         ResultRef::Blob { hash, .. } => fetch_retrying(handle, holder, hash).await?,
     };
     compute(move || ops::finalize(&spec.op, &bytes)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_protocol::job::{Input, JobSpec};
+
+    fn run(op: Operator, work: Work) -> TaskRun {
+        TaskRun {
+            job: shoal_protocol::JobId([1; 32]),
+            task: 0,
+            spec: Arc::new(JobSpec {
+                op,
+                input: Input::Range {
+                    start: 0,
+                    end: 1,
+                    tasks: 1,
+                },
+                fanin: 4,
+            }),
+            submitter: NodeId([2; 32]),
+            workers: Vec::new(),
+            work,
+        }
+    }
+
+    fn range(start: u64, end: u64) -> Work {
+        Work::Map {
+            source: MapSource::Generated(GeneratedPart::Range { start, end }),
+        }
+    }
+
+    fn reduce_of(results: Vec<ResultRef>) -> Work {
+        let children = results
+            .into_iter()
+            .enumerate()
+            .map(|(i, result)| ChildInput {
+                task: i as u32,
+                result,
+                holder: NodeId([3; 32]),
+            })
+            .collect();
+        Work::Reduce { children }
+    }
+
+    #[test]
+    fn only_small_generated_parts_and_small_inline_reduces_are_tiny() {
+        assert!(is_tiny(&run(Operator::SumSq, range(0, TINY_ITEMS))));
+        assert!(!is_tiny(&run(Operator::SumSq, range(0, TINY_ITEMS + 1))));
+        let small = ResultRef::Inline(vec![0u8; 16].into());
+        assert!(is_tiny(&run(
+            Operator::SumSq,
+            reduce_of(vec![small.clone(); 4])
+        )));
+        let blob = ResultRef::Blob {
+            hash: BlobHash([4; 32]),
+            len: 16,
+        };
+        assert!(!is_tiny(&run(
+            Operator::SumSq,
+            reduce_of(vec![small, blob])
+        )));
+        let big = ResultRef::Inline(vec![0u8; TINY_REDUCE_BYTES / 2 + 1].into());
+        assert!(!is_tiny(&run(Operator::SumSq, reduce_of(vec![big; 2]))));
+        // A module's cost is its own, whatever the input size.
+        let wasm = Operator::Wasm {
+            module: BlobHash([5; 32]),
+            len: 1,
+            limits: Default::default(),
+        };
+        assert!(!is_tiny(&run(wasm, range(0, 1))));
+    }
 }
