@@ -1,6 +1,6 @@
 //! Executors: run one task (fetching its inputs from whichever peer holds them), or collect a
 //! job's root result. Computation runs on the blocking pool so the driver never stalls, except
-//! for tasks known to take microseconds ([`run_inline`]).
+//! for tasks known to take microseconds ([`run_tiny`]).
 
 use crate::driver::Handle;
 use shoal_protocol::job::{GeneratedPart, Manifest};
