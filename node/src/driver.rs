@@ -530,15 +530,17 @@ impl Driver {
     /// queue between a peer's connections, so a subscription may even arrive after the
     /// announcement that follows it). Dropping them cost a steal delay or two per job.
     fn publish(&mut self, topic: Topic, bytes: Vec<u8>) {
+        // Only a job's messages are kept, so only theirs are copied before gossipsub takes them.
+        let keep = matches!(topic, Topic::Job(_)).then(|| bytes.clone());
         match self
             .swarm
             .behaviour_mut()
             .gossipsub
-            .publish(gossip_topic(topic), bytes.clone())
+            .publish(gossip_topic(topic), bytes)
         {
             Ok(_) => {}
             Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
-                if matches!(topic, Topic::Job(_)) {
+                if let Some(bytes) = keep {
                     if self.unsent.len() >= UNSENT_MAX {
                         self.unsent.pop_front();
                     }

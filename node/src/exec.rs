@@ -22,14 +22,17 @@ const TINY_ITEMS: u64 = 4096;
 /// Largest total of inline child results a tiny reduce combines.
 const TINY_REDUCE_BYTES: usize = 64 * 1024;
 
-/// Whether `run` is tiny work with its inputs in hand: a small generated part, or a reduce of
-/// small inline results (never a WebAssembly job, whose cost is the module's). Such a task
-/// takes microseconds, less than handing it to another thread and its outcome back; for a job
-/// of many tiny tasks those hand-offs were most of the work, so the driver runs these itself
-/// ([`run_tiny`]).
-pub fn is_tiny(run: &TaskRun) -> bool {
+/// The inputs of a tiny task, in hand.
+enum TinyInput<'a> {
+    Part(GeneratedPart),
+    Results(Vec<&'a [u8]>),
+}
+
+/// The inputs of `run` if it is tiny work with its inputs in hand: a small generated part, or
+/// a reduce of small inline results (never a WebAssembly job, whose cost is the module's).
+fn tiny_input(run: &TaskRun) -> Option<TinyInput<'_>> {
     if matches!(run.spec.op, Operator::Wasm { .. }) {
-        return false;
+        return None;
     }
     match &run.work {
         Work::Map {
@@ -39,45 +42,42 @@ pub fn is_tiny(run: &TaskRun) -> bool {
                 GeneratedPart::Range { start, end } => end.saturating_sub(start),
                 GeneratedPart::Samples { count, .. } => count,
             };
-            items <= TINY_ITEMS
+            (items <= TINY_ITEMS).then_some(TinyInput::Part(*part))
         }
         Work::Reduce { children } => {
-            let mut bytes = 0;
-            for child in children {
-                match &child.result {
-                    ResultRef::Inline(b) => bytes += b.len(),
-                    ResultRef::Blob { .. } => return false,
-                }
-            }
-            bytes <= TINY_REDUCE_BYTES
+            let results = children
+                .iter()
+                .map(|c| match &c.result {
+                    ResultRef::Inline(bytes) => Some(&bytes[..]),
+                    ResultRef::Blob { .. } => None,
+                })
+                .collect::<Option<Vec<&[u8]>>>()?;
+            let bytes: usize = results.iter().map(|r| r.len()).sum();
+            (bytes <= TINY_REDUCE_BYTES).then_some(TinyInput::Results(results))
         }
-        Work::Map { .. } => false,
+        Work::Map { .. } => None,
     }
+}
+
+/// Whether `run` is tiny work with its inputs in hand. Such a task takes microseconds, less
+/// than handing it to another thread and its outcome back; for a job of many tiny tasks those
+/// hand-offs were most of the work, so the driver runs these itself ([`run_tiny`]).
+pub fn is_tiny(run: &TaskRun) -> bool {
+    tiny_input(run).is_some()
 }
 
 /// Runs a task for which [`is_tiny`] holds, on this thread. Returns the outcome and how long it
 /// took (µs).
 pub fn run_tiny(handle: &Handle, run: &TaskRun) -> (TaskOutcome, u64) {
     let started = Instant::now();
-    let result = match &run.work {
-        Work::Map {
-            source: MapSource::Generated(part),
-        } => ops::map(&run.spec.op, MapInput::Generated(*part)).map_err(|e| e.to_string()),
-        Work::Reduce { children } => {
-            let parts: Vec<&[u8]> = children
-                .iter()
-                .filter_map(|c| match &c.result {
-                    ResultRef::Inline(bytes) => Some(&bytes[..]),
-                    ResultRef::Blob { .. } => None,
-                })
-                .collect();
-            if parts.len() == children.len() {
-                ops::reduce(&run.spec.op, &parts).map_err(|e| e.to_string())
-            } else {
-                Err("a tiny reduce was given a blob input".to_string())
-            }
+    let result = match tiny_input(run) {
+        Some(TinyInput::Part(part)) => {
+            ops::map(&run.spec.op, MapInput::Generated(part)).map_err(|e| e.to_string())
         }
-        Work::Map { .. } => Err("a tiny task was given a file chunk".to_string()),
+        Some(TinyInput::Results(results)) => {
+            ops::reduce(&run.spec.op, &results).map_err(|e| e.to_string())
+        }
+        None => Err("not a tiny task (a bug in the node)".to_string()),
     };
     let outcome = match result {
         Ok(bytes) => TaskOutcome::Done(store_result(handle, bytes)),

@@ -445,6 +445,17 @@ fn next_advert(node: &mut Node, now: Millis) -> wire::Advert {
     panic!("no advert sent");
 }
 
+/// A started lone node that has heard adverts from `peers` peers (0, 1, …), each advertising
+/// every `interval_ms`.
+fn node_hearing(peers: u32, interval_ms: u32) -> Node {
+    let mut node = lone_node();
+    node.handle_timeout(0);
+    for peer in 0..peers {
+        advert_from(&mut node, 10, peer, interval_ms);
+    }
+    node
+}
+
 fn lone_node() -> Node {
     Node::new(
         NodeId([9; 32]),
@@ -533,21 +544,13 @@ fn announced(node: &mut Node) -> (wire::Announce, bool) {
 #[test]
 fn a_job_of_the_whole_mesh_uses_the_jobs_topic_and_one_of_part_of_it_its_own() {
     // Three peers: all members, no topic of its own.
-    let mut small = lone_node();
-    small.handle_timeout(0);
-    for peer in 0..3 {
-        advert_from(&mut small, 10, peer, 1_000);
-    }
+    let mut small = node_hearing(3, 1_000);
     small.submit(100, sumsq(1000, 10, 4), 1).unwrap();
     let (a, joined) = announced(&mut small);
     assert_eq!(a.members.len(), 4);
     assert!(!a.own_topic && !joined);
     // 400 peers: 256 members at most, so the job gets a topic of its own.
-    let mut large = lone_node();
-    large.handle_timeout(0);
-    for peer in 0..400 {
-        advert_from(&mut large, 10, peer, 10_000);
-    }
+    let mut large = node_hearing(400, 10_000);
     large.submit(100, sumsq(1000, 10, 4), 1).unwrap();
     let (a, joined) = announced(&mut large);
     assert_eq!(a.members.len(), 256, "255 peers and the submitter");
@@ -556,9 +559,7 @@ fn a_job_of_the_whole_mesh_uses_the_jobs_topic_and_one_of_part_of_it_its_own() {
 
 /// A worker that `advert_from(.., peer 0, ..)` speaks for, and a submitter that counts on it.
 fn submitter_and_worker() -> (Node, Node) {
-    let mut submitter = lone_node();
-    submitter.handle_timeout(0);
-    advert_from(&mut submitter, 10, 0, 1_000);
+    let submitter = node_hearing(1, 1_000);
     let worker = Node::new(
         NodeId::from_identity_bytes(&0u32.to_le_bytes()),
         Capacity {
