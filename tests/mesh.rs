@@ -5,7 +5,7 @@ mod support;
 
 use shoal_node::api::ApiResponse;
 use shoal_node::job_request::JobRequest;
-use shoal_protocol::ops::reference;
+use shoal_ops::reference;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -48,7 +48,7 @@ async fn each_builtin_job_submitted_from_a_different_peer_equals_the_reference()
         .unwrap()
         .generated_spec()
         .unwrap();
-    assert_eq!(result_bytes(&pi), reference::pi(&spec));
+    assert_eq!(result_bytes(&pi), reference::pi(&spec).expect("a pi spec"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 
 mod support;
 
-use shoal_protocol::ops::reference;
+use shoal_ops::reference;
 use std::collections::BTreeMap;
 use support::*;
 

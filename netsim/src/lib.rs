@@ -7,10 +7,11 @@
 //! # Layout
 //!
 //! - [`config`]: run sizes, timing and the fault switches.
-//! - [`sim`]: nodes, task execution, the fault schedule, and the checks (result equals the
-//!   reference, each partition counted exactly once, liveness after faults stop).
-//! - [`gossip`]: topics, their listeners, and the hops and copies a message costs.
-//! - [`queue`]: the event queue (a timing wheel), ordered by (virtual time, insertion order).
+//! - [`sim`]: the environment of the shared harness (`shoal_protocol::harness`, which holds
+//!   the nodes, the clock, the event queue and the topics): the network model, task execution,
+//!   the fault schedule, and the checks (result equals the reference, each partition counted
+//!   exactly once, liveness after faults stop).
+//! - [`gossip`]: the hops and copies a message costs.
 //! - [`report`]: what a run reports, with cost per task and per node and the cost models.
 //!
 //! Determinism: all randomness comes from one seeded generator; events are ordered by
@@ -18,7 +19,6 @@
 
 pub mod config;
 pub mod gossip;
-pub mod queue;
 pub mod report;
 pub mod sim;
 

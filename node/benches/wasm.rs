@@ -6,8 +6,8 @@
 //! then `cargo bench -p shoal-node --bench wasm`.
 
 use shoal_node::wasm::sandbox;
+use shoal_ops::{self as ops, MapInput};
 use shoal_protocol::job::WasmLimits;
-use shoal_protocol::ops::{self, MapInput};
 use shoal_protocol::partition::split_lines;
 use shoal_protocol::{BlobHash, Operator};
 use std::time::{Duration, Instant};

@@ -4,10 +4,11 @@
 //! `Accepted`, then `Progress` lines, then one `Done` or `Failed`; other requests get one line.
 //! It is meant for the CLI and the Rust client on the same machine, not for the network.
 
-use crate::driver::{Handle, PeerRow};
+use crate::cli::rows::{JobRow, PeerRow};
+use crate::handle::Handle;
 use crate::job_request::JobRequest;
 use serde::{Deserialize, Serialize};
-use shoal_protocol::{JobId, JobStatus, JobView, LocalTasks};
+use shoal_protocol::{JobId, JobStatus, LocalTasks};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -22,45 +23,6 @@ pub enum ApiRequest {
     Submit(JobRequest),
     Peers,
     Jobs,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct JobRow {
-    pub id: String,
-    pub op: String,
-    pub status: String,
-    pub done: u32,
-    pub total: u32,
-    pub maps: u32,
-    pub depth: u32,
-    pub workers: usize,
-    /// Completed tasks per worker (short node ids).
-    pub spread: Vec<(String, u32)>,
-    /// Tasks this node runs now, or whose results only it holds.
-    pub here: LocalTasks,
-}
-
-impl From<&JobView> for JobRow {
-    fn from(v: &JobView) -> Self {
-        let status = match &v.status {
-            JobStatus::Running => "running".to_string(),
-            JobStatus::WaitingForCapacity => "waiting for capacity".to_string(),
-            JobStatus::Complete => "complete".to_string(),
-            JobStatus::Failed(e) => format!("failed: {e}"),
-        };
-        Self {
-            id: v.id.to_hex(),
-            op: v.op.to_string(),
-            status,
-            done: v.done,
-            total: v.total,
-            maps: v.maps,
-            depth: v.depth,
-            workers: v.workers.len(),
-            spread: v.workers.iter().map(|(n, c)| (n.to_string(), *c)).collect(),
-            here: v.local,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -137,8 +99,8 @@ async fn serve_connection(stream: TcpStream, handle: Handle) -> std::io::Result<
     };
     match request {
         ApiRequest::Peers => {
-            let peers = handle.peers().await.map_err(std::io::Error::other)?;
-            send(&mut write, &ApiResponse::Peers(peers)).await
+            let view = handle.peers().await.map_err(std::io::Error::other)?;
+            send(&mut write, &ApiResponse::Peers(PeerRow::rows(&view))).await
         }
         ApiRequest::Jobs => {
             let jobs = handle.jobs().await.map_err(std::io::Error::other)?;
@@ -160,7 +122,10 @@ async fn submit(
     let started = Instant::now();
     let (job, spec) = match handle.submit(request).await {
         Ok(x) => x,
-        Err(error) => return send(write, &ApiResponse::Rejected { error }).await,
+        Err(error) => {
+            let error = error.to_string();
+            return send(write, &ApiResponse::Rejected { error }).await;
+        }
     };
     send(
         write,
@@ -183,7 +148,7 @@ async fn submit(
                         let row = status_row(&handle, job).await;
                         ApiResponse::Done { job: row, output_b64, elapsed_ms: started.elapsed().as_millis() as u64 }
                     }
-                    Err(error) => ApiResponse::Failed { job: job.to_hex(), error },
+                    Err(error) => ApiResponse::Failed { job: job.to_hex(), error: error.to_string() },
                 };
                 return send(write, &response).await;
             }

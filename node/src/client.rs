@@ -1,8 +1,8 @@
 //! A client for a node's local API (see [`crate::api`]): what `shoal submit`, `shoal peers`
 //! and `shoal jobs` use, and what Rust programs can use to drive a node.
 
-use crate::api::{ApiRequest, ApiResponse, JobRow};
-use crate::driver::PeerRow;
+use crate::api::{ApiRequest, ApiResponse};
+use crate::cli::rows::{JobRow, PeerRow};
 use crate::job_request::JobRequest;
 use std::net::SocketAddr;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};

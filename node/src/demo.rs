@@ -4,7 +4,7 @@
 use crate::client::Client;
 use crate::job_request::JobRequest;
 use crate::launch::{self, NodeOptions, RunningNode};
-use shoal_protocol::ops::{SplitMix64, reference};
+use shoal_ops::{SplitMix64, reference};
 use std::process::ExitCode;
 use std::time::Duration;
 

@@ -1,302 +1,39 @@
-//! The driver: one task that owns the protocol state machine and the swarm, feeds swarm events,
-//! commands and timer expiries into the machine, and carries out what comes out. It makes no
-//! protocol decisions of its own.
+//! The driver: one task that owns the protocol state machine and the swarm. It feeds swarm
+//! events, commands from [`Handle`]s and timer expiries into the machine, and carries out what
+//! comes out (publishing, subscribing, starting tasks through [`crate::exec`]). It makes no
+//! protocol decisions of its own: what to keep when nobody listens, and for how long, is the
+//! machine's (`Node::handle_unheard`).
 
 use crate::blob_proto::BlobResponse;
 use crate::exec;
+use crate::fetch::{FetchError, FetchReply};
+use crate::handle::{Command, Handle, JobError, JobOutcome, MeshView};
 use crate::net::{Behaviour, BehaviourEvent};
+use crate::peers::{PeerBook, node_id};
 use crate::store::BlobStore;
 use futures::StreamExt;
 use libp2p::core::transport::ListenerId;
-use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, kad, mdns, multiaddr::Protocol};
-use shoal_protocol::job::Manifest;
+use shoal_protocol::bounded::BoundedMap;
 use shoal_protocol::{
-    BlobHash, Effect, JobId, JobSpec, JobView, Millis, Node, NodeId, PeerStatus, Subscription,
-    TaskOutcome, TaskRun, Topic,
+    BlobHash, Effect, JobId, Millis, Node, PeerStatus, Subscription, TaskOutcome, TaskRun, Topic,
 };
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-/// Commands queued to the driver. Bounded: senders wait when the driver is busy.
-const COMMAND_QUEUE: usize = 4096;
 /// Most peers we dial on our own initiative.
 const MAX_CONNECTIONS: usize = 256;
 /// Finished results kept for `wait` callers that come late.
 const RESULT_MEMORY: usize = 64;
-/// Job messages kept while their topic has no subscriber yet, and for how long.
-const UNSENT_MAX: usize = 1024;
-const UNSENT_TTL: Duration = Duration::from_secs(2);
 /// Tiny tasks the driver runs in one turn of its loop before it looks at the network again.
 const TINY_TASKS_PER_TURN: usize = 64;
 
-/// The final outcome of a job submitted from this node: its output bytes, or why it failed.
-pub type JobOutcome = Result<Arc<Vec<u8>>, String>;
-
 /// Called with the node's listen addresses whenever they change.
 pub type ListenCallback = Box<dyn FnMut(&[Multiaddr]) + Send>;
-/// Where a fetched blob (or why it could not be fetched) is sent.
-type FetchReply = oneshot::Sender<Result<Arc<Vec<u8>>, FetchError>>;
-
-/// Why a blob could not be had.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum FetchError {
-    /// The holder answered that it does not hold the blob (or this node, the holder, no
-    /// longer does): asking again will not help.
-    #[error("{0} does not hold the blob")]
-    Missing(String),
-    /// The holder could not be reached, or answered wrong bytes: another try may work.
-    #[error("{0}")]
-    Failed(String),
-}
-
-impl FetchError {
-    /// Whether trying again may help.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, FetchError::Failed(_))
-    }
-}
-
-/// A peer as `shoal peers` shows it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct PeerRow {
-    pub peer_id: String,
-    /// The protocol's id for the node, shortened as in a job's `spread`.
-    pub node_id: String,
-    pub is_self: bool,
-    pub slots_total: u32,
-    pub slots_free: u32,
-    pub cores: u32,
-    pub mem_mb: u64,
-    pub load: f64,
-    pub advert_age_ms: u64,
-}
-
-enum Command {
-    Submit {
-        spec: JobSpec,
-        reply: oneshot::Sender<Result<JobId, String>>,
-    },
-    Status {
-        job: JobId,
-        reply: oneshot::Sender<Option<(JobView, usize)>>,
-    },
-    Wait {
-        job: JobId,
-        reply: oneshot::Sender<JobOutcome>,
-    },
-    Peers {
-        reply: oneshot::Sender<Vec<PeerRow>>,
-    },
-    Jobs {
-        reply: oneshot::Sender<Vec<JobView>>,
-    },
-    Fetch {
-        holder: NodeId,
-        hash: BlobHash,
-        reply: FetchReply,
-    },
-    Respond {
-        channel: ResponseChannel<BlobResponse>,
-        response: BlobResponse,
-    },
-    TaskFinished {
-        job: JobId,
-        task: u32,
-        outcome: TaskOutcome,
-        run_us: u64,
-    },
-    Collected {
-        job: JobId,
-        holder: NodeId,
-        result: Result<Vec<u8>, String>,
-    },
-    Shutdown,
-}
-
-/// A cloneable handle to a running node: the only way in.
-#[derive(Clone)]
-pub struct Handle {
-    tx: mpsc::Sender<Command>,
-    store: BlobStore,
-    me: NodeId,
-    manifests: Arc<Mutex<HashMap<BlobHash, Arc<Manifest>>>>,
-    /// Blobs being fetched, with whoever else waits for the same bytes: a prefetch and the
-    /// task that needs the chunk share one transfer.
-    fetching: Arc<Mutex<HashMap<BlobHash, Vec<FetchReply>>>>,
-}
-
-/// Removes a blob from the in-flight fetches when its fetch ends, however it ends, and hands
-/// the outcome to the waiters (an abandoned fetch fails them rather than leaving them waiting).
-struct FetchSlot<'a> {
-    fetching: &'a Mutex<HashMap<BlobHash, Vec<FetchReply>>>,
-    hash: BlobHash,
-    outcome: Option<Result<Arc<Vec<u8>>, FetchError>>,
-}
-
-impl Drop for FetchSlot<'_> {
-    fn drop(&mut self) {
-        let waiters = self
-            .fetching
-            .lock()
-            .expect("fetch table lock")
-            .remove(&self.hash)
-            .unwrap_or_default();
-        let outcome = self
-            .outcome
-            .take()
-            .unwrap_or_else(|| Err(FetchError::Failed("the fetch was abandoned".into())));
-        for waiter in waiters {
-            let _ = waiter.send(outcome.clone());
-        }
-    }
-}
-
-impl std::fmt::Debug for Handle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Handle").field("me", &self.me).finish()
-    }
-}
-
-const GONE: &str = "the node has shut down";
-
-impl Handle {
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, String> {
-        let (tx, rx) = oneshot::channel();
-        self.tx.send(make(tx)).await.map_err(|_| GONE.to_string())?;
-        rx.await.map_err(|_| GONE.to_string())
-    }
-
-    pub fn store(&self) -> &BlobStore {
-        &self.store
-    }
-
-    /// Builds the spec (chunking file inputs, on the blocking pool) and submits it.
-    pub async fn submit(
-        &self,
-        request: crate::job_request::JobRequest,
-    ) -> Result<(JobId, JobSpec), String> {
-        let store = self.store.clone();
-        let spec = tokio::task::spawn_blocking(move || request.into_spec(&store))
-            .await
-            .map_err(|e| format!("input preparation panicked: {e}"))??;
-        let id = self
-            .ask(|reply| Command::Submit {
-                spec: spec.clone(),
-                reply,
-            })
-            .await??;
-        Ok((id, spec))
-    }
-
-    /// A job's state and the number of live peers.
-    pub async fn status(&self, job: JobId) -> Result<Option<(JobView, usize)>, String> {
-        self.ask(|reply| Command::Status { job, reply }).await
-    }
-
-    /// Waits for a job submitted from this node to end.
-    pub async fn wait(&self, job: JobId) -> JobOutcome {
-        self.ask(|reply| Command::Wait { job, reply }).await?
-    }
-
-    pub async fn peers(&self) -> Result<Vec<PeerRow>, String> {
-        self.ask(|reply| Command::Peers { reply }).await
-    }
-
-    pub async fn jobs(&self) -> Result<Vec<JobView>, String> {
-        self.ask(|reply| Command::Jobs { reply }).await
-    }
-
-    /// A blob by hash: from the local store, or fetched from `holder` and verified. Concurrent
-    /// fetches of one blob share a transfer.
-    pub async fn fetch(&self, holder: NodeId, hash: BlobHash) -> Result<Arc<Vec<u8>>, FetchError> {
-        if let Some(bytes) = self.store.get(&hash) {
-            return Ok(bytes);
-        }
-        if holder == self.me {
-            return Err(FetchError::Missing(format!(
-                "this node ({holder}) no longer"
-            )));
-        }
-        let waiting = {
-            let mut fetching = self.fetching.lock().expect("fetch table lock");
-            match fetching.get_mut(&hash) {
-                Some(waiters) => {
-                    let (tx, rx) = oneshot::channel();
-                    waiters.push(tx);
-                    Some(rx)
-                }
-                None => {
-                    fetching.insert(hash, Vec::new());
-                    None
-                }
-            }
-        };
-        if let Some(rx) = waiting {
-            return rx
-                .await
-                .unwrap_or_else(|_| Err(FetchError::Failed("the fetch was abandoned".into())));
-        }
-        let mut slot = FetchSlot {
-            fetching: &self.fetching,
-            hash,
-            outcome: None,
-        };
-        let outcome = self.fetch_from(holder, hash).await;
-        slot.outcome = Some(outcome.clone());
-        outcome
-    }
-
-    async fn fetch_from(&self, holder: NodeId, hash: BlobHash) -> Result<Arc<Vec<u8>>, FetchError> {
-        let bytes = self
-            .ask(|reply| Command::Fetch {
-                holder,
-                hash,
-                reply,
-            })
-            .await
-            .map_err(FetchError::Failed)??;
-        // Hashing a large blob takes a while: done here, in the fetching task, not in the
-        // driver that serves every other event.
-        let verified = {
-            let bytes = bytes.clone();
-            tokio::task::spawn_blocking(move || BlobHash::of(&bytes) == hash)
-                .await
-                .unwrap_or(false)
-        };
-        if verified {
-            Ok(bytes)
-        } else {
-            Err(FetchError::Failed(format!(
-                "peer {holder} sent bytes that do not hash to {hash}"
-            )))
-        }
-    }
-
-    pub fn cached_manifest(&self, hash: &BlobHash) -> Option<Arc<Manifest>> {
-        self.manifests
-            .lock()
-            .expect("manifest lock")
-            .get(hash)
-            .cloned()
-    }
-
-    pub fn cache_manifest(&self, hash: BlobHash, manifest: Arc<Manifest>) {
-        let mut m = self.manifests.lock().expect("manifest lock");
-        if m.len() >= 64 {
-            m.clear();
-        }
-        m.insert(hash, manifest);
-    }
-
-    /// Asks the node to stop.
-    pub async fn shutdown(&self) {
-        let _ = self.tx.send(Command::Shutdown).await;
-    }
-}
 
 /// Everything the driver needs to start.
 pub struct DriverParts {
@@ -316,19 +53,14 @@ struct Driver {
     start: Instant,
     handle: Handle,
     rx: mpsc::Receiver<Command>,
-    /// The hash of the topic every node joins: a peer subscribing to it is a new neighbour.
-    jobs_topic: gossipsub::TopicHash,
-    /// Peers disconnected on purpose, to be dialled again once every connection is closed.
-    redial: HashSet<PeerId>,
-    /// Job messages that found no subscriber yet, with when (see `Driver::publish`).
-    unsent: std::collections::VecDeque<(Topic, Vec<u8>, Instant)>,
     /// Tiny tasks to run on the driver itself (see `exec::is_tiny`), a few per turn.
-    tiny: std::collections::VecDeque<TaskRun>,
-    peers: HashMap<NodeId, PeerId>,
-    fetches: HashMap<OutboundRequestId, FetchReply>,
+    tiny: VecDeque<TaskRun>,
+    peers: PeerBook,
+    /// Blob requests in flight, by request id: at most the blob behaviour's stream limit.
+    fetches: HashMap<OutboundRequestId, (BlobHash, FetchReply)>,
+    /// Callers waiting for jobs this node tracks (bounded by the jobs it tracks).
     waiters: HashMap<JobId, Vec<oneshot::Sender<JobOutcome>>>,
-    results: HashMap<JobId, JobOutcome>,
-    result_order: std::collections::VecDeque<JobId>,
+    results: BoundedMap<JobId, JobOutcome>,
     listen: Vec<Multiaddr>,
     /// Listeners that have not reported an address yet.
     listeners_pending: Vec<ListenerId>,
@@ -340,13 +72,8 @@ fn gossip_topic(topic: Topic) -> gossipsub::IdentTopic {
     gossipsub::IdentTopic::new(topic.name())
 }
 
-/// Derives the protocol's node id from a libp2p peer id.
-pub fn node_id(peer: &PeerId) -> NodeId {
-    NodeId::from_identity_bytes(&peer.to_bytes())
-}
-
 /// Starts the driver task. Returns the handle and the task's join handle.
-pub fn spawn(parts: DriverParts) -> anyhow::Result<(Handle, tokio::task::JoinHandle<()>)> {
+pub fn spawn(parts: DriverParts) -> (Handle, tokio::task::JoinHandle<()>) {
     let DriverParts {
         mut swarm,
         protocol,
@@ -355,14 +82,7 @@ pub fn spawn(parts: DriverParts) -> anyhow::Result<(Handle, tokio::task::JoinHan
         listeners,
         on_listen,
     } = parts;
-    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-    let handle = Handle {
-        tx,
-        store,
-        me: protocol.id(),
-        manifests: Arc::default(),
-        fetching: Arc::default(),
-    };
+    let (handle, rx) = Handle::new(store, protocol.id());
     for addr in bootstrap {
         if let Some(Protocol::P2p(peer)) = addr.iter().last() {
             swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
@@ -377,21 +97,17 @@ pub fn spawn(parts: DriverParts) -> anyhow::Result<(Handle, tokio::task::JoinHan
         start: Instant::now(),
         handle: handle.clone(),
         rx,
-        jobs_topic: gossip_topic(Topic::Jobs).hash(),
-        redial: Default::default(),
-        unsent: Default::default(),
-        tiny: Default::default(),
-        peers: HashMap::new(),
+        tiny: VecDeque::new(),
+        peers: PeerBook::default(),
         fetches: HashMap::new(),
         waiters: HashMap::new(),
-        results: HashMap::new(),
-        result_order: Default::default(),
+        results: BoundedMap::new(RESULT_MEMORY),
         listen: Vec::new(),
         listeners_pending: listeners,
         on_listen,
     };
     let join = tokio::spawn(driver.run());
-    Ok((handle, join))
+    (handle, join)
 }
 
 impl Driver {
@@ -468,70 +184,68 @@ impl Driver {
             self.publish(topic, bytes);
         }
         while let Some(effect) = self.node.poll_effect() {
-            match effect {
-                Effect::Run(run) if exec::is_tiny(&run) => self.tiny.push_back(run),
-                Effect::Run(run) => {
-                    let handle = self.handle.clone();
-                    tokio::spawn(async move {
-                        let (job, task) = (run.job, run.task);
-                        let (outcome, run_us) = exec::run_task(&handle, run).await;
-                        if let TaskOutcome::Failed(reason) | TaskOutcome::Unavailable(reason) =
-                            &outcome
-                        {
-                            tracing::warn!("{reason}");
-                        }
-                        let _ = handle
-                            .tx
-                            .send(Command::TaskFinished {
-                                job,
-                                task,
-                                outcome,
-                                run_us,
-                            })
-                            .await;
-                    });
-                }
-                Effect::Collect {
-                    job,
-                    spec,
-                    result,
-                    holder,
-                } => {
-                    let handle = self.handle.clone();
-                    tokio::spawn(async move {
-                        let result = exec::collect(&handle, spec, result, holder).await;
-                        let _ = handle
-                            .tx
-                            .send(Command::Collected {
-                                job,
-                                holder,
-                                result,
-                            })
-                            .await;
-                    });
-                }
-                Effect::JobFailed { job, error } => self.finish(job, Err(error)),
-                Effect::Release { blob } => self.handle.store.release(&blob),
-                Effect::Prefetch { job, task, source } => {
-                    let handle = self.handle.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = exec::prefetch(&handle, source).await {
-                            tracing::debug!(%job, task, "prefetch failed (the task will retry): {e}");
-                        }
-                    });
-                }
+            self.on_effect(effect);
+        }
+    }
+
+    fn on_effect(&mut self, effect: Effect) {
+        match effect {
+            Effect::Run(run) if exec::is_tiny(&run) => self.tiny.push_back(run),
+            Effect::Run(run) => {
+                let handle = self.handle.clone();
+                tokio::spawn(async move {
+                    let (job, task) = (run.job, run.task);
+                    let (outcome, run_us) = exec::run_task(&handle, run).await;
+                    if let TaskOutcome::Failed(reason) | TaskOutcome::Unavailable(reason) = &outcome
+                    {
+                        tracing::warn!("{reason}");
+                    }
+                    handle
+                        .tell(Command::TaskFinished {
+                            job,
+                            task,
+                            outcome,
+                            run_us,
+                        })
+                        .await;
+                });
+            }
+            Effect::Collect {
+                job,
+                spec,
+                result,
+                holder,
+            } => {
+                let handle = self.handle.clone();
+                tokio::spawn(async move {
+                    let result = exec::collect(&handle, spec, result, holder).await;
+                    handle
+                        .tell(Command::Collected {
+                            job,
+                            holder,
+                            result,
+                        })
+                        .await;
+                });
+            }
+            Effect::JobFailed { job, error } => self.finish(job, Err(JobError::Failed(error))),
+            Effect::Release { blob } => self.handle.store().release(&blob),
+            Effect::Prefetch { job, task, source } => {
+                let handle = self.handle.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = exec::prefetch(&handle, source).await {
+                        tracing::debug!(%job, task, "prefetch failed (the task will retry): {e}");
+                    }
+                });
             }
         }
     }
 
-    /// Publishes on a topic. A job's message that finds no subscriber yet is kept for a short
-    /// while and sent when one subscribes: members join a job's topic as they learn of it, and
-    /// their first claims and completions can race the subscriptions (gossipsub shares one
-    /// queue between a peer's connections, so a subscription may even arrive after the
-    /// announcement that follows it). Dropping them cost a steal delay or two per job.
+    /// Publishes on a topic. A message nobody hears goes back to the protocol, which decides
+    /// whether to keep it for a subscriber to come.
     fn publish(&mut self, topic: Topic, bytes: Vec<u8>) {
-        // Only a job's messages are kept, so only theirs are copied before gossipsub takes them.
-        let keep = matches!(topic, Topic::Job(_)).then(|| bytes.clone());
+        // Gossipsub consumes the bytes; copy only what the protocol would keep.
+        let keep = Node::retains_unheard(&topic).then(|| bytes.clone());
         match self
             .swarm
             .behaviour_mut()
@@ -541,30 +255,11 @@ impl Driver {
             Ok(_) => {}
             Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
                 if let Some(bytes) = keep {
-                    if self.unsent.len() >= UNSENT_MAX {
-                        self.unsent.pop_front();
-                    }
-                    self.unsent.push_back((topic, bytes, Instant::now()));
+                    let now = self.now();
+                    self.node.handle_unheard(now, topic, bytes);
                 }
             }
             Err(e) => tracing::debug!("gossip publish failed: {e}"),
-        }
-    }
-
-    /// A peer subscribed to `topic`: sends what waited for a subscriber there, and forgets
-    /// what waited too long (the protocol re-sends what still matters).
-    fn send_unsent(&mut self, topic: &gossipsub::TopicHash) {
-        let now = Instant::now();
-        let waiting = std::mem::take(&mut self.unsent);
-        for (t, bytes, since) in waiting {
-            if now.duration_since(since) > UNSENT_TTL {
-                continue;
-            }
-            if gossip_topic(t).hash() == *topic {
-                self.publish(t, bytes);
-            } else {
-                self.unsent.push_back((t, bytes, since));
-            }
         }
     }
 
@@ -572,14 +267,7 @@ impl Driver {
         for waiter in self.waiters.remove(&job).unwrap_or_default() {
             let _ = waiter.send(outcome.clone());
         }
-        if self.results.insert(job, outcome).is_none() {
-            self.result_order.push_back(job);
-        }
-        while self.result_order.len() > RESULT_MEMORY {
-            if let Some(old) = self.result_order.pop_front() {
-                self.results.remove(&old);
-            }
-        }
+        self.results.insert(job, outcome);
     }
 
     fn on_command(&mut self, command: Command) {
@@ -589,10 +277,7 @@ impl Driver {
                 let epoch = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as u64);
-                let result = self
-                    .node
-                    .submit(now, spec, epoch)
-                    .map_err(|e| e.to_string());
+                let result = self.node.submit(now, spec, epoch);
                 if let Ok(id) = &result {
                     // A resubmission computes afresh.
                     self.results.remove(id);
@@ -609,11 +294,11 @@ impl Driver {
                 } else if self.node.job_status(&job).is_some() {
                     self.waiters.entry(job).or_default().push(reply);
                 } else {
-                    let _ = reply.send(Err(format!("job {job} is not known to this node")));
+                    let _ = reply.send(Err(JobError::Unknown(job)));
                 }
             }
             Command::Peers { reply } => {
-                let _ = reply.send(self.peer_rows(now));
+                let _ = reply.send(self.mesh_view(now));
             }
             Command::Jobs { reply } => {
                 let _ = reply.send(self.node.jobs());
@@ -622,23 +307,7 @@ impl Driver {
                 holder,
                 hash,
                 reply,
-            } => match self.peers.get(&holder) {
-                // A dead holder would make each attempt wait for a handshake timeout.
-                Some(_) if self.node.peer_gone(&holder, now) => {
-                    let _ = reply.send(Err(FetchError::Failed(format!(
-                        "peer {holder} is gone (it went silent)"
-                    ))));
-                }
-                Some(peer) => {
-                    let id = self.swarm.behaviour_mut().blobs.send_request(peer, hash);
-                    self.fetches.insert(id, reply);
-                }
-                None => {
-                    let _ = reply.send(Err(FetchError::Failed(format!(
-                        "no known address for peer {holder}"
-                    ))));
-                }
-            },
+            } => self.fetch(now, holder, hash, reply),
             Command::Respond { channel, response } => {
                 let _ = self
                     .swarm
@@ -662,7 +331,7 @@ impl Driver {
                     self.finish(job, Ok(Arc::new(bytes)));
                 }
                 Err(e) => {
-                    tracing::warn!(%job, "fetching the root result failed: {e}; recomputing it");
+                    tracing::warn!(%job, "{e}; recomputing it");
                     self.node.job_collected(now, job, Err(holder));
                 }
             },
@@ -670,43 +339,62 @@ impl Driver {
         }
     }
 
-    fn peer_rows(&self, now: Millis) -> Vec<PeerRow> {
-        let me = *self.swarm.local_peer_id();
-        let caps = self.node.peers(now);
-        let mut rows = vec![PeerRow {
-            peer_id: me.to_string(),
-            node_id: self.node.id().to_string(),
-            is_self: true,
-            slots_total: self.node.capacity().slots,
-            slots_free: self.node.free_slots(),
-            cores: self.node.capacity().cores,
-            mem_mb: self.node.capacity().mem_mb,
-            load: f64::from(crate::sysinfo::load_milli()) / 1000.0,
-            advert_age_ms: 0,
-        }];
-        rows.extend(caps.into_iter().map(|p: PeerStatus| {
-            PeerRow {
-                peer_id: self
-                    .peers
-                    .get(&p.id)
-                    .map_or_else(|| p.id.to_hex(), |id| id.to_string()),
-                node_id: p.id.to_string(),
-                is_self: false,
-                slots_total: p.slots_total,
-                slots_free: p.slots_free,
-                cores: p.cores,
-                mem_mb: p.mem_mb,
-                load: f64::from(p.load_milli) / 1000.0,
-                advert_age_ms: p.age_ms,
+    /// Sends a blob request to `holder`, unless it is known to be gone or unreachable.
+    fn fetch(
+        &mut self,
+        now: Millis,
+        holder: shoal_protocol::NodeId,
+        hash: BlobHash,
+        reply: FetchReply,
+    ) {
+        let failed = |why: String| Err(FetchError::Failed(why));
+        match self.peers.peer_id(&holder) {
+            // A dead holder would make each attempt wait for a handshake timeout.
+            Some(_) if self.node.peer_gone(&holder, now) => {
+                let _ = reply.send(failed(format!("peer {holder} is gone (it went silent)")));
             }
-        }));
-        rows
+            Some(peer) => {
+                let id = self.swarm.behaviour_mut().blobs.send_request(&peer, hash);
+                self.fetches.insert(id, (hash, reply));
+            }
+            None => {
+                let _ = reply.send(failed(format!("no known address for peer {holder}")));
+            }
+        }
+    }
+
+    fn mesh_view(&self, now: Millis) -> MeshView {
+        let capacity = self.node.capacity();
+        let me = PeerStatus {
+            id: self.node.id(),
+            slots_total: capacity.slots,
+            slots_free: self.node.free_slots(),
+            cores: capacity.cores,
+            mem_mb: capacity.mem_mb,
+            load_milli: crate::sysinfo::load_milli(),
+            age_ms: 0,
+        };
+        let peers = self
+            .node
+            .peers(now)
+            .into_iter()
+            .map(|p| {
+                let peer = self.peers.peer_id(&p.id);
+                (p, peer)
+            })
+            .collect();
+        MeshView {
+            me,
+            me_peer: *self.swarm.local_peer_id(),
+            peers,
+        }
     }
 
     /// Remembers a peer's protocol id. A peer heard of only through gossip is looked up in
     /// Kademlia, so that we connect to it directly (blobs need direct connections).
     fn learn_peer(&mut self, peer: PeerId) {
-        if self.peers.insert(node_id(&peer), peer).is_none() && !self.swarm.is_connected(&peer) {
+        let connected = self.swarm.is_connected(&peer);
+        if self.peers.learn(peer, connected, Instant::now()) {
             self.swarm.behaviour_mut().kad.get_closest_peers(peer);
         }
     }
@@ -764,9 +452,9 @@ impl Driver {
                     // afresh instead would send unsubscribe/subscribe pairs that gossipsub may
                     // deliver out of order over two connections, leaving peers believing we
                     // left a topic.)
-                    self.redial.insert(peer_id);
+                    self.peers.redial_later(peer_id);
                     let _ = self.swarm.disconnect_peer_id(peer_id);
-                } else if self.redial.remove(&peer_id) {
+                } else if self.peers.take_redial(&peer_id) {
                     let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer_id).build();
                     if let Err(e) = self.swarm.dial(opts) {
                         tracing::debug!(peer = %peer_id, "redial failed: {e}");
@@ -797,12 +485,9 @@ impl Driver {
         match event {
             BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic }) => {
                 self.learn_peer(peer_id);
-                if !self.unsent.is_empty() {
-                    self.send_unsent(&topic);
-                }
-                if topic == self.jobs_topic {
+                if let Some(topic) = Topic::from_name(topic.as_str()) {
                     let now = self.now();
-                    self.node.neighbour_joined(now);
+                    self.node.handle_peer_subscribed(now, topic);
                 }
             }
             BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. }) => {
@@ -854,7 +539,7 @@ impl Driver {
                     // Reading a file-backed chunk touches the disk: do it off the driver.
                     let handle = self.handle.clone();
                     tokio::spawn(async move {
-                        let store = handle.store.clone();
+                        let store = handle.store().clone();
                         let response =
                             tokio::task::spawn_blocking(move || match store.get(&request) {
                                 Some(bytes) => BlobResponse::Found(bytes),
@@ -862,20 +547,21 @@ impl Driver {
                             })
                             .await
                             .unwrap_or(BlobResponse::Missing);
-                        let _ = handle.tx.send(Command::Respond { channel, response }).await;
+                        handle.tell(Command::Respond { channel, response }).await;
                     });
                 }
                 request_response::Message::Response {
                     request_id,
                     response,
                 } => {
-                    if let Some(reply) = self.fetches.remove(&request_id) {
+                    if let Some((hash, reply)) = self.fetches.remove(&request_id) {
                         // Verified by the fetcher, off the driver.
                         let result = match response {
                             BlobResponse::Found(bytes) => Ok(bytes),
-                            BlobResponse::Missing => {
-                                Err(FetchError::Missing(format!("peer {peer}")))
-                            }
+                            BlobResponse::Missing => Err(FetchError::NotHeld {
+                                holder: peer.to_string(),
+                                hash,
+                            }),
                         };
                         let _ = reply.send(result);
                     }
@@ -891,7 +577,7 @@ impl Driver {
                     // Find fresh addresses for the next attempt.
                     self.swarm.behaviour_mut().kad.get_closest_peers(peer);
                 }
-                if let Some(reply) = self.fetches.remove(&request_id) {
+                if let Some((_, reply)) = self.fetches.remove(&request_id) {
                     let _ = reply.send(Err(FetchError::Failed(format!("fetch failed: {error}"))));
                 }
             }

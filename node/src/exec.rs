@@ -2,20 +2,27 @@
 //! job's root result. Computation runs on the blocking pool so the driver never stalls, except
 //! for tasks known to take microseconds ([`run_tiny`]).
 
-use crate::driver::Handle;
-use shoal_protocol::job::{GeneratedPart, Manifest};
-use shoal_protocol::ops::{self, MapInput};
+use crate::fetch::FetchError;
+use crate::handle::Handle;
+use shoal_ops::{self as ops, MapInput};
+use shoal_protocol::job::GeneratedPart;
 use shoal_protocol::wire::INLINE_RESULT_MAX;
 use shoal_protocol::{
-    BlobHash, ChildInput, MapSource, NodeId, Operator, ResultRef, TaskOutcome, TaskRun, Work,
-    codec, effects,
+    ChildInput, MapSource, NodeId, Operator, ResultRef, TaskOutcome, TaskRun, Work, effects,
 };
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// Fetch attempts before an input counts as unavailable, and the first retry delay (doubling).
-const FETCH_ATTEMPTS: u32 = 5;
-const FETCH_RETRY_FIRST: Duration = Duration::from_millis(100);
+/// Why a job's root result could not be turned into its output.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CollectError {
+    /// The root result could not be fetched from its holder: it is computed again.
+    #[error("fetching the root result failed: {0}")]
+    Fetch(#[from] FetchError),
+    /// The root result does not finalize (it is corrupt): it is computed again.
+    #[error("the root result does not finalize: {0}")]
+    Finalize(String),
+}
 
 /// Largest generated part (numbers of a range, pi samples) counted as tiny work.
 const TINY_ITEMS: u64 = 4096;
@@ -127,9 +134,10 @@ async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcom
                     holder,
                 },
         } => {
-            let (hash, bytes) = fetch_chunk(handle, *holder, *manifest, *index)
+            let (hash, bytes) = handle
+                .chunk(*holder, *manifest, *index)
                 .await
-                .map_err(unavailable)?;
+                .map_err(|e| unavailable(format!("input chunk {index} unavailable: {e}")))?;
             // A chunk fetched from another node (kept if prefetched) is not needed again.
             handle.store().release(&hash);
             Inputs::Map(MapBytes::Chunk(bytes))
@@ -143,7 +151,8 @@ async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcom
             let compiled = match crate::wasm::sandbox().cached(&module) {
                 Some(compiled) => Ok(compiled),
                 None => {
-                    let bytes = fetch_from_any(handle, run.submitter, &run.workers, module)
+                    let bytes = handle
+                        .fetch_from_any(run.submitter, &run.workers, module)
                         .await
                         .map_err(|e| unavailable(format!("wasm module unavailable: {e}")))?;
                     handle.store().put_verified(module, bytes.clone());
@@ -187,29 +196,9 @@ async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcom
     }
 }
 
-/// A map task's input chunk, and its hash.
-async fn fetch_chunk(
-    handle: &Handle,
-    holder: NodeId,
-    manifest: BlobHash,
-    index: u32,
-) -> Result<(BlobHash, Arc<Vec<u8>>), String> {
-    let manifest = fetch_manifest(handle, holder, manifest)
-        .await
-        .map_err(|e| format!("manifest unavailable: {e}"))?;
-    let chunk = *manifest
-        .chunks
-        .get(index as usize)
-        .ok_or_else(|| format!("manifest has no chunk {index}"))?;
-    let bytes = fetch_retrying(handle, holder, chunk.hash)
-        .await
-        .map_err(|e| format!("input chunk {index} unavailable: {e}"))?;
-    Ok((chunk.hash, bytes))
-}
-
 /// Fetches a queued task's input chunk ahead of time and keeps it in the store (released once
 /// the task has used it).
-pub async fn prefetch(handle: &Handle, source: MapSource) -> Result<(), String> {
+pub async fn prefetch(handle: &Handle, source: MapSource) -> Result<(), FetchError> {
     let MapSource::Chunk {
         manifest,
         index,
@@ -218,7 +207,7 @@ pub async fn prefetch(handle: &Handle, source: MapSource) -> Result<(), String> 
     else {
         return Ok(());
     };
-    let (hash, bytes) = fetch_chunk(handle, holder, manifest, index).await?;
+    let (hash, bytes) = handle.chunk(holder, manifest, index).await?;
     handle.store().put_verified(hash, bytes);
     Ok(())
 }
@@ -233,7 +222,8 @@ async fn fetch_children(
         children.iter().map(|c| async move {
             match &c.result {
                 ResultRef::Inline(bytes) => Ok(Arc::new(bytes.to_vec())),
-                ResultRef::Blob { hash, .. } => fetch_retrying(handle, c.holder, *hash)
+                ResultRef::Blob { hash, .. } => handle
+                    .fetch_retrying(c.holder, *hash)
                     .await
                     .map_err(|_| TaskOutcome::InputLost {
                         child: c.task,
@@ -245,52 +235,6 @@ async fn fetch_children(
         .await
         .into_iter()
         .collect()
-}
-
-/// Fetches a blob, retrying with backoff: a peer may be reachable only once discovery has found
-/// its address, and a busy peer may time out once. A holder that answers it does not hold the
-/// blob is not asked again.
-async fn fetch_retrying(
-    handle: &Handle,
-    holder: NodeId,
-    hash: BlobHash,
-) -> Result<Arc<Vec<u8>>, String> {
-    let mut delay = FETCH_RETRY_FIRST;
-    let mut attempt = 1;
-    loop {
-        match handle.fetch(holder, hash).await {
-            Ok(bytes) => return Ok(bytes),
-            Err(e) if !e.is_transient() => return Err(format!("blob {hash}: {e}")),
-            Err(e) if attempt >= FETCH_ATTEMPTS => {
-                return Err(format!("{e} (after {attempt} attempts)"));
-            }
-            Err(e) => tracing::debug!(%holder, "fetch attempt {attempt} failed: {e}"),
-        }
-        tokio::time::sleep(delay).await;
-        delay *= 2;
-        attempt += 1;
-    }
-}
-
-/// Fetches a blob from `first` (with retries), else from any of `others` (one try each): a
-/// content-addressed blob is the same whoever serves it, and the bytes are verified.
-async fn fetch_from_any(
-    handle: &Handle,
-    first: NodeId,
-    others: &[NodeId],
-    hash: BlobHash,
-) -> Result<Arc<Vec<u8>>, String> {
-    let mut error = match fetch_retrying(handle, first, hash).await {
-        Ok(bytes) => return Ok(bytes),
-        Err(e) => e,
-    };
-    for &peer in others {
-        match handle.fetch(peer, hash).await {
-            Ok(bytes) => return Ok(bytes),
-            Err(e) => error = e.to_string(),
-        }
-    }
-    Err(error)
 }
 
 /// Runs `f` on the blocking pool.
@@ -314,38 +258,26 @@ fn store_result(handle: &Handle, bytes: Vec<u8>) -> ResultRef {
     }
 }
 
-async fn fetch_manifest(
-    handle: &Handle,
-    holder: NodeId,
-    hash: BlobHash,
-) -> Result<Arc<Manifest>, String> {
-    if let Some(m) = handle.cached_manifest(&hash) {
-        return Ok(m);
-    }
-    let bytes = fetch_retrying(handle, holder, hash).await?;
-    let manifest: Manifest = codec::decode_blob(&bytes).map_err(|e| e.to_string())?;
-    let manifest = Arc::new(manifest);
-    handle.cache_manifest(hash, manifest.clone());
-    Ok(manifest)
-}
-
 /// Fetches and finalizes a job's root result: the job's final output bytes.
 pub async fn collect(
     handle: &Handle,
     spec: Arc<shoal_protocol::JobSpec>,
     result: ResultRef,
     holder: NodeId,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, CollectError> {
     let bytes = match result {
         ResultRef::Inline(b) => Arc::new(b.to_vec()),
-        ResultRef::Blob { hash, .. } => fetch_retrying(handle, holder, hash).await?,
+        ResultRef::Blob { hash, .. } => handle.fetch_retrying(holder, hash).await?,
     };
-    compute(move || ops::finalize(&spec.op, &bytes)).await
+    compute(move || ops::finalize(&spec.op, &bytes))
+        .await
+        .map_err(CollectError::Finalize)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shoal_protocol::BlobHash;
     use shoal_protocol::job::{Input, JobSpec};
 
     fn run(op: Operator, work: Work) -> TaskRun {

@@ -68,6 +68,23 @@ pub enum UsageError {
     WasmInputs,
 }
 
+/// Why a request could not be turned into a job spec on the node. Nothing was submitted.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// An input file could not be read or cut into chunks: the message names the file.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The request itself is wrong (a module that is not valid): fix it and submit again.
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    /// The spec the inputs make is refused by the protocol's validation.
+    #[error("invalid job: {0}")]
+    Spec(#[from] job::SpecError),
+    /// Preparing the input crashed (a bug in the node): the message says where.
+    #[error("input preparation panicked: {0}")]
+    Panicked(String),
+}
+
 fn args_error(job: &'static str, usage: &'static str, msg: impl Into<String>) -> UsageError {
     UsageError::Args {
         job,
@@ -281,9 +298,9 @@ impl JobRequest {
     }
 
     /// Builds the spec, chunking file inputs into `store`. Blocking: reads every input file.
-    pub fn into_spec(self, store: &BlobStore) -> Result<JobSpec, String> {
+    pub fn into_spec(self, store: &BlobStore) -> Result<JobSpec, PrepareError> {
         if let Some(spec) = self.generated_spec() {
-            spec.validate().map_err(|e| e.to_string())?;
+            spec.validate()?;
             return Ok(spec);
         }
         let (op, paths) = match self.kind.clone() {
@@ -295,7 +312,7 @@ impl JobRequest {
                 range,
                 limits,
             } => {
-                let bytes = read_module(&module).map_err(|e| e.to_string())?;
+                let bytes = read_module(&module)?;
                 let op = Operator::Wasm {
                     len: bytes.len() as u64,
                     module: store.put(bytes),
@@ -311,18 +328,17 @@ impl JobRequest {
                         },
                         fanin: self.fanin,
                     };
-                    spec.validate().map_err(|e| e.to_string())?;
+                    spec.validate()?;
                     return Ok(spec);
                 }
                 (op, paths)
             }
             JobKind::SumSq { .. } | JobKind::Pi { .. } => {
-                unreachable!("generated kinds handled above")
+                unreachable!("generated kinds are handled above")
             }
         };
-        let files = input::list_files(&paths).map_err(|e: InputError| e.to_string())?;
-        let (manifest, chunks, bytes) =
-            input::prepare(&files, self.chunk_size, store).map_err(|e| e.to_string())?;
+        let files = input::list_files(&paths)?;
+        let (manifest, chunks, bytes) = input::prepare(&files, self.chunk_size, store)?;
         let spec = JobSpec {
             op,
             input: Input::Chunks {
@@ -332,7 +348,7 @@ impl JobRequest {
             },
             fanin: self.fanin,
         };
-        spec.validate().map_err(|e| e.to_string())?;
+        spec.validate()?;
         Ok(spec)
     }
 }

@@ -1,6 +1,7 @@
 //! Starting a node: identity, swarm, listeners, protocol machine, driver, local API, node.json.
 
-use crate::driver::{self, DriverParts, Handle};
+use crate::driver::{self, DriverParts};
+use crate::handle::Handle;
 use crate::{api, identity, net, store::BlobStore, sysinfo};
 use anyhow::Context;
 use libp2p::{Multiaddr, PeerId};
@@ -126,7 +127,7 @@ pub async fn launch(opts: NodeOptions) -> anyhow::Result<RunningNode> {
         cores: sysinfo::cores(),
         mem_mb: sysinfo::mem_mb(),
     };
-    let me = driver::node_id(&peer_id);
+    let me = crate::peers::node_id(&peer_id);
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
@@ -158,7 +159,7 @@ pub async fn launch(opts: NodeOptions) -> anyhow::Result<RunningNode> {
         bootstrap: opts.bootstrap.clone(),
         listeners,
         on_listen,
-    })?;
+    });
     if let Some(listener) = api_listener {
         tokio::spawn(api::serve(listener, handle.clone()));
     }

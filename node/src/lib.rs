@@ -4,8 +4,9 @@
 //! # Layout
 //!
 //! - [`launch`]: starts a node (identity, swarm, listeners, driver, API, `node.json`).
-//! - [`driver`]: the one task that owns the protocol machine and the swarm; [`Handle`] is the
-//!   way in for everything else.
+//! - [`driver`]: the event loop, one task that owns the protocol machine and the swarm;
+//!   [`handle`]: the [`Handle`] and its commands, the way in for everything else; [`fetch`]:
+//!   getting blobs from peers, shared and verified; [`peers`]: the bounded peer table.
 //! - [`net`]: the composed libp2p behaviour; [`blob_proto`]: the blob request/response codec.
 //! - [`exec`]: runs tasks and collects results; [`store`]: content-addressed blobs;
 //!   [`input`]: line-aligned chunking of input files; [`job_request`]: what users ask for.
@@ -19,14 +20,17 @@ pub mod client;
 pub mod demo;
 pub mod driver;
 pub mod exec;
+pub mod fetch;
+pub mod handle;
 pub mod identity;
 pub mod input;
 pub mod job_request;
 pub mod launch;
 pub mod net;
+pub mod peers;
 pub mod store;
 pub mod sysinfo;
 pub mod wasm;
 
-pub use driver::Handle;
+pub use handle::Handle;
 pub use launch::{NodeOptions, RunningNode, launch};

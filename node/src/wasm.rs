@@ -3,8 +3,8 @@
 //! filesystem, no network and no clock. See docs/wasm-abi.md for the contract.
 
 use shoal_protocol::BlobHash;
+use shoal_protocol::bounded::BoundedMap;
 use shoal_protocol::job::WasmLimits;
-use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use wasmtime::{
@@ -57,7 +57,7 @@ struct State {
 /// modules by hash.
 pub struct Sandbox {
     engine: Engine,
-    modules: Mutex<HashMap<BlobHash, Module>>,
+    modules: Mutex<BoundedMap<BlobHash, Module>>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -85,7 +85,7 @@ pub fn sandbox() -> &'static Sandbox {
             .expect("spawning the epoch thread");
         Sandbox {
             engine,
-            modules: Mutex::default(),
+            modules: Mutex::new(BoundedMap::new(MODULE_CACHE)),
         }
     })
 }
@@ -150,11 +150,10 @@ impl Sandbox {
             return Ok(m.clone());
         }
         let module = self.validate(bytes)?;
-        let mut cache = self.modules.lock().expect("module cache lock");
-        if cache.len() >= MODULE_CACHE {
-            cache.clear();
-        }
-        cache.insert(hash, module.clone());
+        self.modules
+            .lock()
+            .expect("module cache lock")
+            .insert(hash, module.clone());
         Ok(module)
     }
 

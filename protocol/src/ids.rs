@@ -177,3 +177,5 @@ pub type BuildIdHasher = std::hash::BuildHasherDefault<IdHasher>;
 pub type IdMap<K, V> = std::collections::HashMap<K, V, BuildIdHasher>;
 /// A set of ids.
 pub type IdSet<K> = std::collections::HashSet<K, BuildIdHasher>;
+/// A [`crate::bounded::BoundedMap`] keyed by ids, with [`IdHasher`].
+pub type BoundedIdMap<K, V> = crate::bounded::BoundedMap<K, V, BuildIdHasher>;

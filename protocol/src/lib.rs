@@ -1,5 +1,6 @@
-//! Shoal's protocol: wire messages, ids, job specs, partitioning, the built-in operators and the
-//! whole coordination logic as a pure state machine.
+//! Shoal's protocol: wire messages, ids, job specs, partitioning and the whole coordination
+//! logic as a pure state machine. What the tasks compute is another crate's (`shoal-ops`): the
+//! machine coordinates work, it never does any.
 //!
 //! This crate does no I/O: no sockets, no tokio, no clock reads and no ambient randomness.
 //! Events and time go in, messages, timers and effects come out. The `shoal` node drives it over
@@ -7,10 +8,10 @@
 //!
 //! # Layout
 //!
-//! - [`ids`]: node, job and blob ids; [`codec`]: the one bincode module, with decode limits.
+//! - [`ids`]: node, job and blob ids; [`codec`]: the one bincode module, with decode limits;
+//!   [`bounded`]: the one bounded map, for every table a peer can make grow.
 //! - [`job`]: job specs and their validation; [`tree`]: the k-ary reduction tree;
-//!   [`partition`]: line-aligned chunking; [`ops`]: built-in operators and the reference
-//!   implementations results are checked against.
+//!   [`partition`]: line-aligned chunking.
 //! - [`wire`]: gossip messages; [`topic`]: where they go; [`rendezvous`]: weighted rendezvous
 //!   hashing of (task, peer).
 //! - [`node`]: the state machine, with [`view`] (the mesh as adverts describe it, bounded by
@@ -18,16 +19,19 @@
 //!   [`job_state`] (one job's tasks), [`members`] (who works on a job, and who is still
 //!   there) and [`ready`] (the ready tasks by this node's rank, from [`ranking`]); [`effects`]: what it asks of
 //!   its driver; [`pacer`]: how batches are paced.
+//! - [`harness`]: nodes on virtual time with an in-memory network, for the state-machine tests
+//!   and the simulator.
 
+pub mod bounded;
 pub mod codec;
 pub mod coverage;
 pub mod effects;
+pub mod harness;
 pub mod ids;
 pub mod job;
 pub mod job_state;
 pub mod members;
 pub mod node;
-pub mod ops;
 pub mod pacer;
 pub mod partition;
 pub mod ranking;
@@ -37,7 +41,6 @@ pub mod topic;
 pub mod tree;
 pub mod view;
 pub mod wire;
-pub mod words;
 
 pub use effects::{
     ChildInput, Effect, JobStatus, JobView, LocalTasks, MapSource, PeerStatus, TaskOutcome,

@@ -29,6 +29,21 @@ impl Topic {
     pub fn name(&self) -> String {
         self.to_string()
     }
+
+    /// The topic whose [`Topic::name`] is `name`, if it is one of the protocol's.
+    pub fn from_name(name: &str) -> Option<Topic> {
+        if name == "shoal/jobs/2" {
+            return Some(Topic::Jobs);
+        }
+        if let Some(shard) = name.strip_prefix("shoal/adverts/2/") {
+            let topic = Topic::Adverts(shard.parse().ok()?);
+            // Only the canonical two-digit form of a shard that exists.
+            return (topic.name() == name && u32::from(shard.parse::<u8>().ok()?) < SHARDS)
+                .then_some(topic);
+        }
+        let hex = name.strip_prefix("shoal/job/2/")?;
+        JobId::from_hex(hex).map(Topic::Job)
+    }
 }
 
 impl fmt::Display for Topic {
@@ -65,6 +80,27 @@ pub enum Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_parse_back_to_their_topics_and_nothing_else_parses() {
+        for topic in [
+            Topic::Jobs,
+            Topic::Adverts(0),
+            Topic::Adverts(63),
+            Topic::Job(JobId([7; 32])),
+        ] {
+            assert_eq!(Topic::from_name(&topic.name()), Some(topic));
+        }
+        for name in [
+            "",
+            "shoal/jobs/1",
+            "shoal/adverts/2/64",
+            "shoal/adverts/2/7",
+            "shoal/job/2/xyz",
+        ] {
+            assert_eq!(Topic::from_name(name), None, "{name}");
+        }
+    }
 
     #[test]
     fn coverage_blocks_nest_and_hold_the_home_shard() {

@@ -90,6 +90,11 @@ impl View {
         Some(ix)
     }
 
+    /// Peers interned so far.
+    pub fn interned(&self) -> usize {
+        self.ids.len()
+    }
+
     pub fn lookup(&self, id: &NodeId) -> Option<PeerIx> {
         self.index.get(id).copied()
     }

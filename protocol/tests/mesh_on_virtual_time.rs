@@ -1,245 +1,183 @@
 //! Drives several protocol nodes on virtual time with an in-memory broadcast network, running
 //! tasks with the built-in operators, and checks results against the reference.
 
+use shoal_ops::{self as ops, MapInput};
+use shoal_protocol::harness::{Env, Harness, Published};
 use shoal_protocol::node::FIRST_ADVERT_DELAY_MS;
-use shoal_protocol::ops::{self, MapInput};
 use shoal_protocol::wire;
 use shoal_protocol::wire::ResultRef;
 use shoal_protocol::*;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
-struct Harness {
-    nodes: Vec<Node>,
-    /// The topics each node listens to.
-    subs: Vec<HashSet<Topic>>,
-    alive: Vec<bool>,
-    now: Millis,
-    /// (deliver at, seq, to, from, bytes)
-    inflight: BTreeMap<(Millis, u64), (usize, usize, Vec<u8>)>,
-    seq: u64,
-    blobs: HashMap<(usize, BlobHash), Vec<u8>>,
-    /// (finish at, seq) -> (node, run)
-    tasks: BTreeMap<(Millis, u64), (usize, TaskRun)>,
-    results: HashMap<JobId, Vec<u8>>,
-    failures: HashMap<JobId, String>,
+/// The tests' environment of the shared harness: a broadcast network with a fixed latency,
+/// tasks that take a fixed time and run the built-in operators, and the jobs' outcomes.
+struct Net {
     latency: Millis,
     task_ms: Millis,
+    /// Tasks started so far.
     runs: usize,
     /// Deliver every message a second time, later, to check idempotence.
     duplicate: bool,
+    /// Input chunks by index, for jobs over chunks.
+    inputs: HashMap<u32, Vec<u8>>,
+    /// When set, every task ends with this outcome instead of running.
+    forced: Option<TaskOutcome>,
+    results: HashMap<JobId, Vec<u8>>,
+    failures: HashMap<JobId, String>,
 }
 
-impl Harness {
-    fn new(slots: &[u32]) -> Self {
-        let cfg = Config::default();
-        let nodes = slots
-            .iter()
-            .enumerate()
-            .map(|(i, &s)| {
-                let cap = Capacity {
-                    slots: s,
-                    cores: s,
-                    mem_mb: 1024,
-                };
-                Node::new(
-                    NodeId::from_identity_bytes(&[i as u8]),
-                    cap,
-                    cfg.clone(),
-                    i as u64,
-                )
-            })
-            .collect();
-        Self {
-            subs: vec![HashSet::new(); slots.len()],
-            nodes,
-            alive: vec![true; slots.len()],
-            now: 0,
-            inflight: BTreeMap::new(),
-            seq: 0,
-            blobs: HashMap::new(),
-            tasks: BTreeMap::new(),
-            results: HashMap::new(),
-            failures: HashMap::new(),
-            latency: 2,
-            task_ms: 10,
-            runs: 0,
-            duplicate: false,
-        }
-    }
+impl Env for Net {
+    type Event = ();
 
-    fn index_of(&self, id: NodeId) -> usize {
-        self.nodes.iter().position(|n| n.id() == id).unwrap()
-    }
-
-    fn drain(&mut self, i: usize) {
-        while let Some(change) = self.nodes[i].poll_subscription() {
-            match change {
-                Subscription::Join(t) => self.subs[i].insert(t),
-                Subscription::Leave(t) => self.subs[i].remove(&t),
-            };
-        }
-        while let Some((topic, bytes)) = self.nodes[i].poll_transmit() {
-            for to in 0..self.nodes.len() {
-                if to != i && self.subs[to].contains(&topic) {
-                    self.seq += 1;
-                    self.inflight
-                        .insert((self.now + self.latency, self.seq), (to, i, bytes.clone()));
-                    if self.duplicate {
-                        self.seq += 1;
-                        let later = self.now + 3 * self.latency + 1;
-                        self.inflight
-                            .insert((later, self.seq), (to, i, bytes.clone()));
-                    }
-                }
+    fn publish(&mut self, h: &mut Harness<()>, msg: Rc<Published>, _bytes: &[u8]) {
+        let listeners: Vec<u32> = h.topics().listeners(&msg.topic).to_vec();
+        for to in listeners {
+            if to == msg.from {
+                continue;
             }
-        }
-        while let Some(effect) = self.nodes[i].poll_effect() {
-            match effect {
-                Effect::Run(run) => {
-                    self.seq += 1;
-                    self.runs += 1;
-                    self.tasks
-                        .insert((self.now + self.task_ms, self.seq), (i, run));
-                }
-                Effect::Collect {
-                    job,
-                    spec,
-                    result,
-                    holder,
-                } => {
-                    let h = self.index_of(holder);
-                    match self.fetch(h, &result) {
-                        Some(bytes) => {
-                            self.results
-                                .insert(job, ops::finalize(&spec.op, &bytes).unwrap());
-                            self.nodes[i].job_collected(self.now, job, Ok(()));
-                        }
-                        None => self.nodes[i].job_collected(self.now, job, Err(holder)),
-                    }
-                    self.drain(i);
-                }
-                Effect::JobFailed { job, error } => {
-                    self.failures.insert(job, error);
-                }
-                Effect::Release { .. } | Effect::Prefetch { .. } => {}
+            h.deliver_at(h.now() + self.latency, to, msg.clone());
+            if self.duplicate {
+                h.deliver_at(h.now() + 3 * self.latency + 1, to, msg.clone());
             }
         }
     }
 
-    fn fetch(&self, holder: usize, r: &ResultRef) -> Option<Vec<u8>> {
-        match r {
-            ResultRef::Inline(b) => Some(b.to_vec()),
-            ResultRef::Blob { hash, .. } => {
-                if !self.alive[holder] {
-                    return None;
-                }
-                self.blobs.get(&(holder, *hash)).cloned()
-            }
-        }
+    fn invalid_publication(&mut self, node: usize, error: wire::InvalidMessage) {
+        panic!("node {node} published an invalid message: {error}");
     }
 
-    fn execute(&mut self, i: usize, run: TaskRun, inputs: &HashMap<u32, Vec<u8>>) {
-        let outcome = match &run.work {
+    fn deliverable(&mut self, h: &Harness<()>, _to: usize, msg: &Published) -> bool {
+        h.alive(msg.from as usize)
+    }
+
+    fn task_duration(&mut self, _node: usize, _run: &TaskRun) -> Millis {
+        self.runs += 1;
+        self.task_ms
+    }
+
+    fn task_outcome(&mut self, h: &mut Harness<()>, i: usize, run: &TaskRun) -> (TaskOutcome, u64) {
+        if let Some(outcome) = &self.forced {
+            return (outcome.clone(), 5);
+        }
+        let computed = match &run.work {
             Work::Map {
                 source: MapSource::Generated(part),
-            } => ops::map(&run.spec.op, MapInput::Generated(*part)).map_err(|e| e.to_string()),
+            } => ops::map(&run.spec.op, MapInput::Generated(*part)),
             Work::Map {
                 source: MapSource::Chunk { index, .. },
-            } => ops::map(&run.spec.op, MapInput::Chunk(&inputs[index])).map_err(|e| e.to_string()),
+            } => ops::map(&run.spec.op, MapInput::Chunk(&self.inputs[index])),
             Work::Reduce { children } => {
                 let mut parts = Vec::new();
                 for c in children {
-                    match self.fetch(self.index_of(c.holder), &c.result) {
+                    match h.fetch(&c.result, &c.holder) {
                         Some(b) => parts.push(b),
                         None => {
-                            self.nodes[i].task_finished(
-                                self.now,
-                                run.job,
-                                run.task,
-                                TaskOutcome::InputLost {
-                                    child: c.task,
-                                    holder: c.holder,
-                                },
-                                1,
-                            );
-                            return;
+                            let lost = TaskOutcome::InputLost {
+                                child: c.task,
+                                holder: c.holder,
+                            };
+                            return (lost, 1);
                         }
                     }
                 }
-                let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-                ops::reduce(&run.spec.op, &refs).map_err(|e| e.to_string())
+                let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+                ops::reduce(&run.spec.op, &refs)
             }
         };
-        let outcome = match outcome {
-            Ok(bytes) if bytes.len() <= 16 => TaskOutcome::Done(ResultRef::Inline(bytes.into())),
-            Ok(bytes) => {
-                let r = effects::blob_ref(&bytes);
-                if let ResultRef::Blob { hash, .. } = r {
-                    self.blobs.insert((i, hash), bytes);
-                }
-                TaskOutcome::Done(r)
-            }
-            Err(e) => TaskOutcome::Failed(e),
+        let outcome = match computed {
+            Ok(bytes) => TaskOutcome::Done(h.keep_result(i, bytes, 16)),
+            Err(e) => TaskOutcome::Failed(e.to_string()),
         };
-        self.nodes[i].task_finished(self.now, run.job, run.task, outcome, self.task_ms * 1000);
+        (outcome, self.task_ms * 1000)
     }
 
-    /// Ends every task now running with `outcome` instead of running it.
-    fn end_running_tasks(&mut self, outcome: TaskOutcome) {
-        let runs: Vec<(usize, TaskRun)> = std::mem::take(&mut self.tasks).into_values().collect();
-        for (i, run) in runs {
-            self.nodes[i].task_finished(self.now, run.job, run.task, outcome.clone(), 5);
-            self.drain(i);
-        }
-    }
-
-    /// Runs until `until` or until nothing is left to do for the submitted jobs.
-    fn run_until(
+    fn collect(
         &mut self,
-        until: Millis,
-        inputs: &HashMap<u32, Vec<u8>>,
-        mut stop: impl FnMut(&Self) -> bool,
-    ) {
-        for i in 0..self.nodes.len() {
-            self.drain(i);
+        h: &Harness<()>,
+        _node: usize,
+        job: JobId,
+        spec: &JobSpec,
+        result: &ResultRef,
+        holder: NodeId,
+    ) -> Result<(), NodeId> {
+        let bytes = h.fetch(result, &holder).ok_or(holder)?;
+        self.results
+            .insert(job, ops::finalize(&spec.op, &bytes).unwrap());
+        Ok(())
+    }
+
+    fn job_failed(&mut self, _node: usize, job: JobId, error: String) {
+        self.failures.insert(job, error);
+    }
+
+    fn custom(&mut self, _h: &mut Harness<()>, _event: ()) {}
+}
+
+/// Nodes on the shared harness with the tests' environment.
+struct Mesh {
+    h: Harness<()>,
+    net: Net,
+}
+
+impl Mesh {
+    /// Nodes with these slot counts, all started at time 0.
+    fn new(slots: &[u32]) -> Self {
+        let mut mesh = Self {
+            h: Harness::new(slots.len()),
+            net: Net {
+                latency: 2,
+                task_ms: 10,
+                runs: 0,
+                duplicate: false,
+                inputs: HashMap::new(),
+                forced: None,
+                results: HashMap::new(),
+                failures: HashMap::new(),
+            },
+        };
+        for (i, &s) in slots.iter().enumerate() {
+            let cap = Capacity {
+                slots: s,
+                cores: s,
+                mem_mb: 1024,
+            };
+            let node = Node::new(
+                NodeId::from_identity_bytes(&[i as u8]),
+                cap,
+                Config::default(),
+                i as u64,
+            );
+            mesh.h.start(i, node, &mut mesh.net);
         }
-        while self.now < until && !stop(self) {
-            let next_msg = self.inflight.keys().next().map(|k| k.0);
-            let next_task = self.tasks.keys().next().map(|k| k.0);
-            let next_timer = (0..self.nodes.len())
-                .filter(|&i| self.alive[i])
-                .map(|i| self.nodes[i].poll_timeout())
-                .min();
-            let t = [next_msg, next_task, next_timer]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap();
-            self.now = self.now.max(t);
-            while let Some((&k, _)) = self.inflight.iter().next().filter(|(k, _)| k.0 <= self.now) {
-                let (to, from, bytes) = self.inflight.remove(&k).unwrap();
-                if self.alive[to] && self.alive[from] {
-                    let from_id = self.nodes[from].id();
-                    self.nodes[to]
-                        .handle_message(self.now, from_id, &bytes)
-                        .unwrap();
-                    self.drain(to);
-                }
-            }
-            while let Some((&k, _)) = self.tasks.iter().next().filter(|(k, _)| k.0 <= self.now) {
-                let (i, run) = self.tasks.remove(&k).unwrap();
-                if self.alive[i] {
-                    self.execute(i, run, inputs);
-                    self.drain(i);
-                }
-            }
-            for i in 0..self.nodes.len() {
-                if self.alive[i] && self.nodes[i].poll_timeout() <= self.now {
-                    self.nodes[i].handle_timeout(self.now);
-                    self.drain(i);
-                }
-            }
-        }
+        mesh
+    }
+
+    fn now(&self) -> Millis {
+        self.h.now()
+    }
+
+    /// Submits `spec` from node `i`.
+    fn submit(&mut self, i: usize, spec: JobSpec) -> JobId {
+        let now = self.h.now();
+        let job = self.h.node_mut(i).unwrap().submit(now, spec, 1).unwrap();
+        self.h.drain(i, &mut self.net);
+        job
+    }
+
+    fn node(&self, i: usize) -> &Node {
+        self.h.node(i).unwrap()
+    }
+
+    fn run_until(&mut self, until: Millis, stop: impl FnMut(&Net) -> bool) {
+        let mut stop = stop;
+        self.h.run_until(until, &mut self.net, |_, net| stop(net));
+    }
+
+    /// Runs for `ms` of virtual time.
+    fn run_for(&mut self, ms: Millis) {
+        let until = self.now() + ms;
+        self.run_until(until, |_| false);
     }
 }
 
@@ -257,15 +195,13 @@ fn sumsq(end: u64, tasks: u32, fanin: u32) -> JobSpec {
 
 #[test]
 fn three_nodes_compute_sumsq_exactly_and_share_the_work() {
-    let mut h = Harness::new(&[2, 2, 2]);
-    let none = HashMap::new();
-    h.run_until(1_500, &none, |_| false); // adverts go round
+    let mut h = Mesh::new(&[2, 2, 2]);
+    h.run_until(1_500, |_| false); // adverts go round
     let spec = sumsq(100_000, 64, 4);
-    let job = h.nodes[0].submit(h.now, spec, 1).unwrap();
-    h.drain(0);
-    h.run_until(60_000, &none, |h| h.results.contains_key(&job));
-    assert_eq!(h.results[&job], ops::reference::sumsq(0, 100_000));
-    let view = h.nodes[0].job_status(&job).unwrap();
+    let job = h.submit(0, spec);
+    h.run_until(60_000, |net| net.results.contains_key(&job));
+    assert_eq!(h.net.results[&job], ops::reference::sumsq(0, 100_000));
+    let view = h.node(0).job_status(&job).unwrap();
     assert_eq!(view.status, JobStatus::Complete);
     assert!(
         view.workers.len() >= 2,
@@ -277,50 +213,45 @@ fn three_nodes_compute_sumsq_exactly_and_share_the_work() {
 /// Lets adverts go round, submits `spec` from node `submitter`, kills node `victim`
 /// `crash_after` ms later, and runs until the job's result arrives (or two minutes pass).
 fn run_with_a_crash(
-    h: &mut Harness,
+    h: &mut Mesh,
     spec: JobSpec,
     submitter: usize,
     victim: usize,
     crash_after: Millis,
 ) -> Vec<u8> {
-    let none = HashMap::new();
-    h.run_until(1_500, &none, |_| false);
-    let job = h.nodes[submitter].submit(h.now, spec, 1).unwrap();
-    h.drain(submitter);
-    let crash_at = h.now + crash_after;
-    h.run_until(crash_at, &none, |_| false);
-    h.alive[victim] = false;
-    h.run_until(120_000, &none, |h| h.results.contains_key(&job));
-    h.results.remove(&job).expect("the job finished")
+    h.run_until(1_500, |_| false);
+    let job = h.submit(submitter, spec);
+    h.run_for(crash_after);
+    h.h.crash(victim);
+    h.run_until(120_000, |net| net.results.contains_key(&job));
+    h.net.results.remove(&job).expect("the job finished")
 }
 
 #[test]
 fn a_crashed_worker_s_tasks_finish_elsewhere() {
-    let mut h = Harness::new(&[1, 1, 1, 1]);
-    h.task_ms = 50;
+    let mut h = Mesh::new(&[1, 1, 1, 1]);
+    h.net.task_ms = 50;
     let result = run_with_a_crash(&mut h, sumsq(1_000_000, 40, 3), 0, 2, 400);
     assert_eq!(result, ops::reference::sumsq(0, 1_000_000));
 }
 
 #[test]
 fn a_job_waits_while_no_node_has_slots() {
-    let mut h = Harness::new(&[0, 0]);
-    let none = HashMap::new();
-    h.run_until(1_500, &none, |_| false);
-    let job = h.nodes[0].submit(h.now, sumsq(100, 2, 2), 1).unwrap();
-    h.run_until(10_000, &none, |_| false);
+    let mut h = Mesh::new(&[0, 0]);
+    h.run_until(1_500, |_| false);
+    let job = h.submit(0, sumsq(100, 2, 2));
+    h.run_until(10_000, |_| false);
     assert_eq!(
-        h.nodes[0].job_status(&job).unwrap().status,
+        h.node(0).job_status(&job).unwrap().status,
         JobStatus::WaitingForCapacity
     );
-    assert_eq!(h.runs, 0);
+    assert_eq!(h.net.runs, 0);
 }
 
 #[test]
 fn a_task_that_always_fails_fails_the_job_after_the_attempt_limit() {
-    let mut h = Harness::new(&[1, 1]);
-    let none = HashMap::new();
-    h.run_until(1_500, &none, |_| false);
+    let mut h = Mesh::new(&[1, 1]);
+    h.run_until(1_500, |_| false);
     // A chunk job whose chunk index has no input in this harness map: we feed a bad op instead.
     let spec = JobSpec {
         op: Operator::Pi,
@@ -330,18 +261,11 @@ fn a_task_that_always_fails_fails_the_job_after_the_attempt_limit() {
         },
         fanin: 2,
     };
-    let job = h.nodes[0].submit(h.now, spec, 1).unwrap();
-    // Make every task fail by reporting failure for whatever runs.
-    h.drain(0);
-    for _ in 0..20 {
-        h.end_running_tasks(TaskOutcome::Failed("boom".into()));
-        let t = h.now + 300;
-        h.run_until(t, &none, |h| !h.tasks.is_empty());
-        if h.failures.contains_key(&job) {
-            break;
-        }
-    }
-    let error = &h.failures[&job];
+    // Every task that runs fails.
+    h.net.forced = Some(TaskOutcome::Failed("boom".into()));
+    let job = h.submit(0, spec);
+    h.run_until(60_000, |net| net.failures.contains_key(&job));
+    let error = &h.net.failures[&job];
     assert!(
         error.contains("boom") && error.contains("3 times"),
         "{error}"
@@ -369,19 +293,16 @@ fn garbage_from_a_peer_is_counted_and_dropped() {
 
 #[test]
 fn a_hundred_thousand_tiny_tasks_need_far_fewer_gossip_messages() {
-    let mut h = Harness::new(&[2, 2]);
-    h.task_ms = 0;
-    let none = HashMap::new();
-    h.run_until(1_500, &none, |_| false);
-    let before: u64 = h.nodes.iter().map(|n| n.stats().messages_out).sum();
-    let job = h.nodes[0]
-        .submit(h.now, sumsq(100_000, 100_000, 4), 1)
-        .unwrap();
-    h.drain(0);
-    h.run_until(600_000, &none, |h| h.results.contains_key(&job));
-    assert_eq!(h.results[&job], ops::reference::sumsq(0, 100_000));
-    let sent: u64 = h.nodes.iter().map(|n| n.stats().messages_out).sum::<u64>() - before;
-    let total_tasks = h.nodes[0].job_status(&job).unwrap().total as u64;
+    let mut h = Mesh::new(&[2, 2]);
+    h.net.task_ms = 0;
+    h.run_until(1_500, |_| false);
+    let sent_by_all = |h: &Mesh| -> u64 { (0..2).map(|i| h.node(i).stats().messages_out).sum() };
+    let before = sent_by_all(&h);
+    let job = h.submit(0, sumsq(100_000, 100_000, 4));
+    h.run_until(600_000, |net| net.results.contains_key(&job));
+    assert_eq!(h.net.results[&job], ops::reference::sumsq(0, 100_000));
+    let sent = sent_by_all(&h) - before;
+    let total_tasks = h.node(0).job_status(&job).unwrap().total as u64;
     assert!(
         sent * 20 < total_tasks,
         "{sent} messages for {total_tasks} tasks"
@@ -390,8 +311,8 @@ fn a_hundred_thousand_tiny_tasks_need_far_fewer_gossip_messages() {
 
 #[test]
 fn duplicated_messages_and_twice_run_tasks_still_count_each_partition_once() {
-    let mut h = Harness::new(&[1, 1, 1]);
-    h.duplicate = true;
+    let mut h = Mesh::new(&[1, 1, 1]);
+    h.net.duplicate = true;
     // A worker dies after some of its results exist: they are recomputed elsewhere, and some
     // tasks run twice.
     let result = run_with_a_crash(&mut h, sumsq(300_000, 90, 3), 1, 0, 200);
@@ -400,20 +321,18 @@ fn duplicated_messages_and_twice_run_tasks_still_count_each_partition_once() {
 
 #[test]
 fn unavailable_inputs_are_retried_without_failing_the_job() {
-    let mut h = Harness::new(&[1, 1]);
-    let none = HashMap::new();
-    h.run_until(1_500, &none, |_| false);
-    let job = h.nodes[0].submit(h.now, sumsq(1000, 2, 2), 1).unwrap();
-    h.drain(0);
-    // Ten rounds of "input unavailable" (more than the attempt limit), then let tasks run.
-    for _ in 0..10 {
-        h.end_running_tasks(TaskOutcome::Unavailable("partitioned".into()));
-        let t = h.now + 1_500;
-        h.run_until(t, &none, |h| !h.tasks.is_empty());
-    }
-    assert!(h.failures.is_empty(), "{:?}", h.failures);
-    h.run_until(h.now + 60_000, &none, |h| h.results.contains_key(&job));
-    assert_eq!(h.results[&job], ops::reference::sumsq(0, 1000));
+    let mut h = Mesh::new(&[1, 1]);
+    h.run_until(1_500, |_| false);
+    // Ten runs of "input unavailable" (more than the attempt limit), then let tasks run.
+    h.net.forced = Some(TaskOutcome::Unavailable("partitioned".into()));
+    let job = h.submit(0, sumsq(1000, 2, 2));
+    h.run_until(60_000, |net| net.runs >= 10);
+    assert!(h.net.runs >= 10, "only {} runs", h.net.runs);
+    assert!(h.net.failures.is_empty(), "{:?}", h.net.failures);
+    h.net.forced = None;
+    let until = h.now() + 60_000;
+    h.run_until(until, |net| net.results.contains_key(&job));
+    assert_eq!(h.net.results[&job], ops::reference::sumsq(0, 1000));
 }
 
 fn advert_from(node: &mut Node, now: Millis, peer: u32, interval_ms: u32) {
@@ -488,7 +407,7 @@ fn adverts_slow_down_in_a_large_view_and_peers_expire_after_their_own_periods() 
     }
     // 400 peers at a receive budget of 30 adverts/s: one advert every 13.3 s. (A new neighbour
     // asks for an advert now rather than at the end of the current period.)
-    node.neighbour_joined(11_000);
+    node.handle_peer_subscribed(11_000, Topic::Jobs);
     let interval = next_advert(&mut node, 11_100).interval_ms;
     assert!((12_700..=14_000).contains(&interval), "{interval}");
     // A peer advertising every 10 s lives 3.5 periods after its last advert.

@@ -4,8 +4,8 @@
 use crate::linkemu::LinkEmulator;
 use crate::netns::{Namespaces, Switch, in_ns, nft};
 use crate::support::{NodeProc, SHOAL};
-use shoal_node::api::JobRow;
-use shoal_node::driver::PeerRow;
+use shoal_node::cli::rows::JobRow;
+use shoal_node::cli::rows::PeerRow;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::{Child, Output, Stdio};

@@ -9,7 +9,7 @@
 //! queue). The TUN devices belong to this process: they vanish when it ends, however it ends.
 
 use crate::netns::ip;
-use shoal_protocol::ops::SplitMix64;
+use shoal_ops::SplitMix64;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

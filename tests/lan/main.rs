@@ -17,7 +17,7 @@ use host::{Lan, wait_until};
 use libtest_mimic::{Arguments, Trial};
 use linkemu::Impairment;
 use shoal_node::job_request::JobRequest;
-use shoal_protocol::ops::reference;
+use shoal_ops::reference;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 use support::{result_bytes, write_wide_corpus};
@@ -86,7 +86,7 @@ fn pi_reference(samples: u64, tasks: u32, fanin: u32) -> Vec<u8> {
         .expect("a valid pi job")
         .generated_spec()
         .expect("a generated job");
-    reference::pi(&spec)
+    reference::pi(&spec).expect("a pi spec")
 }
 
 /// The `spread` entry of `node_id` in a --json answer: how many tasks that node completed.
@@ -100,7 +100,7 @@ fn tasks_done_by(answer: &serde_json::Value, node_id: &str) -> u64 {
 }
 
 /// Waits until `host`'s node runs job `op` and has seen some but not all of its tasks done.
-fn await_mid_job(lan: &Lan, host: usize, op: &str) -> shoal_node::api::JobRow {
+fn await_mid_job(lan: &Lan, host: usize, op: &str) -> shoal_node::cli::rows::JobRow {
     wait_until(
         &format!("host {} to see a {op} job under way", host + 1),
         Duration::from_secs(60),

@@ -206,7 +206,7 @@ pub fn result_bytes(answer: &serde_json::Value) -> Vec<u8> {
 /// Writes a corpus with many distinct words, so partial results are blobs, not inline values.
 pub fn write_wide_corpus(dir: &Path, files: usize, lines: usize) -> Vec<Vec<u8>> {
     std::fs::create_dir_all(dir).expect("corpus dir");
-    let mut rng = shoal_protocol::ops::SplitMix64(11);
+    let mut rng = shoal_ops::SplitMix64(11);
     (0..files)
         .map(|f| {
             let mut text = String::new();

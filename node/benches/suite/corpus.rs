@@ -3,7 +3,7 @@
 //! sentence starts and punctuation. Files of 64 MiB are written once under target/bench-data
 //! and reused by later runs.
 
-use shoal_protocol::ops::SplitMix64;
+use shoal_ops::SplitMix64;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 

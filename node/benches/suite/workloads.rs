@@ -10,7 +10,7 @@ use crate::report::{Figure, Row};
 use crate::support::{Mesh, NodeProc, SHOAL};
 use shoal_node::client::Client;
 use shoal_node::job_request::JobRequest;
-use shoal_protocol::ops::reference;
+use shoal_ops::reference;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -154,7 +154,7 @@ impl Node {
                     epoch: f.epoch,
                     view: None,
                 };
-                self.remember_finished(f.job, end);
+                self.finished.insert(f.job, end);
             }
             None => {}
         }

@@ -3,7 +3,7 @@
 //! Inputs are method calls that take `now`: [`Node::handle_message`] (or
 //! [`Node::handle_envelope`] for a message already decoded), [`Node::handle_timeout`],
 //! [`Node::submit`], [`Node::task_finished`], [`Node::job_collected`],
-//! [`Node::neighbour_joined`]. Outputs are drained after each input, in this order:
+//! [`Node::handle_peer_subscribed`], [`Node::handle_unheard`]. Outputs are drained after each input, in this order:
 //! [`Node::poll_subscription`] (topics to join or leave), [`Node::poll_transmit`] (messages to
 //! publish, each on its topic), [`Node::poll_effect`] (work for the driver), then
 //! [`Node::poll_timeout`] (when to call `handle_timeout` next). The machine reads no clock and
@@ -22,11 +22,13 @@
 mod handlers;
 mod outbox;
 mod status;
+
+pub use status::TableSizes;
 mod upkeep;
 mod work;
 
 use crate::effects::{Effect, JobView, TaskOutcome};
-use crate::ids::{IdMap, IdSet, JobId, Millis, NodeId};
+use crate::ids::{BoundedIdMap, IdMap, IdSet, JobId, Millis, NodeId};
 use crate::job::{JobSpec, SpecError};
 use crate::job_state::{JobState, TaskState};
 use crate::pacer::FlushPacer;
@@ -93,6 +95,8 @@ pub struct Config {
     pub prefetch_max: usize,
     /// A batch is sent at once when it grows past this many encoded bytes.
     pub batch_bytes_max: usize,
+    /// How long a job's message that nobody heard is kept for a subscriber to come.
+    pub unheard_ttl_ms: Millis,
 }
 
 impl Default for Config {
@@ -121,6 +125,7 @@ impl Default for Config {
             queue_target_us: 20_000,
             prefetch_max: 1024,
             batch_bytes_max: 256 * 1024,
+            unheard_ttl_ms: 2_000,
         }
     }
 }
@@ -167,6 +172,8 @@ struct FinishedJob {
 }
 
 const FINISHED_MEMORY: usize = 1024;
+/// Most messages kept for a topic nobody listened to yet ([`Node::handle_unheard`]).
+pub const UNHEARD_MAX: usize = 1024;
 /// Least time between an advert and an extra one for a new neighbour.
 pub const EXTRA_ADVERT_GAP_MS: Millis = 100;
 /// Longest a node waits, after it starts, before its first advert.
@@ -182,8 +189,7 @@ pub struct Node {
     jobs: IdMap<JobId, JobState>,
     /// Job ids in arrival order: older jobs are served first.
     order: Vec<JobId>,
-    finished: IdMap<JobId, FinishedJob>,
-    finished_order: VecDeque<JobId>,
+    finished: BoundedIdMap<JobId, FinishedJob>,
     /// Jobs this node submitted and waits for.
     mine: IdSet<JobId>,
     /// Claimed by this node, not started, in claim order; `queued` holds the same entries for
@@ -201,6 +207,8 @@ pub struct Node {
     pending_bytes: usize,
     flush_pacer: FlushPacer,
     outbox: VecDeque<(Topic, Vec<u8>)>,
+    /// Published messages nobody heard, with when, waiting for a subscriber.
+    unheard: VecDeque<(Topic, Vec<u8>, Millis)>,
     subscriptions: VecDeque<Subscription>,
     effects: VecDeque<Effect>,
     seq: u64,
@@ -242,8 +250,7 @@ impl Node {
             view,
             jobs: IdMap::default(),
             order: Vec::new(),
-            finished: IdMap::default(),
-            finished_order: VecDeque::new(),
+            finished: BoundedIdMap::new(FINISHED_MEMORY),
             mine: IdSet::default(),
             queue: VecDeque::new(),
             queued: IdSet::default(),
@@ -254,6 +261,7 @@ impl Node {
             pending_bytes: 0,
             flush_pacer,
             outbox: VecDeque::new(),
+            unheard: VecDeque::new(),
             subscriptions,
             effects: VecDeque::new(),
             seq: seed << 20,
@@ -341,10 +349,57 @@ impl Node {
         self.after_step(now);
     }
 
-    /// A peer started listening to this node's gossip (a new neighbour): advertise soon, so it
-    /// can count on this node without waiting a whole advert period. Adverts stay at least
-    /// [`EXTRA_ADVERT_GAP_MS`] apart however many neighbours arrive.
-    pub fn neighbour_joined(&mut self, now: Millis) {
+    /// A peer started listening to `topic`. On the jobs topic that is a new neighbour:
+    /// advertise soon, so it can count on this node without waiting a whole advert period
+    /// (adverts stay at least [`EXTRA_ADVERT_GAP_MS`] apart however many neighbours arrive).
+    /// Messages kept for that topic because nobody heard them ([`Node::handle_unheard`]) go
+    /// out again.
+    pub fn handle_peer_subscribed(&mut self, now: Millis, topic: Topic) {
+        if topic == Topic::Jobs {
+            self.neighbour_joined(now);
+        }
+        if self.unheard.is_empty() {
+            return;
+        }
+        let ttl = self.cfg.unheard_ttl_ms;
+        let kept = std::mem::take(&mut self.unheard);
+        for (t, bytes, since) in kept {
+            if now.saturating_sub(since) > ttl {
+                continue;
+            }
+            if t == topic {
+                self.outbox.push_back((t, bytes));
+            } else {
+                self.unheard.push_back((t, bytes, since));
+            }
+        }
+    }
+
+    /// Whether a message on `topic` that nobody hears is worth handing back through
+    /// [`Node::handle_unheard`]: only a job's messages are. Members join a job's topic as they
+    /// learn of the job, and its first claims and completions can race their subscriptions
+    /// (gossipsub shares one queue between a peer's connections, so a subscription may even
+    /// arrive after the announcement that follows it); each one lost costs a steal delay.
+    /// Adverts and announcements are re-sent on their own timers anyway.
+    pub fn retains_unheard(topic: &Topic) -> bool {
+        matches!(topic, Topic::Job(_))
+    }
+
+    /// The driver published `bytes` on `topic` and no peer listens there yet. A job's message
+    /// is kept for [`Config::unheard_ttl_ms`] (at most [`UNHEARD_MAX`] of them, oldest dropped
+    /// first) and published again when a peer subscribes; anything else is dropped (the
+    /// protocol re-sends what still matters).
+    pub fn handle_unheard(&mut self, now: Millis, topic: Topic, bytes: Vec<u8>) {
+        if !Self::retains_unheard(&topic) {
+            return;
+        }
+        if self.unheard.len() >= UNHEARD_MAX {
+            self.unheard.pop_front();
+        }
+        self.unheard.push_back((topic, bytes, now));
+    }
+
+    fn neighbour_joined(&mut self, now: Millis) {
         self.first_advert_held = false;
         let soonest = self
             .last_advert
@@ -604,20 +659,7 @@ impl Node {
         if topic != Topic::Jobs {
             self.subscriptions.push_back(Subscription::Leave(topic));
         }
-        self.remember_finished(job, FinishedJob { epoch, view });
-    }
-
-    /// Remembers how `job` ended, forgetting the oldest such memory beyond
-    /// [`FINISHED_MEMORY`].
-    fn remember_finished(&mut self, job: JobId, end: FinishedJob) {
-        if self.finished.insert(job, end).is_none() {
-            self.finished_order.push_back(job);
-        }
-        while self.finished_order.len() > FINISHED_MEMORY {
-            if let Some(old) = self.finished_order.pop_front() {
-                self.finished.remove(&old);
-            }
-        }
+        self.finished.insert(job, FinishedJob { epoch, view });
     }
 
     fn after_step(&mut self, now: Millis) {

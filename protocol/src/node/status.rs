@@ -6,7 +6,30 @@ use crate::ids::{JobId, Millis, NodeId};
 use crate::job_state::{JobState, TaskState};
 use crate::wire::ResultRef;
 
+/// How full the machine's tables keyed by what peers send are (each has a bound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct TableSizes {
+    /// Peers ever heard from (interned), at most [`crate::view::MAX_PEERS`].
+    pub peers_interned: usize,
+    /// Jobs tracked, at most [`crate::Config::max_jobs`].
+    pub jobs: usize,
+    /// Ends of jobs remembered, at most 1024.
+    pub finished: usize,
+    /// Messages kept for a subscriber, at most [`super::UNHEARD_MAX`].
+    pub unheard: usize,
+}
+
 impl Node {
+    /// How full the bounded tables are: for metrics, and for tests that flood them.
+    pub fn table_sizes(&self) -> TableSizes {
+        TableSizes {
+            peers_interned: self.view.interned(),
+            jobs: self.jobs.len(),
+            finished: self.finished.len(),
+            unheard: self.unheard.len(),
+        }
+    }
+
     /// Whether `peer` was heard from and has since gone silent: asking it for anything is
     /// futile. A peer never heard from is not "gone".
     pub fn peer_gone(&self, peer: &NodeId, now: Millis) -> bool {
@@ -85,11 +108,7 @@ impl Node {
             .filter_map(|id| self.jobs.get(id))
             .map(|j| self.job_view(j))
             .collect();
-        out.extend(
-            self.finished_order
-                .iter()
-                .filter_map(|id| self.finished.get(id)?.view.clone()),
-        );
+        out.extend(self.finished.iter().filter_map(|(_, end)| end.view.clone()));
         out
     }
 

@@ -127,7 +127,7 @@ mod tests {
     fn counts_like_a_map_through_growth_and_reuse() {
         let mut table = ShortTable::default();
         let mut expected = BTreeMap::new();
-        let mut rng = crate::ops::SplitMix64(3);
+        let mut rng = crate::rng::SplitMix64(3);
         for _ in 0..2 {
             expected.clear();
             let keys: Vec<u128> = (0..50_000)

@@ -2,7 +2,7 @@
 //!
 //! A word is a maximal run of characters for which `char::is_alphanumeric` holds, lowercased
 //! with `str::to_lowercase`; invalid UTF-8 is replaced with U+FFFD, which separates words. That
-//! definition lives in [`crate::ops::for_each_word`]; this module computes the same counts
+//! definition lives in [`for_each_word`]; the rest of this module computes the same counts
 //! faster. ASCII bytes that are not letters or digits are always separators and never part of a
 //! multi-byte character, so the text splits at them into runs, found 64 bytes at a time with a
 //! bitmask. A run of up to 16 ASCII letters and digits (nearly every word) is packed into an
@@ -10,9 +10,10 @@
 //! (`short_table.rs`); a longer ASCII run is lowercased in a reused buffer; a run holding any
 //! byte ≥ 0x80 goes through the general definition.
 
+mod definition;
 mod short_table;
 
-use crate::ops::for_each_word;
+pub use definition::for_each_word;
 use short_table::ShortTable;
 use std::collections::HashMap;
 
@@ -153,7 +154,7 @@ pub fn count_words(bytes: &[u8]) -> Vec<(String, u64)> {
 /// The word counts of `bytes` encoded as the word count's partial result (a sorted
 /// `Vec<(String, u64)>`), without building a `String` per word.
 pub fn count_words_encoded(bytes: &[u8]) -> Vec<u8> {
-    with_counts(bytes, |sorted| crate::codec::encode_blob(&sorted))
+    with_counts(bytes, |sorted| shoal_protocol::codec::encode_blob(&sorted))
 }
 
 const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -264,7 +265,7 @@ fn count_into(counts: &mut Counts, bytes: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::SplitMix64;
+    use crate::rng::SplitMix64;
     use std::collections::BTreeMap;
 
     /// The definition, applied directly.
@@ -305,7 +306,7 @@ mod tests {
             b"zeta Alpha alpha b a longwordlongword-longwordlongword beta Zeta \xc3\xa9t\xc3\xa9";
         assert_eq!(
             count_words_encoded(text),
-            crate::codec::encode_blob(&by_definition(text))
+            shoal_protocol::codec::encode_blob(&by_definition(text))
         );
     }
 

@@ -1,8 +1,11 @@
 //! The `shoal` command line: `node`, `submit`, `peers`, `jobs`, `demo`.
+//!
+//! `submit` is [`submit`]'s; the rows and tables of `peers` and `jobs` are [`rows`]'.
 
-use crate::api::{ApiResponse, JobRow};
-use crate::client::{Client, ClientError, Finished};
-use crate::job_request::{JobRequest, UsageError};
+pub mod rows;
+mod submit;
+
+use crate::client::Client;
 use crate::launch::{self, DEFAULT_API, NodeInfo, NodeOptions};
 use clap::{Args, Parser, Subcommand};
 use libp2p::Multiaddr;
@@ -155,27 +158,6 @@ impl WasmArgs {
     }
 }
 
-/// Builds the request from the command line, or says what is wrong with it.
-fn parse_request(args: &SubmitArgs) -> Result<JobRequest, UsageError> {
-    let positional: Vec<String> = args.job.iter().chain(&args.args).cloned().collect();
-    if let Some(module) = &args.wasm.wasm {
-        let range = args.wasm.range.as_ref().map(|r| (r[0], r[1]));
-        return JobRequest::wasm(
-            module,
-            &positional,
-            range,
-            args.wasm.limits(),
-            args.fanin,
-            args.chunk_size,
-            args.tasks,
-        );
-    }
-    let Some((job, rest)) = positional.split_first() else {
-        return Err(UsageError::NoJob);
-    };
-    JobRequest::parse(job, rest, args.fanin, args.chunk_size, args.tasks)
-}
-
 /// Runs the CLI.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -196,7 +178,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Node(args) => run_node(args).await,
-            Command::Submit(args) => submit(args).await,
+            Command::Submit(args) => submit::submit(args).await,
             Command::Peers(args) => peers(args).await,
             Command::Jobs(args) => jobs(args).await,
             Command::Demo => crate::demo::run().await,
@@ -274,226 +256,22 @@ fn api_addr(q: &QueryArgs) -> anyhow::Result<SocketAddr> {
         .map_err(|_| anyhow::anyhow!("--api '{text}' is not an address like 127.0.0.1:7070"))
 }
 
-async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
-    let request = match parse_request(&args) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(EXIT_USAGE));
-        }
-    };
-    // With --join, an ephemeral peer lives for the duration of this command.
-    let mut ephemeral = None;
-    let client = if args.join {
-        let dir = tempfile::tempdir()?;
-        let node = launch::launch(NodeOptions {
-            listen: Vec::new(),
-            bootstrap: args.net.bootstrap.clone(),
-            data_dir: dir.path().to_path_buf(),
-            slots: 0,
-            api: Some("127.0.0.1:0".parse().expect("valid address")),
-            mdns: !args.net.no_mdns,
-            write_info: false,
-        })
-        .await?;
-        let client = Client::new(node.api.expect("api requested"));
-        wait_for_capacity(
-            &client,
-            args.timeout.min(Duration::from_secs(30)),
-            args.query.json,
-        )
-        .await?;
-        ephemeral = Some((node, dir));
-        client
-    } else {
-        Client::new(api_addr(&args.query)?)
-    };
-    let outcome =
-        tokio::time::timeout(args.timeout, run_submit(&client, request, args.query.json)).await;
-    if let Some((node, _dir)) = ephemeral {
-        node.handle.shutdown().await;
-    }
-    match outcome {
-        Err(_) => {
-            eprintln!(
-                "error: no result after {}; the job may still be running (see `shoal jobs`)",
-                humantime::format_duration(args.timeout)
-            );
-            Ok(ExitCode::FAILURE)
-        }
-        Ok(Err(ClientError::Rejected(e))) => {
-            eprintln!("error: {e}");
-            Ok(ExitCode::from(EXIT_USAGE))
-        }
-        Ok(Err(e)) => {
-            eprintln!("error: {e}");
-            Ok(ExitCode::FAILURE)
-        }
-        Ok(Ok(done)) => {
-            print_result(&done, args.query.json, args.output.as_deref())?;
-            Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
-/// Waits until some peer offers slots, so that a --join submission has somewhere to run.
-async fn wait_for_capacity(client: &Client, limit: Duration, quiet: bool) -> anyhow::Result<()> {
-    if !quiet {
-        eprintln!("joining the mesh...");
-    }
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let peers = client.peers().await?;
-        if peers.iter().any(|p| !p.is_self && p.slots_total > 0) {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            anyhow::bail!(
-                "found no peer with free slots within {}; check that nodes run on this LAN, or pass --bootstrap <multiaddr>",
-                humantime::format_duration(limit)
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn run_submit(
-    client: &Client,
-    request: JobRequest,
-    json: bool,
-) -> Result<Finished, ClientError> {
-    let bar = if json {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} tasks  {per_sec}  {msg}")
-                .expect("valid template"),
-        );
-        bar
-    };
-    let result = client
-        .submit(request, |update| match update {
-            ApiResponse::Accepted { job, .. } => bar.set_message(format!("job {}", &job[..16])),
-            ApiResponse::Progress {
-                job,
-                peers,
-                waiting_for_capacity,
-            } => {
-                bar.set_length(u64::from(job.total));
-                bar.set_position(u64::from(job.done));
-                if *waiting_for_capacity {
-                    bar.set_message("waiting for capacity: no node offers a free slot");
-                } else {
-                    bar.set_message(format!("{peers} peers, {} workers", job.workers));
-                }
-            }
-            _ => {}
-        })
-        .await;
-    bar.finish_and_clear();
-    result
-}
-
-fn print_result(
-    done: &Finished,
-    json: bool,
-    output: Option<&std::path::Path>,
-) -> anyhow::Result<()> {
-    if let Some(path) = output {
-        std::fs::write(path, &done.output)
-            .map_err(|e| anyhow::anyhow!("cannot write the output to {}: {e}", path.display()))?;
-    }
-    if json {
-        let mut out = serde_json::json!({
-            "job": done.job.id,
-            "tasks": done.job.total,
-            "peers": done.job.workers,
-            "spread": done.job.spread,
-            "elapsed_ms": done.elapsed_ms,
-        });
-        if output.is_none() {
-            // JSON output is embedded as JSON; anything else as base64, and says so.
-            match done.json() {
-                Some(v) => out["result"] = v,
-                None => {
-                    use base64::Engine as _;
-                    out["result"] = base64::engine::general_purpose::STANDARD
-                        .encode(&done.output)
-                        .into();
-                    out["result_encoding"] = "base64".into();
-                }
-            }
-        }
-        println!("{out}");
-        return Ok(());
-    }
-    if output.is_none() {
-        match done.json() {
-            // A bare JSON string (sumsq's decimal) prints without quotes.
-            Some(serde_json::Value::String(s)) => println!("{s}"),
-            Some(_) => println!("{}", String::from_utf8_lossy(&done.output)),
-            None => {
-                use std::io::Write as _;
-                std::io::stdout().write_all(&done.output)?;
-            }
-        }
-    }
-    eprintln!(
-        "job {}: {} tasks ({} map, tree depth {}) on {} workers in {} ms",
-        &done.job.id[..16],
-        done.job.total,
-        done.job.maps,
-        done.job.depth,
-        done.job.workers,
-        done.elapsed_ms
-    );
-    Ok(())
-}
-
 async fn peers(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let rows = Client::new(api_addr(&args)?).peers().await?;
     if args.json {
         println!("{}", serde_json::to_string(&rows)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!(
-        "{:<54} {:>5} {:>5} {:>5} {:>8} {:>6} {:>7}",
-        "PEER", "SLOTS", "FREE", "CORES", "MEM_MB", "LOAD", "AGE_MS"
-    );
-    for p in rows {
-        let name = if p.is_self {
-            format!("{} (self)", p.peer_id)
-        } else {
-            p.peer_id
-        };
-        println!(
-            "{:<54} {:>5} {:>5} {:>5} {:>8} {:>6.2} {:>7}",
-            name, p.slots_total, p.slots_free, p.cores, p.mem_mb, p.load, p.advert_age_ms
-        );
+    } else {
+        print!("{}", rows::peers_table(&rows));
     }
     Ok(ExitCode::SUCCESS)
 }
 
 async fn jobs(args: QueryArgs) -> anyhow::Result<ExitCode> {
-    let rows: Vec<JobRow> = Client::new(api_addr(&args)?).jobs().await?;
+    let rows = Client::new(api_addr(&args)?).jobs().await?;
     if args.json {
         println!("{}", serde_json::to_string(&rows)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!(
-        "{:<18} {:<10} {:>15} {:>8}  STATUS",
-        "JOB", "OP", "DONE/TOTAL", "WORKERS"
-    );
-    for j in rows {
-        println!(
-            "{:<18} {:<10} {:>15} {:>8}  {}",
-            &j.id[..16],
-            j.op,
-            format!("{}/{}", j.done, j.total),
-            j.workers,
-            j.status
-        );
+    } else {
+        print!("{}", rows::jobs_table(&rows));
     }
     Ok(ExitCode::SUCCESS)
 }

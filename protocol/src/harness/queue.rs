@@ -6,7 +6,7 @@
 //! the near future, where nearly all of a simulation's events land (message deliveries a few
 //! milliseconds ahead). Determinism rests on that order alone.
 
-use shoal_protocol::Millis;
+use crate::ids::Millis;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
 
@@ -46,6 +46,15 @@ pub struct EventQueue<E> {
     seq: u64,
 }
 
+impl<E> std::fmt::Debug for EventQueue<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventQueue")
+            .field("cursor", &self.cursor)
+            .field("events", &(self.in_wheel + self.far.len()))
+            .finish()
+    }
+}
+
 impl<E> Default for EventQueue<E> {
     fn default() -> Self {
         Self {
@@ -77,18 +86,27 @@ impl<E> EventQueue<E> {
 
     /// The next event and its time.
     pub fn pop(&mut self) -> Option<(Millis, E)> {
+        self.pop_until(Millis::MAX)
+    }
+
+    /// The next event, if it is due at or before `limit`. Otherwise none, and nothing is
+    /// consumed: the queue's clock stops before the next event (or at `limit`).
+    pub fn pop_until(&mut self, limit: Millis) -> Option<(Millis, E)> {
         loop {
             if let Some(event) = self.wheel[(self.cursor % HORIZON) as usize].pop_front() {
                 self.in_wheel -= 1;
                 return Some((self.cursor, event));
             }
-            if self.in_wheel == 0 {
-                // Nothing near: jump to the first far event.
-                let next = self.far.peek()?.at;
-                self.cursor = next;
+            // Nothing near: jump to the first far event.
+            let next = if self.in_wheel == 0 {
+                self.far.peek()?.at
             } else {
-                self.cursor += 1;
+                self.cursor + 1
+            };
+            if next > limit {
+                return None;
             }
+            self.cursor = next;
             // Far events entering the horizon go in before anything can be pushed to their
             // slot directly, so they keep their place in the order.
             while self
@@ -107,19 +125,25 @@ impl<E> EventQueue<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shoal_protocol::ops::SplitMix64;
 
     #[test]
     fn events_come_out_by_time_then_insertion_order() {
         let mut q = EventQueue::default();
         let mut reference = Vec::new();
-        let mut rng = SplitMix64(3);
+        // A small xorshift: the order must hold for any pattern of times.
+        let mut state = 3u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
         let mut n = 0u64;
         let mut now = 0;
         let mut out = Vec::new();
         for round in 0..2_000 {
             for _ in 0..3 {
-                let at = now + rng.next_u64() % if round % 7 == 0 { 20_000 } else { 50 };
+                let at = now + next() % if round % 7 == 0 { 20_000 } else { 50 };
                 q.push(at, n);
                 reference.push((at, n));
                 n += 1;
@@ -136,5 +160,22 @@ mod tests {
         }
         reference.sort();
         assert_eq!(out, reference);
+    }
+
+    #[test]
+    fn pop_until_leaves_later_events_in_place() {
+        let mut q = EventQueue::default();
+        q.push(5, "a");
+        q.push(9000, "far");
+        q.push(7, "b");
+        assert_eq!(q.pop_until(4), None);
+        assert_eq!(q.pop_until(6), Some((5, "a")));
+        assert_eq!(q.pop_until(6), None);
+        q.push(6, "pushed at the limit");
+        assert_eq!(q.pop(), Some((6, "pushed at the limit")));
+        assert_eq!(q.pop_until(8000), Some((7, "b")));
+        assert_eq!(q.pop_until(8000), None);
+        assert_eq!(q.pop(), Some((9000, "far")));
+        assert_eq!(q.pop(), None);
     }
 }

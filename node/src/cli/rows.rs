@@ -1,0 +1,128 @@
+//! The rows `shoal peers` and `shoal jobs` show (and the local API sends), built from the
+//! driver's views, and their tables.
+
+use crate::handle::MeshView;
+use serde::{Deserialize, Serialize};
+use shoal_protocol::{JobStatus, JobView, LocalTasks, PeerStatus};
+
+/// A peer as `shoal peers` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerRow {
+    pub peer_id: String,
+    /// The protocol's id for the node, shortened as in a job's `spread`.
+    pub node_id: String,
+    pub is_self: bool,
+    pub slots_total: u32,
+    pub slots_free: u32,
+    pub cores: u32,
+    pub mem_mb: u64,
+    pub load: f64,
+    pub advert_age_ms: u64,
+}
+
+impl PeerRow {
+    /// One row per node of the view, this node first.
+    pub fn rows(view: &MeshView) -> Vec<PeerRow> {
+        let row = |p: &PeerStatus, peer_id: String, is_self: bool| PeerRow {
+            peer_id,
+            node_id: p.id.to_string(),
+            is_self,
+            slots_total: p.slots_total,
+            slots_free: p.slots_free,
+            cores: p.cores,
+            mem_mb: p.mem_mb,
+            load: f64::from(p.load_milli) / 1000.0,
+            advert_age_ms: p.age_ms,
+        };
+        let mut rows = vec![row(&view.me, view.me_peer.to_string(), true)];
+        rows.extend(view.peers.iter().map(|(p, peer)| {
+            let name = peer.map_or_else(|| p.id.to_hex(), |id| id.to_string());
+            row(p, name, false)
+        }));
+        rows
+    }
+}
+
+/// A job as `shoal jobs` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobRow {
+    pub id: String,
+    pub op: String,
+    pub status: String,
+    pub done: u32,
+    pub total: u32,
+    pub maps: u32,
+    pub depth: u32,
+    pub workers: usize,
+    /// Completed tasks per worker (short node ids).
+    pub spread: Vec<(String, u32)>,
+    /// Tasks this node runs now, or whose results only it holds.
+    pub here: LocalTasks,
+}
+
+impl From<&JobView> for JobRow {
+    fn from(v: &JobView) -> Self {
+        let status = match &v.status {
+            JobStatus::Running => "running".to_string(),
+            JobStatus::WaitingForCapacity => "waiting for capacity".to_string(),
+            JobStatus::Complete => "complete".to_string(),
+            JobStatus::Failed(e) => format!("failed: {e}"),
+        };
+        Self {
+            id: v.id.to_hex(),
+            op: v.op.to_string(),
+            status,
+            done: v.done,
+            total: v.total,
+            maps: v.maps,
+            depth: v.depth,
+            workers: v.workers.len(),
+            spread: v.workers.iter().map(|(n, c)| (n.to_string(), *c)).collect(),
+            here: v.local,
+        }
+    }
+}
+
+/// The `shoal peers` table.
+pub fn peers_table(rows: &[PeerRow]) -> String {
+    let mut out = format!(
+        "{:<54} {:>5} {:>5} {:>5} {:>8} {:>6} {:>7}\n",
+        "PEER", "SLOTS", "FREE", "CORES", "MEM_MB", "LOAD", "AGE_MS"
+    );
+    for p in rows {
+        let name = if p.is_self {
+            format!("{} (self)", p.peer_id)
+        } else {
+            p.peer_id.clone()
+        };
+        out.push_str(&format!(
+            "{:<54} {:>5} {:>5} {:>5} {:>8} {:>6.2} {:>7}\n",
+            name, p.slots_total, p.slots_free, p.cores, p.mem_mb, p.load, p.advert_age_ms
+        ));
+    }
+    out
+}
+
+/// The `shoal jobs` table.
+pub fn jobs_table(rows: &[JobRow]) -> String {
+    let mut out = format!(
+        "{:<18} {:<10} {:>15} {:>8}  STATUS\n",
+        "JOB", "OP", "DONE/TOTAL", "WORKERS"
+    );
+    for j in rows {
+        out.push_str(&format!(
+            "{:<18} {:<10} {:>15} {:>8}  {}\n",
+            short_id(&j.id),
+            j.op,
+            format!("{}/{}", j.done, j.total),
+            j.workers,
+            j.status
+        ));
+    }
+    out
+}
+
+/// The first 16 characters of a job id, as the tables show it.
+pub fn short_id(id: &str) -> &str {
+    id.get(..16).unwrap_or(id)
+}

@@ -1,0 +1,207 @@
+//! The way into a running node: a cloneable [`Handle`] that sends [`Command`]s to the driver
+//! over a bounded channel and awaits the answers (rust-libp2p's file-sharing `Client` split).
+//! Fetching blobs through it is [`crate::fetch`]'s.
+
+use crate::blob_proto::BlobResponse;
+use crate::fetch::{FetchReply, InFlight};
+use crate::job_request::{JobRequest, PrepareError};
+use crate::store::BlobStore;
+use libp2p::request_response::ResponseChannel;
+use shoal_protocol::bounded::BoundedMap;
+use shoal_protocol::job::Manifest;
+use shoal_protocol::{BlobHash, JobId, JobSpec, JobView, NodeId, PeerStatus, SubmitError};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+/// Commands queued to the driver. Bounded: senders wait when the driver is busy.
+pub(crate) const COMMAND_QUEUE: usize = 4096;
+/// Manifests kept decoded, so that the tasks of a job do not decode its manifest each time.
+const MANIFEST_CACHE: usize = 64;
+
+/// The driver has stopped: nothing more can be asked of this node (start it again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the node has shut down")]
+pub struct NodeGone;
+
+/// Why a submission was refused. Nothing was submitted in any of these cases.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitFailure {
+    /// The inputs could not be prepared (a file is unreadable, a module invalid): fix the
+    /// request and submit again.
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+    /// The protocol refused the job (an invalid spec, or this node's job table is full):
+    /// the message says whether waiting helps.
+    #[error(transparent)]
+    Refused(#[from] SubmitError),
+    /// The node has shut down.
+    #[error(transparent)]
+    Gone(#[from] NodeGone),
+}
+
+/// Why a job submitted from this node has no result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JobError {
+    /// The job failed on the mesh (one of its tasks failed too often, or its root result
+    /// could not be finalized); the message is the cause. Resubmitting runs it afresh.
+    #[error("{0}")]
+    Failed(String),
+    /// This node neither runs nor remembers the job: ask the node that submitted it.
+    #[error("job {0} is not known to this node")]
+    Unknown(JobId),
+    /// The node has shut down.
+    #[error(transparent)]
+    Gone(#[from] NodeGone),
+}
+
+/// The final outcome of a job submitted from this node: its output bytes, or why it failed.
+pub type JobOutcome = Result<Arc<Vec<u8>>, JobError>;
+
+/// The mesh as the local node sees it, for `shoal peers` ([`crate::cli::rows::PeerRow`]).
+#[derive(Debug, Clone)]
+pub struct MeshView {
+    pub me: PeerStatus,
+    /// The local node's libp2p peer id.
+    pub me_peer: libp2p::PeerId,
+    /// Live peers, with their libp2p peer id where the driver knows it.
+    pub peers: Vec<(PeerStatus, Option<libp2p::PeerId>)>,
+}
+
+/// What the driver is asked to do. Each carries its own reply channel, so answers match.
+pub(crate) enum Command {
+    Submit {
+        spec: JobSpec,
+        reply: oneshot::Sender<Result<JobId, SubmitError>>,
+    },
+    Status {
+        job: JobId,
+        reply: oneshot::Sender<Option<(JobView, usize)>>,
+    },
+    Wait {
+        job: JobId,
+        reply: oneshot::Sender<JobOutcome>,
+    },
+    Peers {
+        reply: oneshot::Sender<MeshView>,
+    },
+    Jobs {
+        reply: oneshot::Sender<Vec<JobView>>,
+    },
+    Fetch {
+        holder: NodeId,
+        hash: BlobHash,
+        reply: FetchReply,
+    },
+    Respond {
+        channel: ResponseChannel<BlobResponse>,
+        response: BlobResponse,
+    },
+    TaskFinished {
+        job: JobId,
+        task: u32,
+        outcome: shoal_protocol::TaskOutcome,
+        run_us: u64,
+    },
+    Collected {
+        job: JobId,
+        holder: NodeId,
+        result: Result<Vec<u8>, crate::exec::CollectError>,
+    },
+    Shutdown,
+}
+
+/// A cloneable handle to a running node: the only way in.
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) tx: mpsc::Sender<Command>,
+    store: BlobStore,
+    me: NodeId,
+    pub(crate) manifests: Arc<Mutex<BoundedMap<BlobHash, Arc<Manifest>>>>,
+    pub(crate) in_flight: Arc<InFlight>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle").field("me", &self.me).finish()
+    }
+}
+
+impl Handle {
+    /// A handle and the receiving end of its commands (for the driver).
+    pub(crate) fn new(store: BlobStore, me: NodeId) -> (Self, mpsc::Receiver<Command>) {
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let handle = Self {
+            tx,
+            store,
+            me,
+            manifests: Arc::new(Mutex::new(BoundedMap::new(MANIFEST_CACHE))),
+            in_flight: Arc::default(),
+        };
+        (handle, rx)
+    }
+
+    /// Sends a command and waits for its answer.
+    pub(crate) async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NodeGone> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).await.map_err(|_| NodeGone)?;
+        rx.await.map_err(|_| NodeGone)
+    }
+
+    /// Sends a command that needs no answer (a report from a task the driver started).
+    pub(crate) async fn tell(&self, command: Command) {
+        // A driver that is gone has nobody left to tell.
+        let _ = self.tx.send(command).await;
+    }
+
+    /// This node's protocol id.
+    pub fn id(&self) -> NodeId {
+        self.me
+    }
+
+    pub fn store(&self) -> &BlobStore {
+        &self.store
+    }
+
+    /// Builds the spec (chunking file inputs, on the blocking pool) and submits it.
+    pub async fn submit(&self, request: JobRequest) -> Result<(JobId, JobSpec), SubmitFailure> {
+        let store = self.store.clone();
+        let spec = tokio::task::spawn_blocking(move || request.into_spec(&store))
+            .await
+            .map_err(|e| PrepareError::Panicked(e.to_string()))??;
+        let id = self
+            .ask(|reply| Command::Submit {
+                spec: spec.clone(),
+                reply,
+            })
+            .await??;
+        Ok((id, spec))
+    }
+
+    /// A job's state and the number of live peers; `None` for a job this node does not know.
+    pub async fn status(&self, job: JobId) -> Result<Option<(JobView, usize)>, NodeGone> {
+        self.ask(|reply| Command::Status { job, reply }).await
+    }
+
+    /// Waits for a job submitted from this node to end.
+    pub async fn wait(&self, job: JobId) -> JobOutcome {
+        self.ask(|reply| Command::Wait { job, reply }).await?
+    }
+
+    /// The mesh as this node sees it.
+    pub async fn peers(&self) -> Result<MeshView, NodeGone> {
+        self.ask(|reply| Command::Peers { reply }).await
+    }
+
+    /// The jobs this node tracks or remembers.
+    pub async fn jobs(&self) -> Result<Vec<JobView>, NodeGone> {
+        self.ask(|reply| Command::Jobs { reply }).await
+    }
+
+    /// Asks the node to stop.
+    pub async fn shutdown(&self) {
+        self.tell(Command::Shutdown).await;
+    }
+}
