@@ -16,6 +16,7 @@
 //!
 //! Determinism: all randomness comes from one seeded generator; events are ordered by
 //! (virtual time, insertion order); the trace hash covers every message and delivery.
+#![forbid(unsafe_code)]
 
 pub mod config;
 pub mod gossip;

@@ -1,4 +1,4 @@
-//! The way into a running node: a cloneable [`Handle`] that sends [`Command`]s to the driver
+//! The way into a running node: a cloneable [`Handle`] that sends commands to the driver
 //! over a bounded channel and awaits the answers (rust-libp2p's file-sharing `Client` split).
 //! Fetching blobs through it is [`crate::fetch`]'s.
 

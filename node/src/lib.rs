@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //!
-//! - [`launch`]: starts a node (identity, swarm, listeners, driver, API, `node.json`).
+//! - [`launch`](mod@launch): starts a node (identity, swarm, listeners, driver, API, `node.json`).
 //! - [`driver`]: the event loop, one task that owns the protocol machine and the swarm;
 //!   [`handle`]: the [`Handle`] and its commands, the way in for everything else; [`fetch`]:
 //!   getting blobs from peers, shared and verified; [`peers`]: the bounded peer table.
@@ -12,6 +12,7 @@
 //!   [`input`]: line-aligned chunking of input files; [`job_request`]: what users ask for.
 //! - [`api`] and [`client`]: the local control API (JSON lines over TCP) and its client.
 //! - [`cli`]: the `shoal` subcommands; [`demo`]: `shoal demo`.
+#![forbid(unsafe_code)]
 
 pub mod api;
 pub mod blob_proto;

@@ -14,7 +14,7 @@
 //!   partial results that came from peers.
 //! - [`words`]: the word definition and the fast word counter; [`grep`]: the line matcher;
 //!   [`pi`]: the sampler, drawing from [`rng`].
-//! - [`reference`]: single-process implementations of every built-in job.
+//! - [`reference`](mod@reference): single-process implementations of every built-in job.
 #![forbid(unsafe_code)]
 
 pub mod grep;

@@ -21,6 +21,7 @@
 //!   its driver; [`pacer`]: how batches are paced.
 //! - [`harness`]: nodes on virtual time with an in-memory network, for the state-machine tests
 //!   and the simulator.
+#![forbid(unsafe_code)]
 
 pub mod bounded;
 pub mod codec;

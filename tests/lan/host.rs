@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub struct Host {
+pub(crate) struct Host {
     pub ns: String,
     pub ip: Ipv4Addr,
     pub data_dir: PathBuf,
@@ -21,7 +21,7 @@ pub struct Host {
 impl Host {
     /// Starts `shoal node` here with its defaults (all interfaces, mDNS on, API on the host's
     /// 127.0.0.1:7070) and waits until it listens.
-    pub fn start_node(&mut self, slots: u32, extra: &[&str]) {
+    pub(crate) fn start_node(&mut self, slots: u32, extra: &[&str]) {
         let mut cmd = in_ns(&self.ns, SHOAL);
         cmd.args(["node", "--slots", &slots.to_string(), "--data-dir"])
             .arg(&self.data_dir)
@@ -30,18 +30,18 @@ impl Host {
     }
 
     /// SIGKILLs the node.
-    pub fn kill_node(&mut self) {
+    pub(crate) fn kill_node(&mut self) {
         if let Some(mut node) = self.node.take() {
             node.kill();
         }
     }
 
-    pub fn peer_id(&self) -> &str {
+    pub(crate) fn peer_id(&self) -> &str {
         &self.node.as_ref().expect("a running node").peer_id
     }
 
     /// The node's QUIC address on this host's LAN interface, for `--bootstrap`.
-    pub fn quic_addr(&self) -> String {
+    pub(crate) fn quic_addr(&self) -> String {
         let node = self.node.as_ref().expect("a running node");
         let port = node
             .addrs
@@ -56,7 +56,7 @@ impl Host {
     }
 
     /// Runs `shoal ARGS` here to completion.
-    pub fn shoal(&self, args: &[&str]) -> Output {
+    pub(crate) fn shoal(&self, args: &[&str]) -> Output {
         in_ns(&self.ns, SHOAL)
             .args(args)
             .stdin(Stdio::null())
@@ -65,26 +65,26 @@ impl Host {
     }
 
     /// The node's view (itself included); empty while the node does not answer.
-    pub fn peers(&self) -> Vec<PeerRow> {
+    pub(crate) fn peers(&self) -> Vec<PeerRow> {
         let out = self.shoal(&["peers", "--json"]);
         serde_json::from_slice(&out.stdout).unwrap_or_default()
     }
 
     /// The protocol id of this host's node, as in a job's `spread`.
-    pub fn node_id(&self) -> String {
+    pub(crate) fn node_id(&self) -> String {
         let rows = self.peers();
         let me = rows.iter().find(|p| p.is_self).expect("the node answers");
         me.node_id.clone()
     }
 
     /// The jobs the node knows; empty while the node does not answer.
-    pub fn jobs(&self) -> Vec<JobRow> {
+    pub(crate) fn jobs(&self) -> Vec<JobRow> {
         let out = self.shoal(&["jobs", "--json"]);
         serde_json::from_slice(&out.stdout).unwrap_or_default()
     }
 
     /// Starts `shoal submit --json ARGS` here without waiting for it.
-    pub fn submit(&self, args: &[&str]) -> Submission {
+    pub(crate) fn submit(&self, args: &[&str]) -> Submission {
         let child = in_ns(&self.ns, SHOAL)
             .args(["submit", "--json", "--timeout", "180s"])
             .args(args)
@@ -100,7 +100,7 @@ impl Host {
     }
 
     /// Drops every packet to and from `others` (one side of a partition).
-    pub fn block(&self, others: &[Ipv4Addr]) {
+    pub(crate) fn block(&self, others: &[Ipv4Addr]) {
         let set: Vec<String> = others.iter().map(Ipv4Addr::to_string).collect();
         let set = set.join(", ");
         nft(
@@ -115,12 +115,12 @@ impl Host {
     }
 
     /// Lifts [`Host::block`].
-    pub fn unblock(&self) {
+    pub(crate) fn unblock(&self) {
         nft(&self.ns, "delete table inet partition");
     }
 
     /// Drops `percent` % of the packets arriving at this host, at random.
-    pub fn set_loss(&self, percent: u32) {
+    pub(crate) fn set_loss(&self, percent: u32) {
         nft(
             &self.ns,
             &format!(
@@ -133,14 +133,14 @@ impl Host {
 }
 
 /// A `shoal submit --json` running in a host.
-pub struct Submission {
+pub(crate) struct Submission {
     child: Option<Child>,
     pub started: Instant,
 }
 
 impl Submission {
     /// Waits for the answer and returns it with the wall time since the submit started.
-    pub fn finish(mut self) -> (serde_json::Value, Duration) {
+    pub(crate) fn finish(mut self) -> (serde_json::Value, Duration) {
         let out = self
             .child
             .take()
@@ -163,7 +163,7 @@ impl Submission {
     }
 
     /// Whether the submit has ended (then `finish` returns at once).
-    pub fn ended(&mut self) -> bool {
+    pub(crate) fn ended(&mut self) -> bool {
         let child = self.child.as_mut().expect("not finished yet");
         matches!(child.try_wait(), Ok(Some(_)))
     }
@@ -180,7 +180,7 @@ impl Drop for Submission {
 
 /// Hosts, the network between them and everything they run; all of it goes away on drop.
 /// Fields drop in order: nodes first, then the emulator, then the namespaces.
-pub struct Lan {
+pub(crate) struct Lan {
     pub hosts: Vec<Host>,
     emulator: Option<LinkEmulator>,
     switch: Option<Switch>,
@@ -201,7 +201,7 @@ impl Lan {
 
     /// Subnets 10.77.`s`.0/24, one bridge each, with `count` hosts on each: `&[(1, 5)]` is
     /// five hosts on one bridge.
-    pub fn bridged(segments: &[(u8, usize)]) -> Self {
+    pub(crate) fn bridged(segments: &[(u8, usize)]) -> Self {
         let mut lan = Self::empty();
         let mut switch = Switch::new(&lan.namespaces);
         for &(segment, count) in segments {
@@ -217,14 +217,14 @@ impl Lan {
     }
 
     /// Adds a router between the subnets: unicast crosses, multicast (mDNS) does not.
-    pub fn add_router(&mut self, segments: &[u8]) {
+    pub(crate) fn add_router(&mut self, segments: &[u8]) {
         let switch = self.switch.as_mut().expect("a bridged LAN");
         switch.add_router(&self.namespaces, segments);
     }
 
     /// `count` hosts whose only link is a TUN device into a userspace link emulator, which can
     /// delay, jitter and duplicate their packets (see [`crate::linkemu`]).
-    pub fn emulated(count: usize, seed: u64) -> Self {
+    pub(crate) fn emulated(count: usize, seed: u64) -> Self {
         let mut lan = Self::empty();
         let hosts: Vec<(String, Ipv4Addr)> = (1..=count)
             .map(|i| {
@@ -239,7 +239,7 @@ impl Lan {
         lan
     }
 
-    pub fn emulator(&self) -> &LinkEmulator {
+    pub(crate) fn emulator(&self) -> &LinkEmulator {
         self.emulator.as_ref().expect("an emulated LAN")
     }
 
@@ -258,7 +258,7 @@ impl Lan {
 
     /// Waits until every host in `hosts` that runs a node sees exactly `size` nodes (itself
     /// included); returns how long that took.
-    pub fn await_views(&self, hosts: &[usize], size: usize, limit: Duration) -> Duration {
+    pub(crate) fn await_views(&self, hosts: &[usize], size: usize, limit: Duration) -> Duration {
         let start = Instant::now();
         std::thread::scope(|s| {
             let waits: Vec<_> = hosts
@@ -285,7 +285,11 @@ impl Lan {
 }
 
 /// Polls `check` every 50 ms until it gives a value, or panics after `limit` naming `what`.
-pub fn wait_until<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_until<T>(
+    what: &str,
+    limit: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(value) = check() {

@@ -23,7 +23,7 @@ const BUFFER: usize = 2048;
 
 /// What the emulator does to every packet.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Impairment {
+pub(crate) struct Impairment {
     pub latency: Duration,
     pub jitter: Duration,
     /// Chance that a packet is delivered twice, in parts per thousand.
@@ -32,13 +32,13 @@ pub struct Impairment {
 
 /// What the emulator has done so far.
 #[derive(Debug, Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     pub delivered: AtomicU64,
     pub duplicated: AtomicU64,
     pub dropped_full: AtomicU64,
 }
 
-pub struct LinkEmulator {
+pub(crate) struct LinkEmulator {
     impairment: Arc<Mutex<Impairment>>,
     pub counters: Arc<Counters>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -48,7 +48,7 @@ pub struct LinkEmulator {
 impl LinkEmulator {
     /// Gives each `(namespace, address)` a TUN device `eth0` with `address`/24 and starts
     /// forwarding between them, without impairment until [`LinkEmulator::set`].
-    pub fn start(hosts: &[(String, Ipv4Addr)], seed: u64) -> Self {
+    pub(crate) fn start(hosts: &[(String, Ipv4Addr)], seed: u64) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -114,7 +114,7 @@ impl LinkEmulator {
     }
 
     /// Changes what happens to packets from now on.
-    pub fn set(&self, impairment: Impairment) {
+    pub(crate) fn set(&self, impairment: Impairment) {
         *self.impairment.lock().unwrap() = impairment;
     }
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// The private range the hosts use; it exists only inside the test's namespaces.
-pub fn subnet_addr(segment: u8, host: u8) -> Ipv4Addr {
+pub(crate) fn subnet_addr(segment: u8, host: u8) -> Ipv4Addr {
     Ipv4Addr::new(10, 77, segment, host)
 }
 
@@ -29,7 +29,7 @@ fn script(name: &str) -> PathBuf {
 
 /// Why the LAN tests cannot run here, if they cannot. Installs iproute2 and nftables when run
 /// as root without them.
-pub fn unavailable() -> Option<String> {
+pub(crate) fn unavailable() -> Option<String> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let euid = status
         .lines()
@@ -88,12 +88,12 @@ fn ensure_reaper() {
 }
 
 /// Runs `ip ARGS`, panicking with its error output if it fails.
-pub fn ip(args: &[&str]) {
+pub(crate) fn ip(args: &[&str]) {
     run(Command::new("ip").args(args));
 }
 
 /// Runs a command to success or panics with what it printed.
-pub fn run(cmd: &mut Command) -> Output {
+pub(crate) fn run(cmd: &mut Command) -> Output {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
@@ -106,14 +106,14 @@ pub fn run(cmd: &mut Command) -> Output {
 }
 
 /// A command run inside namespace `ns`.
-pub fn in_ns(ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+pub(crate) fn in_ns(ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", ns]).arg(program);
     cmd
 }
 
 /// Loads an nftables ruleset inside `ns`.
-pub fn nft(ns: &str, ruleset: &str) {
+pub(crate) fn nft(ns: &str, ruleset: &str) {
     let mut child = in_ns(ns, "nft")
         .args(["-f", "-"])
         .stdin(Stdio::piped())
@@ -135,13 +135,13 @@ pub fn nft(ns: &str, ruleset: &str) {
 }
 
 /// A set of namespaces that disappears with this value.
-pub struct Namespaces {
+pub(crate) struct Namespaces {
     base: String,
     names: Mutex<Vec<String>>,
 }
 
 impl Namespaces {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         ensure_reaper();
         let base = format!("{}{}-", prefix(), NEXT.fetch_add(1, Ordering::Relaxed));
@@ -152,7 +152,7 @@ impl Namespaces {
     }
 
     /// Creates namespace `<base><role>` with its loopback up.
-    pub fn add(&self, role: &str) -> String {
+    pub(crate) fn add(&self, role: &str) -> String {
         let name = format!("{}{role}", self.base);
         ip(&["netns", "add", &name]);
         self.names.lock().unwrap().push(name.clone());
@@ -176,14 +176,14 @@ impl Drop for Namespaces {
 }
 
 /// Subnets on bridges in one switch namespace, hosts on them, routers between them.
-pub struct Switch {
+pub(crate) struct Switch {
     pub ns: String,
     segments: Vec<u8>,
     ports: u32,
 }
 
 impl Switch {
-    pub fn new(namespaces: &Namespaces) -> Self {
+    pub(crate) fn new(namespaces: &Namespaces) -> Self {
         Self {
             ns: namespaces.add("sw"),
             segments: Vec::new(),
@@ -192,7 +192,7 @@ impl Switch {
     }
 
     /// Adds subnet 10.77.`segment`.0/24 as a bridge. Multicast (mDNS) floods across it.
-    pub fn add_segment(&mut self, segment: u8) {
+    pub(crate) fn add_segment(&mut self, segment: u8) {
         let br = format!("br{segment}");
         ip(&[
             "-n",
@@ -234,7 +234,7 @@ impl Switch {
 
     /// Plugs a host into `segment` with address 10.77.`segment`.`host`; its default route
     /// goes through the segment's router, if it gets one.
-    pub fn plug_host(&mut self, ns: &str, segment: u8, host: u8) -> Ipv4Addr {
+    pub(crate) fn plug_host(&mut self, ns: &str, segment: u8, host: u8) -> Ipv4Addr {
         let addr = subnet_addr(segment, host);
         self.plug(ns, "eth0", segment, addr);
         let gateway = subnet_addr(segment, ROUTER_HOST).to_string();
@@ -244,7 +244,7 @@ impl Switch {
 
     /// A router namespace with a leg in each segment. It forwards unicast only: multicast, and
     /// so mDNS, stays inside each subnet, as on a real routed network.
-    pub fn add_router(&mut self, namespaces: &Namespaces, segments: &[u8]) {
+    pub(crate) fn add_router(&mut self, namespaces: &Namespaces, segments: &[u8]) {
         let ns = namespaces.add("router");
         for &segment in segments {
             let iface = format!("eth{segment}");

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
+pub(crate) const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
 
 /// One `shoal node` process.
-pub struct NodeProc {
+pub(crate) struct NodeProc {
     pub child: Child,
     pub peer_id: String,
     pub addrs: Vec<String>,
@@ -23,7 +23,7 @@ pub struct NodeProc {
 
 impl NodeProc {
     /// Starts a node and waits until it prints its API address (it is listening by then).
-    pub fn start(data_dir: &Path, slots: u32, bootstrap: &[String]) -> Self {
+    pub(crate) fn start(data_dir: &Path, slots: u32, bootstrap: &[String]) -> Self {
         let mut cmd = Command::new(SHOAL);
         cmd.args([
             "node",
@@ -42,7 +42,7 @@ impl NodeProc {
 
     /// Runs `cmd` (a `shoal node` command line, perhaps wrapped) and waits until the node prints
     /// its API address.
-    pub fn spawn(mut cmd: Command, data_dir: &Path) -> Self {
+    pub(crate) fn spawn(mut cmd: Command, data_dir: &Path) -> Self {
         cmd.stdout(Stdio::piped()).stderr(Stdio::null());
         // For diagnosing a failing test: keep each node's log in this directory (with
         // SHOAL_LOG for the level).
@@ -79,11 +79,11 @@ impl NodeProc {
         }
     }
 
-    pub fn client(&self) -> Client {
+    pub(crate) fn client(&self) -> Client {
         Client::new(self.api)
     }
 
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -96,13 +96,13 @@ impl Drop for NodeProc {
 }
 
 /// Several nodes joined through the first one's address (no mDNS: tests run side by side).
-pub struct Mesh {
+pub(crate) struct Mesh {
     pub dir: tempfile::TempDir,
     pub nodes: Vec<NodeProc>,
 }
 
 impl Mesh {
-    pub async fn start(slots: &[u32]) -> Self {
+    pub(crate) async fn start(slots: &[u32]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut nodes: Vec<NodeProc> = Vec::new();
         for (i, &s) in slots.iter().enumerate() {
@@ -123,7 +123,7 @@ impl Mesh {
     }
 
     /// Polls every node's view until each sees all the others, or panics at the deadline.
-    pub async fn await_full_view(&self, limit: Duration) {
+    pub(crate) async fn await_full_view(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
         for node in &self.nodes {
             loop {
@@ -144,7 +144,7 @@ impl Mesh {
 }
 
 /// A multiaddr without its trailing `/p2p/<peer-id>`.
-pub fn strip_peer_id(addr: &str) -> String {
+pub(crate) fn strip_peer_id(addr: &str) -> String {
     match addr.rfind("/p2p/") {
         Some(i) => addr[..i].to_string(),
         None => addr.to_string(),
@@ -153,7 +153,7 @@ pub fn strip_peer_id(addr: &str) -> String {
 
 /// Polls a node's view (itself included) until it holds exactly `size` nodes, or panics at the
 /// deadline.
-pub async fn await_view_size(node: &NodeProc, size: usize, deadline: Instant) {
+pub(crate) async fn await_view_size(node: &NodeProc, size: usize, deadline: Instant) {
     loop {
         let seen = node.client().peers().await.map(|p| p.len()).unwrap_or(0);
         if seen == size {
@@ -169,7 +169,7 @@ pub async fn await_view_size(node: &NodeProc, size: usize, deadline: Instant) {
 }
 
 /// Runs `shoal ARGS...` to completion.
-pub fn shoal(args: &[&str]) -> Output {
+pub(crate) fn shoal(args: &[&str]) -> Output {
     Command::new(SHOAL)
         .args(args)
         .stdin(Stdio::null())
@@ -178,7 +178,11 @@ pub fn shoal(args: &[&str]) -> Output {
 }
 
 /// `shoal submit --json` through a node's API; returns the parsed JSON line.
-pub fn submit_json(api: SocketAddr, job_and_args: &[&str], extra: &[&str]) -> serde_json::Value {
+pub(crate) fn submit_json(
+    api: SocketAddr,
+    job_and_args: &[&str],
+    extra: &[&str],
+) -> serde_json::Value {
     let api = api.to_string();
     let mut args = vec!["submit", "--json", "--api", &api, "--timeout", "120s"];
     args.extend_from_slice(extra);
@@ -199,12 +203,12 @@ pub fn submit_json(api: SocketAddr, job_and_args: &[&str], extra: &[&str]) -> se
 }
 
 /// The result field of a --json answer, as the bytes a reference implementation produces.
-pub fn result_bytes(answer: &serde_json::Value) -> Vec<u8> {
+pub(crate) fn result_bytes(answer: &serde_json::Value) -> Vec<u8> {
     serde_json::to_vec(&answer["result"]).expect("serializable")
 }
 
 /// Writes a corpus with many distinct words, so partial results are blobs, not inline values.
-pub fn write_wide_corpus(dir: &Path, files: usize, lines: usize) -> Vec<Vec<u8>> {
+pub(crate) fn write_wide_corpus(dir: &Path, files: usize, lines: usize) -> Vec<Vec<u8>> {
     std::fs::create_dir_all(dir).expect("corpus dir");
     let mut rng = shoal_ops::SplitMix64(11);
     (0..files)
@@ -224,7 +228,7 @@ pub fn write_wide_corpus(dir: &Path, files: usize, lines: usize) -> Vec<Vec<u8>>
 
 /// Builds the example WebAssembly jobs (once per test run) and returns the path of `name`'s
 /// module. Installs the wasm32 target first if this toolchain lacks it.
-pub fn example_wasm(name: &str) -> PathBuf {
+pub(crate) fn example_wasm(name: &str) -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     let dir = BUILT.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -269,14 +273,14 @@ pub fn example_wasm(name: &str) -> PathBuf {
 }
 
 /// Writes a WebAssembly module given in text form, for hostile-module tests.
-pub fn write_wat(dir: &Path, name: &str, wat: &str) -> PathBuf {
+pub(crate) fn write_wat(dir: &Path, name: &str, wat: &str) -> PathBuf {
     let path = dir.join(format!("{name}.wasm"));
     std::fs::write(&path, wat::parse_str(wat).expect("valid WAT")).expect("writing module");
     path
 }
 
 /// `shoal submit` through a node's API with `args`; returns the finished process output.
-pub fn submit_raw(api: SocketAddr, args: &[&str]) -> Output {
+pub(crate) fn submit_raw(api: SocketAddr, args: &[&str]) -> Output {
     let api = api.to_string();
     let mut all = vec!["submit", "--api", &api, "--timeout", "120s"];
     all.extend_from_slice(args);

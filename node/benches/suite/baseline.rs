@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-pub const THREADS: u64 = 2;
+pub(crate) const THREADS: u64 = 2;
 
 /// splitmix64, the generator Shoal's `pi` samples with.
 fn next(state: &mut u64) -> u64 {
@@ -18,7 +18,7 @@ fn next(state: &mut u64) -> u64 {
 
 /// Monte Carlo pi over `samples` points on 2 threads; returns the hits. The same sampling as
 /// Shoal's: one 64-bit draw per point, 32 bits per coordinate, inside when x² + y² < 2⁶⁴.
-pub fn pi(samples: u64) -> u64 {
+pub(crate) fn pi(samples: u64) -> u64 {
     std::thread::scope(|s| {
         let parts: Vec<_> = (0..THREADS)
             .map(|t| {
@@ -41,7 +41,7 @@ pub fn pi(samples: u64) -> u64 {
 /// Word count over `files` on 2 threads (files dealt round-robin), output as Shoal prints it: a
 /// JSON object of lowercased words to counts, sorted. The generated corpus is ASCII, so words
 /// are runs of ASCII letters and digits.
-pub fn wordcount(files: &[PathBuf]) -> Vec<u8> {
+pub(crate) fn wordcount(files: &[PathBuf]) -> Vec<u8> {
     type Counts = HashMap<Vec<u8>, u64, foldhash::fast::FixedState>;
     let partials: Vec<Counts> = std::thread::scope(|s| {
         let parts: Vec<_> = (0..THREADS as usize)

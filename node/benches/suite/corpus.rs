@@ -14,7 +14,7 @@ const VERSION: u32 = 1;
 
 /// The corpus of `total` bytes (whole files of 64 MiB, or one smaller file) under `root`;
 /// generates it if it is not there yet.
-pub fn ensure(root: &Path, total: u64) -> Vec<PathBuf> {
+pub(crate) fn ensure(root: &Path, total: u64) -> Vec<PathBuf> {
     let dir = root.join(format!("corpus-v{VERSION}-{}mib", total >> 20));
     let files = (total / FILE_BYTES).max(1);
     let per_file = total.min(FILE_BYTES);

@@ -5,14 +5,14 @@ use crate::report::Figure;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub struct Python {
+pub(crate) struct Python {
     interpreter: PathBuf,
     script: PathBuf,
 }
 
 impl Python {
     /// Creates or reuses the environment. Errors say what is missing.
-    pub fn setup(root: &Path) -> Result<Self, String> {
+    pub(crate) fn setup(root: &Path) -> Result<Self, String> {
         let venv = root.join("target/bench-venv");
         let requirements = root.join("bench/requirements.txt");
         let wanted = std::fs::read_to_string(&requirements)
@@ -40,7 +40,7 @@ impl Python {
     }
 
     /// Runs one workload on one framework `runs` times; returns the JSON it printed.
-    pub fn run(
+    pub(crate) fn run(
         &self,
         workload: &str,
         framework: &str,
@@ -65,7 +65,7 @@ impl Python {
     }
 
     /// The per-run figures of a throughput- or time-like result.
-    pub fn figure(
+    pub(crate) fn figure(
         &self,
         workload: &str,
         framework: &str,

@@ -5,17 +5,17 @@ use serde_json::json;
 
 /// One measured quantity over several runs.
 #[derive(Debug, Clone)]
-pub struct Figure {
+pub(crate) struct Figure {
     pub values: Vec<f64>,
 }
 
 impl Figure {
-    pub fn new(mut values: Vec<f64>) -> Self {
+    pub(crate) fn new(mut values: Vec<f64>) -> Self {
         values.sort_by(f64::total_cmp);
         Self { values }
     }
 
-    pub fn median(&self) -> f64 {
+    pub(crate) fn median(&self) -> f64 {
         self.values[self.values.len() / 2]
     }
 
@@ -62,7 +62,7 @@ fn fmt(x: f64) -> String {
 
 /// One workload's figures: Shoal's and its peers', measured in the same run.
 #[derive(Debug)]
-pub struct Row {
+pub(crate) struct Row {
     pub workload: String,
     pub unit: &'static str,
     /// Whether a larger figure is better (throughput) or worse (time, memory).
@@ -80,7 +80,7 @@ impl Row {
         self.shoal.median() / peer.median()
     }
 
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         let mut peers = serde_json::Map::new();
         let mut ratios = serde_json::Map::new();
         for (name, figure) in &self.peers {
@@ -106,7 +106,7 @@ impl Row {
         })
     }
 
-    pub fn markdown(&self) -> String {
+    pub(crate) fn markdown(&self) -> String {
         let peers: Vec<String> = self
             .peers
             .iter()
@@ -136,7 +136,7 @@ impl Row {
     }
 }
 
-pub fn markdown_table(rows: &[Row]) -> String {
+pub(crate) fn markdown_table(rows: &[Row]) -> String {
     let mut out = String::from(
         "| workload | unit | Shoal: median (min–max) | peers: median (min–max) → Shoal ÷ peer | target |\n\
          | --- | --- | --- | --- | --- |\n",

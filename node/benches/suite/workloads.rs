@@ -20,7 +20,7 @@ const SLOTS: u32 = 2;
 
 /// How big each workload is: the sizes, or a smoke test's.
 #[derive(Debug, Clone)]
-pub struct Sizes {
+pub(crate) struct Sizes {
     pub runs: usize,
     pub tiny_tasks: u64,
     pub latency_jobs: u64,
@@ -31,7 +31,7 @@ pub struct Sizes {
 }
 
 impl Sizes {
-    pub fn full(runs: usize) -> Self {
+    pub(crate) fn full(runs: usize) -> Self {
         Self {
             runs,
             tiny_tasks: 100_000,
@@ -43,7 +43,7 @@ impl Sizes {
         }
     }
 
-    pub fn smoke() -> Self {
+    pub(crate) fn smoke() -> Self {
         Self {
             runs: 1,
             tiny_tasks: 2_000,
@@ -56,7 +56,7 @@ impl Sizes {
     }
 }
 
-pub struct Bench {
+pub(crate) struct Bench {
     pub sizes: Sizes,
     pub python: Result<Python, String>,
     pub data: PathBuf,
@@ -105,7 +105,7 @@ impl Bench {
     }
 
     /// 1. One job of many tasks that do almost nothing.
-    pub async fn tiny(&self) -> Row {
+    pub(crate) async fn tiny(&self) -> Row {
         let n = self.sizes.tiny_tasks;
         let mesh = Mesh::start(&[SLOTS; 2]).await;
         let client = mesh.nodes[0].client();
@@ -142,7 +142,7 @@ impl Bench {
     }
 
     /// 2. One-task jobs, submit to result, through the client API, on 3 nodes.
-    pub async fn latency(&self) -> Vec<Row> {
+    pub(crate) async fn latency(&self) -> Vec<Row> {
         let jobs = self.sizes.latency_jobs;
         let mesh = Mesh::start(&[SLOTS; 3]).await;
         let client = mesh.nodes[0].client();
@@ -228,7 +228,7 @@ impl Bench {
     }
 
     /// 3. CPU-bound: Monte Carlo pi.
-    pub async fn pi(&self) -> Row {
+    pub(crate) async fn pi(&self) -> Row {
         let samples = self.sizes.pi_samples;
         let mesh = Mesh::start(&[SLOTS; 2]).await;
         let client = mesh.nodes[0].client();
@@ -275,7 +275,7 @@ impl Bench {
     }
 
     /// 4. Data-bound: word count over a generated corpus, chunks moving between the nodes.
-    pub async fn wordcount(&self) -> Row {
+    pub(crate) async fn wordcount(&self) -> Row {
         let files = corpus::ensure(&self.data, self.sizes.corpus_bytes);
         let mib = self.sizes.corpus_bytes as f64 / f64::from(1 << 20);
         let start = Instant::now();
@@ -329,7 +329,7 @@ impl Bench {
     }
 
     /// 5. From starting two nodes to both seeing each other and running a task.
-    pub async fn cold_start(&self) -> Row {
+    pub(crate) async fn cold_start(&self) -> Row {
         let mut values = Vec::new();
         for _ in 0..self.sizes.runs {
             values.push(cold_start_once().await.as_secs_f64());
@@ -350,7 +350,7 @@ impl Bench {
     }
 
     /// 6. Resident memory of idle nodes, and peak resident memory during a large word count.
-    pub async fn memory(&self) -> Vec<Row> {
+    pub(crate) async fn memory(&self) -> Vec<Row> {
         let files = corpus::ensure(&self.data, self.sizes.memory_corpus_bytes);
         let mesh = Mesh::start(&[SLOTS; 2]).await;
         // Let start-up allocations settle before reading the idle figure.
@@ -469,7 +469,7 @@ async fn cold_start_once() -> Duration {
 }
 
 /// The repository root (where bench/ and target/ are).
-pub fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("the node crate is inside the workspace")

@@ -1,6 +1,6 @@
 //! The `shoal` command line: `node`, `submit`, `peers`, `jobs`, `demo`.
 //!
-//! `submit` is [`submit`]'s; the rows and tables of `peers` and `jobs` are [`rows`]'.
+//! `submit` lives in its own module; the rows and tables of `peers` and `jobs` in [`rows`].
 
 pub mod rows;
 mod submit;
@@ -45,7 +45,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct NetArgs {
-    /// Peer to join through (Kademlia); repeatable; with or without a /p2p/<peer-id> suffix.
+    /// Peer to join through (Kademlia); repeatable; with or without a /p2p/PEER-ID suffix.
     #[arg(long, value_name = "MULTIADDR")]
     pub bootstrap: Vec<Multiaddr>,
     /// Do not discover peers on the LAN with mDNS.
@@ -73,7 +73,7 @@ pub struct NodeArgs {
 
 #[derive(Debug, Args)]
 pub struct QueryArgs {
-    /// The node's API address [default: from <data-dir>/node.json, else 127.0.0.1:7070].
+    /// The node's API address [default: from DATA-DIR/node.json, else 127.0.0.1:7070].
     #[arg(long, value_name = "ADDR")]
     pub api: Option<String>,
     /// Data dir of the local node whose node.json names the API.

@@ -19,7 +19,7 @@ struct Slot {
     count: u64,
 }
 
-pub struct ShortTable {
+pub(super) struct ShortTable {
     slots: Vec<Slot>,
     bits: u32,
     len: usize,
@@ -47,7 +47,7 @@ impl ShortTable {
 
     /// Adds `n` to the count of `key` (not zero).
     #[inline]
-    pub fn add(&mut self, key: u128, n: u64) {
+    pub(super) fn add(&mut self, key: u128, n: u64) {
         if (self.len + 1) * 2 > self.slots.len() {
             self.grow();
         }
@@ -91,7 +91,7 @@ impl ShortTable {
 
     /// Every key with its count, in no particular order, each key once; empties the table
     /// (keeping its size for the next chunk).
-    pub fn drain(&mut self) -> Vec<(u128, u64)> {
+    pub(super) fn drain(&mut self) -> Vec<(u128, u64)> {
         let mut out = Vec::with_capacity(self.len + self.overflow.len());
         for slot in self.slots.iter_mut().filter(|s| s.key != 0) {
             out.push((slot.key, slot.count));
