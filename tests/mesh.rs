@@ -3,7 +3,8 @@
 
 mod support;
 
-use shoal_node::api::ApiResponse;
+use shoal_node::api::jobs::Progress;
+use shoal_node::client::Update;
 use shoal_node::job_request::JobRequest;
 use shoal_ops::reference;
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ async fn each_builtin_job_submitted_from_a_different_peer_equals_the_reference()
     let corpus_arg = corpus.display().to_string();
 
     let wc = submit_json(
-        mesh.nodes[0].api,
+        &mesh.nodes[0],
         &["wordcount", &corpus_arg],
         &["--chunk-size", "16384"],
     );
@@ -30,20 +31,20 @@ async fn each_builtin_job_submitted_from_a_different_peer_equals_the_reference()
     assert_eq!(wc["job"].as_str().unwrap().len(), 64);
 
     let grep = submit_json(
-        mesh.nodes[1].api,
+        &mesh.nodes[1],
         &["grep", "w42 ", &corpus_arg],
         &["--chunk-size", "8192"],
     );
     assert_eq!(result_bytes(&grep), reference::grep(&files, "w42 "));
 
     let sumsq = submit_json(
-        mesh.nodes[2].api,
+        &mesh.nodes[2],
         &["sumsq", "3", "2000003"],
         &["--tasks", "37", "--fanin", "3"],
     );
     assert_eq!(result_bytes(&sumsq), reference::sumsq(3, 2_000_003));
 
-    let pi = submit_json(mesh.nodes[1].api, &["pi", "3000000"], &["--tasks", "12"]);
+    let pi = submit_json(&mesh.nodes[1], &["pi", "3000000"], &["--tasks", "12"]);
     let spec = JobRequest::parse("pi", &["3000000".into()], 4, None, Some(12))
         .unwrap()
         .generated_spec()
@@ -70,7 +71,7 @@ async fn a_worker_killed_mid_job_does_not_change_the_result() {
     let victim = &mut mesh.nodes[2];
     let done = client
         .submit(request, |update| {
-            if let ApiResponse::Progress { job, .. } = update
+            if let Update::Progress(Progress { job, .. }) = update
                 && killed_at.is_none()
                 && job.done > 0
                 && job.done < job.total / 2
@@ -121,7 +122,7 @@ async fn a_join_submitter_gets_the_exact_result_and_contributes_no_slots() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_exit_with_code_2_and_submit_nothing() {
     let mesh = Mesh::start(&[1]).await;
-    let api = mesh.nodes[0].api.to_string();
+    let dir = mesh.nodes[0].dir_arg();
     let cases: [(&[&str], &str); 4] = [
         (
             &["wordcont", "x"],
@@ -135,7 +136,7 @@ async fn bad_requests_exit_with_code_2_and_submit_nothing() {
         (&["pi", "many"], "not a non-negative integer"),
     ];
     for (job, message) in cases {
-        let mut args = vec!["submit", "--api", &api];
+        let mut args = vec!["submit", "--data-dir", &dir];
         args.extend_from_slice(job);
         let out = shoal(&args);
         assert_eq!(out.status.code(), Some(2), "{job:?}");
@@ -149,11 +150,11 @@ async fn bad_requests_exit_with_code_2_and_submit_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_waits_and_says_so_when_no_node_has_slots() {
     let mesh = Mesh::start(&[0, 0]).await;
-    let api = mesh.nodes[0].api.to_string();
+    let dir = mesh.nodes[0].dir_arg();
     let out = shoal(&[
         "submit",
-        "--api",
-        &api,
+        "--data-dir",
+        &dir,
         "--timeout",
         "2s",
         "sumsq",

@@ -17,7 +17,7 @@ async fn example_modules_match_their_references_across_the_mesh() {
     // Word count: the same bytes as the built-in reference.
     let wc = example_wasm("wordcount").display().to_string();
     let out = submit_raw(
-        mesh.nodes[0].api,
+        &mesh.nodes[0],
         &["--chunk-size", "8192", "--wasm", &wc, &corpus_arg],
     );
     assert!(
@@ -34,7 +34,7 @@ async fn example_modules_match_their_references_across_the_mesh() {
     let pi = example_wasm("pi").display().to_string();
     let output = mesh.dir.path().join("pi.json");
     let out = submit_raw(
-        mesh.nodes[1].api,
+        &mesh.nodes[1],
         &[
             "--wasm",
             &pi,
@@ -81,7 +81,7 @@ async fn example_modules_match_their_references_across_the_mesh() {
     }
     let ll = example_wasm("loglevels").display().to_string();
     let answer = submit_json(
-        mesh.nodes[2].api,
+        &mesh.nodes[2],
         &[&logs.display().to_string()],
         &["--chunk-size", "4096", "--wasm", &ll],
     );
@@ -159,7 +159,7 @@ async fn hostile_modules_fail_their_job_with_the_reason_and_the_mesh_keeps_worki
         let mut args = vec!["--wasm", &module];
         args.extend_from_slice(flags);
         args.push(&input);
-        let out = submit_raw(mesh.nodes[0].api, &args);
+        let out = submit_raw(&mesh.nodes[0], &args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
         assert!(
@@ -173,11 +173,7 @@ async fn hostile_modules_fail_their_job_with_the_reason_and_the_mesh_keeps_worki
         assert!(stderr.contains("job "), "{name} names the job: {stderr}");
     }
     // Both nodes survived and still run a normal job.
-    let answer = submit_json(
-        mesh.nodes[1].api,
-        &["sumsq", "0", "10000"],
-        &["--tasks", "8"],
-    );
+    let answer = submit_json(&mesh.nodes[1], &["sumsq", "0", "10000"], &["--tasks", "8"]);
     assert_eq!(result_bytes(&answer), reference::sumsq(0, 10_000));
     assert_eq!(mesh.nodes[1].client().peers().await.unwrap().len(), 2);
 }
@@ -225,7 +221,7 @@ async fn invalid_modules_are_refused_at_submit_time() {
     ];
     for (module, message) in cases {
         let out = submit_raw(
-            mesh.nodes[0].api,
+            &mesh.nodes[0],
             &["--wasm", module.to_str().unwrap(), input.to_str().unwrap()],
         );
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -129,6 +129,9 @@ pub struct SimConfig {
     pub liveness_ms: u64,
     /// Mean task run time.
     pub task_ms: u64,
+    /// Percentage of nodes that run only their own jobs (`--submitters` listing nobody): they
+    /// must decline every other job and never run its tasks.
+    pub restricted_pct: u32,
 }
 
 impl Default for SimConfig {
@@ -145,6 +148,7 @@ impl Default for SimConfig {
             safety_ms: 0,
             liveness_ms: 120_000,
             task_ms: 20,
+            restricted_pct: 0,
         }
     }
 }

@@ -53,6 +53,9 @@ struct Args {
     /// faults stop.
     #[arg(long, default_value_t = 120_000)]
     liveness_ms: u64,
+    /// Percentage of nodes that run only their own jobs (they must decline all others).
+    #[arg(long, default_value_t = 0)]
+    restricted_pct: u32,
     /// Run every seed twice and fail if the traces differ.
     #[arg(long)]
     check_determinism: bool,
@@ -78,12 +81,13 @@ impl Args {
             settle_ms: self.settle_ms,
             safety_ms: self.safety_ms,
             liveness_ms: self.liveness_ms,
+            restricted_pct: self.restricted_pct.min(100),
         }
     }
 
     fn replay(&self, seed: u64) -> String {
         format!(
-            "cargo run --release -p shoal-netsim -- --nodes {} --tasks {} --jobs {} --fanin {} --seed {seed} --faults {} --task-ms {} --join-ms {} --settle-ms {} --safety-ms {} --liveness-ms {}",
+            "cargo run --release -p shoal-netsim -- --nodes {} --tasks {} --jobs {} --fanin {} --seed {seed} --faults {} --task-ms {} --join-ms {} --settle-ms {} --safety-ms {} --liveness-ms {} --restricted-pct {}",
             self.nodes,
             self.tasks,
             self.jobs,
@@ -93,7 +97,8 @@ impl Args {
             self.join_ms,
             self.settle_ms,
             self.safety_ms,
-            self.liveness_ms
+            self.liveness_ms,
+            self.restricted_pct
         )
     }
 }

@@ -53,6 +53,8 @@ struct SimNode {
     slots: u32,
     /// Partition group; nodes talk only within their group.
     group: u32,
+    /// Runs only its own jobs (declines every other).
+    restricted: bool,
 }
 
 struct JobTrack {
@@ -101,7 +103,9 @@ struct World {
 }
 
 /// The kinds of message, as reported.
-pub const KINDS: [&str; 5] = ["advert", "announce", "batch", "pulse", "finished"];
+pub const KINDS: [&str; 6] = [
+    "advert", "announce", "batch", "pulse", "finished", "decline",
+];
 
 fn kind(env: &Envelope) -> usize {
     match env.body {
@@ -110,6 +114,7 @@ fn kind(env: &Envelope) -> usize {
         Message::Batch(_) => 2,
         Message::Pulse(_) => 3,
         Message::Finished(_) => 4,
+        Message::Decline(_) => 5,
     }
 }
 
@@ -132,6 +137,8 @@ impl Sim {
                 slow: cfg.faults.slow && rng.next_u64().is_multiple_of(10),
                 slots: 1 + (rng.next_u64() % 4) as u32,
                 group: 0,
+                restricted: cfg.restricted_pct > 0
+                    && rng.next_u64() % 100 < u64::from(cfg.restricted_pct),
             })
             .collect();
         // Half the seeds keep every result as a blob, so that results die with their holders.
@@ -373,7 +380,10 @@ impl World {
         };
         // A restart is a new incarnation: its sequence numbers must not repeat the last one's.
         let seed = (i as u64) << 8 | u64::from(h.incarnation(i) + 1);
-        let proto = Node::new(node.id, cap, Config::default(), seed);
+        let mut proto = Node::new(node.id, cap, Config::default(), seed);
+        if node.restricted {
+            proto.set_submitters(Some(Default::default()));
+        }
         h.start(i, proto, self);
     }
 }
@@ -588,6 +598,12 @@ impl Env for World {
         node: usize,
         run: &TaskRun,
     ) -> (TaskOutcome, u64) {
+        if self.nodes[node].restricted && run.submitter != self.nodes[node].id {
+            self.violations.push(format!(
+                "node {node} runs only its own jobs but ran task {} of job {}",
+                run.task, run.job
+            ));
+        }
         let outcome = self.run_task(h, node, run);
         if let TaskOutcome::Done(result) = &outcome
             && let Some(j) = self.jobs.iter().position(|t| t.id == run.job)

@@ -43,6 +43,27 @@ fn clean_runs_finish_every_job_with_the_exact_result() {
 }
 
 #[test]
+fn nodes_that_run_only_their_own_jobs_never_run_a_task_of_another_s() {
+    for seed in 1..=6 {
+        // Every fault but the submitter's departure, which may leave a job unable to finish.
+        let report = run(SimConfig {
+            restricted_pct: 30,
+            faults: Faults::parse(
+                "latency,loss,duplication,reordering,partitions,crashes,restarts,slow",
+            )
+            .unwrap(),
+            ..config(40, 300, seed)
+        });
+        assert!(report.ok(), "seed {seed}: {:?}", report.violations);
+        assert_eq!(report.completed_jobs, 1, "seed {seed}");
+        assert!(
+            report.messages_by_kind["decline"] > 0,
+            "seed {seed}: nobody declined"
+        );
+    }
+}
+
+#[test]
 fn the_same_seed_gives_the_same_trace_and_another_seed_does_not() {
     let a = run(config(30, 200, 5));
     let b = run(config(30, 200, 5));

@@ -1,33 +1,44 @@
-//! A client for a node's local API (see [`crate::api`]): what `shoal submit`, `shoal peers`
-//! and `shoal jobs` use, and what Rust programs can use to drive a node.
+//! A client for a node's HTTP API ([`crate::api`], docs/api.md): what `shoal submit`,
+//! `shoal peers` and `shoal jobs` use, and what Rust programs can use to drive a node.
 
-use crate::api::{ApiRequest, ApiResponse};
+use crate::api::jobs::{Accepted, Done, Failed, Progress};
+use crate::api::token::ApiToken;
 use crate::cli::rows::{JobRow, PeerRow};
 use crate::job_request::JobRequest;
+use futures::StreamExt;
 use std::net::SocketAddr;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
-/// Longest response line accepted (a word count result can be large).
+/// Largest result accepted (a word count result can be large).
 const MAX_RESPONSE_BYTES: usize = 512 << 20;
+/// Largest single server-sent event accepted.
+const MAX_EVENT_BYTES: usize = 4 << 20;
 
+/// Why a call to the node failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// Nothing answers at the address: start a node, or point at the right one.
     #[error(
         "no shoal node answers at {addr} ({source}); start one with `shoal node`, or use `shoal submit --join`"
     )]
     Connect {
         addr: SocketAddr,
-        source: std::io::Error,
+        source: reqwest::Error,
     },
-    #[error("lost the connection to the node: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("the node sent something unexpected: {0}")]
-    Protocol(String),
+    /// The node refused the token (401): use the token of that node's data directory.
+    #[error("the node refused the request: {0}")]
+    Unauthorized(String),
+    /// The node refused the request as it is (4xx): fix it; nothing was submitted.
     #[error("{0}")]
     Rejected(String),
+    /// The node cannot take the request now (503): try again later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The job ran and failed.
     #[error("job {job} failed: {error}")]
     Failed { job: String, error: String },
+    /// The connection broke, or the node answered something this client does not understand.
+    #[error("the node's answer could not be read: {0}")]
+    Protocol(String),
 }
 
 /// The end of a successful job.
@@ -46,104 +57,215 @@ impl Finished {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+/// What a submission hears before the job ends.
+#[derive(Debug, Clone)]
+pub enum Update {
+    Accepted(Accepted),
+    Progress(Progress),
+}
+
+/// A handle on one node's API.
+#[derive(Debug, Clone)]
 pub struct Client {
     addr: SocketAddr,
-}
-
-struct Conn {
-    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
-    /// Held open until the answer is read: dropping it would half-close the connection.
-    _write: tokio::net::tcp::OwnedWriteHalf,
-}
-
-impl Conn {
-    async fn next(&mut self) -> Result<ApiResponse, ClientError> {
-        let mut line = String::new();
-        let limit = MAX_RESPONSE_BYTES as u64 + 1;
-        let n = (&mut self.reader).take(limit).read_line(&mut line).await?;
-        if n == 0 {
-            return Err(ClientError::Protocol(
-                "the node closed the connection".into(),
-            ));
-        }
-        if n as u64 == limit {
-            return Err(ClientError::Protocol("response too large".into()));
-        }
-        serde_json::from_str(&line).map_err(|e| ClientError::Protocol(e.to_string()))
-    }
+    base: String,
+    token: ApiToken,
+    http: reqwest::Client,
 }
 
 impl Client {
-    pub fn new(addr: SocketAddr) -> Self {
-        Self { addr }
+    pub fn new(addr: SocketAddr, token: ApiToken) -> Self {
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .no_proxy()
+            .build()
+            .expect("a client without TLS or proxies always builds");
+        Self {
+            addr,
+            base: format!("http://{addr}"),
+            token,
+            http,
+        }
     }
 
-    async fn request(&self, request: &ApiRequest) -> Result<Conn, ClientError> {
-        let stream =
-            TcpStream::connect(self.addr)
-                .await
-                .map_err(|source| ClientError::Connect {
-                    addr: self.addr,
-                    source,
-                })?;
-        stream.set_nodelay(true)?;
-        let (read, mut write) = stream.into_split();
-        let mut line =
-            serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        line.push(b'\n');
-        write.write_all(&line).await?;
-        Ok(Conn {
-            reader: BufReader::new(read),
-            _write: write,
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        let response = request
+            .bearer_auth(self.token.as_str())
+            .send()
+            .await
+            .map_err(|source| {
+                if source.is_connect() {
+                    ClientError::Connect {
+                        addr: self.addr,
+                        source,
+                    }
+                } else {
+                    ClientError::Protocol(source.to_string())
+                }
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = response.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or(text);
+        Err(match status.as_u16() {
+            401 => ClientError::Unauthorized(message),
+            503 => ClientError::Unavailable(message),
+            _ => ClientError::Rejected(message),
         })
     }
 
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let response = self
+            .send(self.http.get(format!("{}{path}", self.base)))
+            .await?;
+        response
+            .json()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
     pub async fn peers(&self) -> Result<Vec<PeerRow>, ClientError> {
-        match self.request(&ApiRequest::Peers).await?.next().await? {
-            ApiResponse::Peers(p) => Ok(p),
-            other => Err(ClientError::Protocol(format!("{other:?}"))),
-        }
+        self.get_json("/api/v1/peers").await
     }
 
     pub async fn jobs(&self) -> Result<Vec<JobRow>, ClientError> {
-        match self.request(&ApiRequest::Jobs).await?.next().await? {
-            ApiResponse::Jobs(j) => Ok(j),
-            other => Err(ClientError::Protocol(format!("{other:?}"))),
+        self.get_json("/api/v1/jobs").await
+    }
+
+    pub async fn job(&self, id: &str) -> Result<JobRow, ClientError> {
+        self.get_json(&format!("/api/v1/jobs/{id}")).await
+    }
+
+    /// A finished job's output bytes.
+    pub async fn result(&self, id: &str) -> Result<Vec<u8>, ClientError> {
+        let url = format!("{}/api/v1/jobs/{id}/result", self.base);
+        let mut response = self.send(self.http.get(url)).await?;
+        let mut out = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?
+        {
+            if out.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(ClientError::Protocol("the result is too large".into()));
+            }
+            out.extend_from_slice(&chunk);
         }
+        Ok(out)
     }
 
     /// Submits a job and waits for its result, calling `progress` with each update.
     pub async fn submit(
         &self,
         request: JobRequest,
-        mut progress: impl FnMut(&ApiResponse),
+        mut progress: impl FnMut(&Update),
     ) -> Result<Finished, ClientError> {
-        let mut conn = self.request(&ApiRequest::Submit(request)).await?;
+        let url = format!("{}/api/v1/jobs", self.base);
+        let accepted: Accepted = self
+            .send(self.http.post(url).json(&request))
+            .await?
+            .json()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let id = accepted.job.clone();
+        progress(&Update::Accepted(accepted));
+        let url = format!("{}/api/v1/jobs/{id}/events", self.base);
+        let mut events = self.send(self.http.get(url)).await?.bytes_stream();
+        let mut buffer: Vec<u8> = Vec::new();
         loop {
-            let response = conn.next().await?;
-            match response {
-                ApiResponse::Done {
-                    job,
-                    output_b64,
-                    elapsed_ms,
-                } => {
-                    use base64::Engine as _;
-                    let output = base64::engine::general_purpose::STANDARD
-                        .decode(output_b64)
-                        .map_err(|e| ClientError::Protocol(format!("bad output encoding: {e}")))?;
-                    return Ok(Finished {
-                        job,
-                        output,
-                        elapsed_ms,
-                    });
+            while let Some(end) = find_event_end(&buffer) {
+                let block: Vec<u8> = buffer.drain(..end).collect();
+                let (name, data) = parse_event(&block);
+                match name.as_str() {
+                    "progress" => progress(&Update::Progress(decode(&data)?)),
+                    "done" => {
+                        let done: Done = decode(&data)?;
+                        let output = self.result(&id).await?;
+                        return Ok(Finished {
+                            job: done.job,
+                            output,
+                            elapsed_ms: done.elapsed_ms,
+                        });
+                    }
+                    "failed" => {
+                        let failed: Failed = decode(&data)?;
+                        return Err(ClientError::Failed {
+                            job: failed.job,
+                            error: failed.error,
+                        });
+                    }
+                    // Keep-alive comments and unknown events.
+                    _ => {}
                 }
-                ApiResponse::Failed { job, error } => {
-                    return Err(ClientError::Failed { job, error });
+            }
+            match events.next().await {
+                Some(Ok(chunk)) => {
+                    if buffer.len() + chunk.len() > MAX_EVENT_BYTES {
+                        return Err(ClientError::Protocol("an event is too large".into()));
+                    }
+                    buffer.extend_from_slice(&chunk);
                 }
-                ApiResponse::Rejected { error } => return Err(ClientError::Rejected(error)),
-                other => progress(&other),
+                Some(Err(e)) => return Err(ClientError::Protocol(e.to_string())),
+                None => {
+                    return Err(ClientError::Protocol(
+                        "the node ended the event stream before the job ended".into(),
+                    ));
+                }
             }
         }
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(data: &str) -> Result<T, ClientError> {
+    serde_json::from_str(data).map_err(|e| ClientError::Protocol(format!("bad event: {e}")))
+}
+
+/// Where the first complete event in `buffer` ends (just after its blank line).
+fn find_event_end(buffer: &[u8]) -> Option<usize> {
+    buffer.windows(2).position(|w| w == b"\n\n").map(|i| i + 2)
+}
+
+/// The name and data of one event block (`event:` and `data:` lines; data lines joined).
+fn parse_event(block: &[u8]) -> (String, String) {
+    let text = String::from_utf8_lossy(block);
+    let mut name = String::from("message");
+    let mut data: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("event:") {
+            name = v.trim().to_string();
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data.push(v.strip_prefix(' ').unwrap_or(v));
+        }
+    }
+    (name, data.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_split_at_blank_lines_and_their_data_joined() {
+        let stream =
+            b"event: progress\ndata: {\"a\":\ndata: 1}\n\n: keep-alive\n\nevent: done\ndata: x\n\n";
+        let first = find_event_end(stream).unwrap();
+        assert_eq!(
+            parse_event(&stream[..first]),
+            ("progress".into(), "{\"a\":\n1}".into())
+        );
+        let rest = &stream[first..];
+        let second = find_event_end(rest).unwrap();
+        assert_eq!(parse_event(&rest[..second]).0, "message");
+        let rest = &rest[second..];
+        assert_eq!(parse_event(rest), ("done".into(), "x".into()));
+        assert!(find_event_end(b"event: partial\ndata: {").is_none());
     }
 }

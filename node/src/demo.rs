@@ -1,9 +1,9 @@
 //! `shoal demo`: a 3-node mesh on loopback in one process, a generated corpus, a word count and
 //! a sum of squares, each checked against the single-process reference.
 
-use crate::client::Client;
 use crate::job_request::JobRequest;
 use crate::launch::{self, NodeOptions, RunningNode};
+use crate::mesh_key::MeshKey;
 use shoal_ops::{SplitMix64, reference};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -57,18 +57,17 @@ pub fn write_corpus(dir: &std::path::Path, files: usize, lines: usize) -> std::i
     Ok(())
 }
 
+/// Starts the demo's nodes on loopback, in a private mesh of their own (a fresh key), so that
+/// nothing else on the machine can join it.
 async fn start_mesh(root: &std::path::Path) -> anyhow::Result<Vec<RunningNode>> {
+    let key = MeshKey::write_new(&root.join("mesh.key"))?;
     let mut nodes: Vec<RunningNode> = Vec::new();
     let mut bootstrap = Vec::new();
     for i in 0..NODES {
         let mut node = launch::launch(NodeOptions {
-            listen: vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse()?],
             bootstrap: bootstrap.clone(),
-            data_dir: root.join(format!("node-{i}")),
-            slots: 2,
-            api: Some("127.0.0.1:0".parse()?),
-            mdns: false,
-            write_info: false,
+            mesh_key: Some(key.clone()),
+            ..NodeOptions::loopback(root.join(format!("node-{i}")), 2)
         })
         .await?;
         if bootstrap.is_empty() {
@@ -79,7 +78,7 @@ async fn start_mesh(root: &std::path::Path) -> anyhow::Result<Vec<RunningNode>> 
     // Wait until every node sees the other two.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     for node in &nodes {
-        let client = Client::new(node.api.expect("api requested"));
+        let client = node.client().expect("a node started with an API");
         while client.peers().await?.len() < NODES {
             anyhow::ensure!(
                 tokio::time::Instant::now() < deadline,
@@ -94,7 +93,7 @@ async fn start_mesh(root: &std::path::Path) -> anyhow::Result<Vec<RunningNode>> 
 /// Runs the demo.
 pub async fn run() -> anyhow::Result<ExitCode> {
     let root = tempfile::tempdir()?;
-    println!("starting a {NODES}-node mesh on 127.0.0.1 ...");
+    println!("starting a private {NODES}-node mesh on 127.0.0.1 (a fresh mesh key) ...");
     let nodes = start_mesh(root.path()).await?;
     for (i, n) in nodes.iter().enumerate() {
         println!("  node {i}: {}", n.peer_id);
@@ -110,7 +109,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
 
     let mut ok = true;
     // Word count, submitted from node 1.
-    let client = Client::new(nodes[1].api.expect("api requested"));
+    let client = nodes[1].client().expect("a node started with an API");
     let request = JobRequest::parse(
         "wordcount",
         &[corpus.display().to_string()],
@@ -153,7 +152,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     );
 
     // Sum of squares, submitted from node 2.
-    let client = Client::new(nodes[2].api.expect("api requested"));
+    let client = nodes[2].client().expect("a node started with an API");
     let request = JobRequest::parse("sumsq", &["0".into(), "50000000".into()], 4, None, Some(32))?;
     let done = client.submit(request, |_| {}).await?;
     let matches = done.output == reference::sumsq(0, 50_000_000);

@@ -10,10 +10,11 @@ use crate::fetch::{FetchError, FetchReply};
 use crate::handle::{Command, Handle, JobError, JobOutcome, MeshView};
 use crate::net::{Behaviour, BehaviourEvent};
 use crate::peers::{PeerBook, node_id};
+use crate::serve::{BlobServer, Verdict};
 use crate::store::BlobStore;
 use futures::StreamExt;
 use libp2p::core::transport::ListenerId;
-use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, kad, mdns, multiaddr::Protocol};
 use shoal_protocol::bounded::BoundedMap;
@@ -29,6 +30,8 @@ use tokio::sync::{mpsc, oneshot};
 const MAX_CONNECTIONS: usize = 256;
 /// Finished results kept for `wait` callers that come late.
 const RESULT_MEMORY: usize = 64;
+/// Peers banned at once (the oldest ban is lifted early past this).
+const BANS_MAX: usize = 1024;
 /// Tiny tasks the driver runs in one turn of its loop before it looks at the network again.
 const TINY_TASKS_PER_TURN: usize = 64;
 
@@ -56,6 +59,10 @@ struct Driver {
     /// Tiny tasks to run on the driver itself (see `exec::is_tiny`), a few per turn.
     tiny: VecDeque<TaskRun>,
     peers: PeerBook,
+    /// The serving side of the blob protocol.
+    server: BlobServer,
+    /// Peers kept out, until when (in ban order: every ban is as long).
+    bans: BoundedMap<PeerId, Instant>,
     /// Blob requests in flight, by request id: at most the blob behaviour's stream limit.
     fetches: HashMap<OutboundRequestId, (BlobHash, FetchReply)>,
     /// Callers waiting for jobs this node tracks (bounded by the jobs it tracks).
@@ -99,6 +106,8 @@ pub fn spawn(parts: DriverParts) -> (Handle, tokio::task::JoinHandle<()>) {
         rx,
         tiny: VecDeque::new(),
         peers: PeerBook::default(),
+        server: BlobServer::default(),
+        bans: BoundedMap::new(BANS_MAX),
         fetches: HashMap::new(),
         waiters: HashMap::new(),
         results: BoundedMap::new(RESULT_MEMORY),
@@ -131,7 +140,10 @@ impl Driver {
                     self.node.set_load(crate::sysinfo::load_milli());
                     self.node.handle_timeout(self.now());
                 }
-                _ = discovery.tick() => self.discover(),
+                _ = discovery.tick() => {
+                    self.discover();
+                    self.lift_bans();
+                }
                 // Ready at once while tiny tasks wait; `select!` picks among the ready
                 // branches at random, so the network and commands are served in between.
                 _ = std::future::ready(()), if !self.tiny.is_empty() => self.run_tiny_tasks(),
@@ -233,7 +245,7 @@ impl Driver {
             Effect::Prefetch { job, task, source } => {
                 let handle = self.handle.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = exec::prefetch(&handle, source).await {
+                    if let Err(e) = exec::prefetch(&handle, job, source).await {
                         tracing::debug!(%job, task, "prefetch failed (the task will retry): {e}");
                     }
                 });
@@ -297,6 +309,9 @@ impl Driver {
                     let _ = reply.send(Err(JobError::Unknown(job)));
                 }
             }
+            Command::Outcome { job, reply } => {
+                let _ = reply.send(self.results.get(&job).cloned());
+            }
             Command::Peers { reply } => {
                 let _ = reply.send(self.mesh_view(now));
             }
@@ -308,7 +323,12 @@ impl Driver {
                 hash,
                 reply,
             } => self.fetch(now, holder, hash, reply),
-            Command::Respond { channel, response } => {
+            Command::Respond {
+                peer,
+                channel,
+                response,
+            } => {
+                self.server.finished(peer);
                 let _ = self
                     .swarm
                     .behaviour_mut()
@@ -530,26 +550,82 @@ impl Driver {
         }
     }
 
+    /// Answers a blob request, if the peer may have the blob (see `crate::serve`).
+    fn serve(&mut self, peer: PeerId, hash: BlobHash, channel: ResponseChannel<BlobResponse>) {
+        let from = node_id(&peer);
+        let allowed = self
+            .handle
+            .store()
+            .jobs_of(&hash)
+            .iter()
+            .any(|job| self.node.may_receive(job, &from));
+        let now = Instant::now();
+        let refuse = |swarm: &mut Swarm<Behaviour>, channel| {
+            let _ = swarm
+                .behaviour_mut()
+                .blobs
+                .send_response(channel, BlobResponse::Missing);
+        };
+        match self.server.request(peer, allowed, now) {
+            Verdict::Serve => {
+                // Reading a file-backed chunk touches the disk: do it off the driver.
+                let handle = self.handle.clone();
+                tokio::spawn(async move {
+                    let store = handle.store().clone();
+                    let response = tokio::task::spawn_blocking(move || match store.get(&hash) {
+                        Some(bytes) => BlobResponse::Found(bytes),
+                        None => BlobResponse::Missing,
+                    })
+                    .await
+                    .unwrap_or(BlobResponse::Missing);
+                    let respond = Command::Respond {
+                        peer,
+                        channel,
+                        response,
+                    };
+                    handle.tell(respond).await;
+                });
+            }
+            Verdict::Refuse => {
+                tracing::debug!(%peer, %hash, "refused a blob to a peer that may not have it");
+                refuse(&mut self.swarm, channel);
+            }
+            Verdict::Ban => {
+                tracing::warn!(
+                    %peer,
+                    "disconnecting a peer that keeps asking for blobs it may not have; it is kept out for {:?}",
+                    crate::serve::BAN
+                );
+                refuse(&mut self.swarm, channel);
+                self.swarm.behaviour_mut().blocked.block_peer(peer);
+                self.bans.insert(peer, now + crate::serve::BAN);
+            }
+            // Dropping the channel fails the request on the peer's side: it may try again.
+            Verdict::Busy => drop(channel),
+        }
+    }
+
+    /// Lets banned peers back in once their ban is over.
+    fn lift_bans(&mut self) {
+        let now = Instant::now();
+        loop {
+            let Some((peer, until)) = self.bans.iter().next().map(|(p, u)| (*p, *u)) else {
+                break;
+            };
+            if until > now {
+                break;
+            }
+            self.bans.remove(&peer);
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+        }
+    }
+
     fn on_blob_event(&mut self, event: request_response::Event<BlobHash, BlobResponse>) {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
                     request, channel, ..
-                } => {
-                    // Reading a file-backed chunk touches the disk: do it off the driver.
-                    let handle = self.handle.clone();
-                    tokio::spawn(async move {
-                        let store = handle.store().clone();
-                        let response =
-                            tokio::task::spawn_blocking(move || match store.get(&request) {
-                                Some(bytes) => BlobResponse::Found(bytes),
-                                None => BlobResponse::Missing,
-                            })
-                            .await
-                            .unwrap_or(BlobResponse::Missing);
-                        handle.tell(Command::Respond { channel, response }).await;
-                    });
-                }
+                } => self.serve(peer, request, channel),
                 request_response::Message::Response {
                     request_id,
                     response,

@@ -8,7 +8,7 @@ use shoal_ops::{self as ops, MapInput};
 use shoal_protocol::job::GeneratedPart;
 use shoal_protocol::wire::INLINE_RESULT_MAX;
 use shoal_protocol::{
-    ChildInput, MapSource, NodeId, Operator, ResultRef, TaskOutcome, TaskRun, Work, effects,
+    ChildInput, JobId, MapSource, NodeId, Operator, ResultRef, TaskOutcome, TaskRun, Work, effects,
 };
 use std::sync::Arc;
 use std::time::Instant;
@@ -87,7 +87,7 @@ pub fn run_tiny(handle: &Handle, run: &TaskRun) -> (TaskOutcome, u64) {
         None => Err("not a tiny task (a bug in the node)".to_string()),
     };
     let outcome = match result {
-        Ok(bytes) => TaskOutcome::Done(store_result(handle, bytes)),
+        Ok(bytes) => TaskOutcome::Done(store_result(handle, run.job, bytes)),
         Err(e) => TaskOutcome::Failed(format!("job {} task {}: {e}", run.job, run.task)),
     };
     (outcome, started.elapsed().as_micros() as u64)
@@ -97,7 +97,7 @@ pub fn run_tiny(handle: &Handle, run: &TaskRun) -> (TaskOutcome, u64) {
 pub async fn run_task(handle: &Handle, run: TaskRun) -> (TaskOutcome, u64) {
     let started = Instant::now();
     let outcome = match run_inner(handle, &run).await {
-        Ok(bytes) => TaskOutcome::Done(store_result(handle, bytes)),
+        Ok(bytes) => TaskOutcome::Done(store_result(handle, run.job, bytes)),
         Err(outcome) => outcome,
     };
     (outcome, started.elapsed().as_micros() as u64)
@@ -155,7 +155,9 @@ async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcom
                         .fetch_from_any(run.submitter, &run.workers, module)
                         .await
                         .map_err(|e| unavailable(format!("wasm module unavailable: {e}")))?;
-                    handle.store().put_verified(module, bytes.clone());
+                    handle
+                        .store()
+                        .put_verified_for(run.job, module, bytes.clone());
                     Err(bytes)
                 }
             };
@@ -198,7 +200,7 @@ async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcom
 
 /// Fetches a queued task's input chunk ahead of time and keeps it in the store (released once
 /// the task has used it).
-pub async fn prefetch(handle: &Handle, source: MapSource) -> Result<(), FetchError> {
+pub async fn prefetch(handle: &Handle, job: JobId, source: MapSource) -> Result<(), FetchError> {
     let MapSource::Chunk {
         manifest,
         index,
@@ -208,7 +210,7 @@ pub async fn prefetch(handle: &Handle, source: MapSource) -> Result<(), FetchErr
         return Ok(());
     };
     let (hash, bytes) = handle.chunk(holder, manifest, index).await?;
-    handle.store().put_verified(hash, bytes);
+    handle.store().put_verified_for(job, hash, bytes);
     Ok(())
 }
 
@@ -248,12 +250,12 @@ async fn compute<E: std::fmt::Display + Send + 'static>(
 }
 
 /// Small results travel inline in the completion; larger ones stay here as blobs.
-fn store_result(handle: &Handle, bytes: Vec<u8>) -> ResultRef {
+fn store_result(handle: &Handle, job: JobId, bytes: Vec<u8>) -> ResultRef {
     if bytes.len() <= INLINE_RESULT_MAX {
         ResultRef::Inline(bytes.into())
     } else {
         let r = effects::blob_ref(&bytes);
-        handle.store().put(bytes);
+        handle.store().put_for(job, bytes);
         r
     }
 }

@@ -81,6 +81,10 @@ pub(crate) enum Command {
         job: JobId,
         reply: oneshot::Sender<JobOutcome>,
     },
+    Outcome {
+        job: JobId,
+        reply: oneshot::Sender<Option<JobOutcome>>,
+    },
     Peers {
         reply: oneshot::Sender<MeshView>,
     },
@@ -93,6 +97,7 @@ pub(crate) enum Command {
         reply: FetchReply,
     },
     Respond {
+        peer: libp2p::PeerId,
         channel: ResponseChannel<BlobResponse>,
         response: BlobResponse,
     },
@@ -168,9 +173,14 @@ impl Handle {
     /// Builds the spec (chunking file inputs, on the blocking pool) and submits it.
     pub async fn submit(&self, request: JobRequest) -> Result<(JobId, JobSpec), SubmitFailure> {
         let store = self.store.clone();
-        let spec = tokio::task::spawn_blocking(move || request.into_spec(&store))
-            .await
-            .map_err(|e| PrepareError::Panicked(e.to_string()))??;
+        let spec = tokio::task::spawn_blocking(move || {
+            let spec = request.into_spec(&store)?;
+            // The job's members may fetch its blobs from the moment it is announced.
+            store.grant_spec(spec.id(), &spec);
+            Ok::<_, PrepareError>(spec)
+        })
+        .await
+        .map_err(|e| PrepareError::Panicked(e.to_string()))??;
         let id = self
             .ask(|reply| Command::Submit {
                 spec: spec.clone(),
@@ -188,6 +198,11 @@ impl Handle {
     /// Waits for a job submitted from this node to end.
     pub async fn wait(&self, job: JobId) -> JobOutcome {
         self.ask(|reply| Command::Wait { job, reply }).await?
+    }
+
+    /// How a job submitted from this node ended, if it has (and is still remembered).
+    pub async fn outcome(&self, job: JobId) -> Result<Option<JobOutcome>, NodeGone> {
+        self.ask(|reply| Command::Outcome { job, reply }).await
     }
 
     /// The mesh as this node sees it.

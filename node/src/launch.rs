@@ -1,7 +1,11 @@
-//! Starting a node: identity, swarm, listeners, protocol machine, driver, local API, node.json.
+//! Starting a node: identity, swarm, listeners, protocol machine, driver, local API and its
+//! token, node.json.
 
+use crate::api::token::{ApiToken, Gate};
+use crate::client::Client;
 use crate::driver::{self, DriverParts};
 use crate::handle::Handle;
+use crate::mesh_key::MeshKey;
 use crate::{api, identity, net, store::BlobStore, sysinfo};
 use anyhow::Context;
 use libp2p::{Multiaddr, PeerId};
@@ -25,6 +29,46 @@ pub struct NodeOptions {
     pub mdns: bool,
     /// Write `<data-dir>/node.json` once listening.
     pub write_info: bool,
+    /// Run a private mesh: admit only peers holding this key.
+    pub mesh_key: Option<MeshKey>,
+    /// Work only on jobs submitted by these peers (and this node); `None`: anyone's.
+    pub submitters: Option<Vec<PeerId>>,
+    /// Allow the API on a non-loopback address (it still requires the token).
+    pub api_public: bool,
+}
+
+impl NodeOptions {
+    /// A node on 127.0.0.1 with everything else at its default: for the demo and for
+    /// programs that embed nodes.
+    pub fn loopback(data_dir: PathBuf, slots: u32) -> Self {
+        Self {
+            listen: vec![
+                "/ip4/127.0.0.1/udp/0/quic-v1"
+                    .parse()
+                    .expect("valid multiaddr"),
+            ],
+            bootstrap: Vec::new(),
+            data_dir,
+            slots,
+            api: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            mdns: false,
+            write_info: false,
+            mesh_key: None,
+            submitters: None,
+            api_public: false,
+        }
+    }
+}
+
+/// Why a node could not start with the options given.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// The API would be open to the network without the operator saying so.
+    #[error(
+        "refusing to open the API on {0}: it would be reachable from other machines; use a \
+         loopback address (127.0.0.1:PORT), or pass --api-public (every request still needs the token)"
+    )]
+    PublicApi(SocketAddr),
 }
 
 impl NodeOptions {
@@ -67,12 +111,19 @@ pub struct RunningNode {
     pub handle: Handle,
     pub peer_id: PeerId,
     pub api: Option<SocketAddr>,
+    /// The API's token (also in `<data-dir>/api.token`).
+    pub token: Option<ApiToken>,
     /// Current listen addresses.
     pub listen: watch::Receiver<Vec<Multiaddr>>,
     pub task: tokio::task::JoinHandle<()>,
 }
 
 impl RunningNode {
+    /// A client of this node's API, if it has one.
+    pub fn client(&self) -> Option<Client> {
+        Some(Client::new(self.api?, self.token.clone()?))
+    }
+
     /// Waits until every listener has its first address and returns them with `/p2p/<id>`.
     pub async fn dial_addrs(&mut self) -> Vec<Multiaddr> {
         let addrs = self
@@ -96,9 +147,15 @@ impl RunningNode {
 
 /// Starts a node on the current tokio runtime.
 pub async fn launch(opts: NodeOptions) -> anyhow::Result<RunningNode> {
+    if let Some(addr) = opts.api
+        && !addr.ip().is_loopback()
+        && !opts.api_public
+    {
+        return Err(LaunchError::PublicApi(addr).into());
+    }
     let key = identity::load_or_create(&opts.data_dir)?;
     let peer_id = key.public().to_peer_id();
-    let mut swarm = net::build_swarm(key, opts.mdns)?;
+    let mut swarm = net::build_swarm(key, opts.mdns, opts.mesh_key.as_ref())?;
     let listen = if opts.listen.is_empty() {
         NodeOptions::default_listen()
     } else {
@@ -131,7 +188,12 @@ pub async fn launch(opts: NodeOptions) -> anyhow::Result<RunningNode> {
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let protocol = Node::new(me, capacity, Config::default(), seed);
+    let mut protocol = Node::new(me, capacity, Config::default(), seed);
+    protocol.set_submitters(
+        opts.submitters
+            .as_ref()
+            .map(|peers| peers.iter().map(crate::peers::node_id).collect()),
+    );
     let (listen_tx, listen_rx) = watch::channel(Vec::new());
     let info_path = opts.write_info.then(|| NodeInfo::path(&opts.data_dir));
     let on_listen = Box::new(move |addrs: &[Multiaddr]| {
@@ -160,13 +222,19 @@ pub async fn launch(opts: NodeOptions) -> anyhow::Result<RunningNode> {
         listeners,
         on_listen,
     });
-    if let Some(listener) = api_listener {
-        tokio::spawn(api::serve(listener, handle.clone()));
+    let mut token = None;
+    if let (Some(listener), Some(addr)) = (api_listener, api_addr) {
+        let t = ApiToken::generate()?;
+        t.write(&opts.data_dir)?;
+        let router = api::router(handle.clone(), Gate::new(t.clone(), addr.port()));
+        tokio::spawn(api::serve(listener, router));
+        token = Some(t);
     }
     Ok(RunningNode {
         handle,
         peer_id,
         api: api_addr,
+        token,
         listen: listen_rx,
         task,
     })

@@ -7,13 +7,16 @@
 //! - [`driver`]: the event loop, one task that owns the protocol machine and the swarm;
 //!   [`handle`]: the [`Handle`] and its commands, the way in for everything else; [`fetch`]:
 //!   getting blobs from peers, shared and verified; [`peers`]: the bounded peer table.
-//! - [`net`]: the composed libp2p behaviour; [`blob_proto`]: the blob request/response codec.
+//! - [`net`]: the composed libp2p behaviour and transports; [`admission`]: the private mesh's
+//!   handshake, with [`mesh_key`]; [`blob_proto`]: the blob request/response codec; [`serve`]:
+//!   who may have which blob.
 //! - [`exec`]: runs tasks and collects results; [`store`]: content-addressed blobs;
 //!   [`input`]: line-aligned chunking of input files; [`job_request`]: what users ask for.
 //! - [`api`] and [`client`]: the local control API (JSON lines over TCP) and its client.
 //! - [`cli`]: the `shoal` subcommands; [`demo`]: `shoal demo`.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod api;
 pub mod blob_proto;
 pub mod cli;
@@ -27,8 +30,10 @@ pub mod identity;
 pub mod input;
 pub mod job_request;
 pub mod launch;
+pub mod mesh_key;
 pub mod net;
 pub mod peers;
+pub mod serve;
 pub mod store;
 pub mod sysinfo;
 pub mod wasm;

@@ -1,18 +1,38 @@
-//! The libp2p side: one composed behaviour (mDNS, Kademlia, gossipsub, identify, blob
-//! request/response) over QUIC and TCP (Noise + yamux), and the swarm built from it.
+//! The libp2p side: one composed behaviour (connection limits, mDNS, Kademlia, gossipsub,
+//! identify, blob request/response) over QUIC and TCP (Noise + yamux), and the swarm built
+//! from it. In a private mesh every connection passes [`crate::admission`] inside the transport
+//! before the behaviour sees it.
 
+use crate::admission;
 use crate::blob_proto::{self, BlobCodec};
+use crate::mesh_key::MeshKey;
+use futures::future::Either;
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::{Boxed, Transport};
+use libp2p::core::upgrade::Version;
 use libp2p::{
-    StreamProtocol, Swarm, gossipsub, identify, identity, kad, mdns, noise, request_response,
-    swarm::NetworkBehaviour, swarm::behaviour::toggle::Toggle, tcp, yamux,
+    PeerId, StreamProtocol, Swarm, allow_block_list, connection_limits, gossipsub, identify,
+    identity, kad, mdns, noise, quic, request_response, swarm::NetworkBehaviour,
+    swarm::behaviour::toggle::Toggle, tcp, yamux,
 };
 use std::time::Duration;
+
+/// Connection limits (documented in docs/protocol.md): connections still in their handshake
+/// (admission included) per direction, established ones per peer and in total.
+pub const PENDING_CONNECTIONS_MAX: u32 = 64;
+pub const CONNECTIONS_PER_PEER_MAX: u32 = 4;
+pub const CONNECTIONS_MAX: u32 = 1024;
+/// Blob streams one connection may have open at once, each way.
+pub const BLOB_STREAMS_MAX: usize = 256;
 
 const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/shoal/kad/1");
 const IDENTIFY_PROTOCOL: &str = "/shoal/id/1";
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    pub limits: connection_limits::Behaviour,
+    /// Peers kept out for abusing the blob protocol (see `crate::serve`).
+    pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub gossipsub: gossipsub::Behaviour,
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
     pub identify: identify::Behaviour,
@@ -20,22 +40,49 @@ pub struct Behaviour {
     pub blobs: request_response::Behaviour<BlobCodec>,
 }
 
-/// Builds the swarm. `mdns` turns local discovery on.
-pub fn build_swarm(key: identity::Keypair, mdns_on: bool) -> anyhow::Result<Swarm<Behaviour>> {
+/// QUIC first, TCP (Noise + yamux) as fallback; with a mesh key, every connection on either
+/// must pass the admission exchange before it is handed on.
+fn transport(
+    key: &identity::Keypair,
+    mesh: Option<&MeshKey>,
+) -> Result<Boxed<(PeerId, StreamMuxerBox)>, noise::Error> {
+    let mut quic_config = quic::Config::new(key);
+    // A peer that dies without closing its connections (kill -9, a cut cable) is noticed after
+    // the idle timeout; keep it below the protocol's advert TTL.
+    quic_config.max_idle_timeout = 3_000;
+    quic_config.keep_alive_interval = Duration::from_secs(1);
+    let quic = quic::tokio::Transport::new(quic_config);
+    let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+        .upgrade(Version::V1Lazy)
+        .authenticate(noise::Config::new(key)?)
+        .multiplex(yamux::Config::default())
+        .timeout(Duration::from_secs(20));
+    let both = quic.or_transport(tcp).map(|either, _| match either {
+        Either::Left((peer, muxer)) => (peer, StreamMuxerBox::new(muxer)),
+        Either::Right((peer, muxer)) => (peer, StreamMuxerBox::new(muxer)),
+    });
+    let Some(mesh) = mesh else {
+        return Ok(both.boxed());
+    };
+    let local = key.public().to_peer_id();
+    let admission_key = mesh.admission_key();
+    Ok(both
+        .and_then(move |(remote, muxer), endpoint| {
+            admission::admit(muxer, local, remote, endpoint.is_dialer(), admission_key)
+        })
+        .boxed())
+}
+
+/// Builds the swarm. `mdns` turns local discovery on; `mesh` makes the mesh private.
+pub fn build_swarm(
+    key: identity::Keypair,
+    mdns_on: bool,
+    mesh: Option<&MeshKey>,
+) -> anyhow::Result<Swarm<Behaviour>> {
+    let transport = transport(&key, mesh)?;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )?
-        // A peer that dies without closing its connections (kill -9, a cut cable) is noticed
-        // after the idle timeout; keep it below the protocol's advert TTL.
-        .with_quic_config(|mut c| {
-            c.max_idle_timeout = 3_000;
-            c.keep_alive_interval = Duration::from_secs(1);
-            c
-        })
+        .with_other_transport(|_| transport)?
         .with_behaviour(|key| {
             let peer_id = key.public().to_peer_id();
             let gossip_config = gossipsub::ConfigBuilder::default()
@@ -87,9 +134,18 @@ pub fn build_swarm(key: identity::Keypair, mdns_on: bool) -> anyhow::Result<Swar
                 )],
                 request_response::Config::default()
                     .with_request_timeout(Duration::from_secs(60))
-                    .with_max_concurrent_streams(256),
+                    .with_max_concurrent_streams(BLOB_STREAMS_MAX),
+            );
+            let limits = connection_limits::Behaviour::new(
+                connection_limits::ConnectionLimits::default()
+                    .with_max_pending_incoming(Some(PENDING_CONNECTIONS_MAX))
+                    .with_max_pending_outgoing(Some(PENDING_CONNECTIONS_MAX))
+                    .with_max_established_per_peer(Some(CONNECTIONS_PER_PEER_MAX))
+                    .with_max_established(Some(CONNECTIONS_MAX)),
             );
             Ok(Behaviour {
+                limits,
+                blocked: allow_block_list::Behaviour::default(),
                 gossipsub,
                 kad,
                 identify,

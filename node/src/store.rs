@@ -1,7 +1,11 @@
 //! Content-addressed blob store: input chunks (served from the submitter's files, never copied
 //! into memory ahead of time), manifests and partial results (in memory, bounded).
+//!
+//! Each blob records the jobs that use it (at most [`JOBS_PER_BLOB`]): the node serves a blob
+//! only to members of one of those jobs (see the driver's blob serving).
 
-use shoal_protocol::BlobHash;
+use shoal_protocol::job::Manifest;
+use shoal_protocol::{BlobHash, Input, JobId, JobSpec, Operator, codec};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
@@ -42,9 +46,15 @@ impl FileStamp {
     }
 }
 
+/// Jobs remembered per blob (the same bytes can belong to several jobs: a resubmission, two
+/// jobs over one file); the oldest is forgotten first.
+pub const JOBS_PER_BLOB: usize = 16;
+
 #[derive(Debug, Default)]
 struct Inner {
     entries: HashMap<BlobHash, Entry>,
+    /// The jobs each stored blob belongs to.
+    jobs: HashMap<BlobHash, Vec<JobId>>,
     /// In-memory blobs in insertion order, for eviction.
     order: VecDeque<BlobHash>,
     /// In-memory blobs their job no longer needs, in release order: evicted before any other.
@@ -82,6 +92,7 @@ impl Inner {
             if let Some(Entry::Memory(b)) = self.entries.get(&victim) {
                 self.memory_bytes -= b.len();
                 self.entries.remove(&victim);
+                self.jobs.remove(&victim);
             }
         }
     }
@@ -121,6 +132,62 @@ impl BlobStore {
         inner.entries.insert(hash, Entry::Memory(bytes));
         inner.order.push_back(hash);
         inner.evict(self.budget);
+    }
+
+    /// Keeps `bytes` as a blob of job `job` (a task's result).
+    pub fn put_for(&self, job: JobId, bytes: Vec<u8>) -> BlobHash {
+        let hash = self.put(bytes);
+        self.grant(job, &[hash]);
+        hash
+    }
+
+    /// Keeps bytes already known to hash to `hash` as a blob of job `job` (a chunk or a
+    /// module fetched for it).
+    pub fn put_verified_for(&self, job: JobId, hash: BlobHash, bytes: Arc<Vec<u8>>) {
+        self.put_verified(hash, bytes);
+        self.grant(job, &[hash]);
+    }
+
+    /// Records that the stored blobs `hashes` belong to job `job` (members of the job may
+    /// fetch them). Blobs not stored are skipped.
+    pub fn grant(&self, job: JobId, hashes: &[BlobHash]) {
+        let mut inner = self.inner.lock().expect("store lock poisoned");
+        for hash in hashes {
+            if !inner.entries.contains_key(hash) {
+                continue;
+            }
+            let jobs = inner.jobs.entry(*hash).or_default();
+            if !jobs.contains(&job) {
+                if jobs.len() >= JOBS_PER_BLOB {
+                    jobs.remove(0);
+                }
+                jobs.push(job);
+            }
+        }
+    }
+
+    /// Records the blobs `spec` names as job `job`'s: its manifest and every chunk the manifest
+    /// lists, and its module.
+    pub fn grant_spec(&self, job: JobId, spec: &JobSpec) {
+        let mut hashes = Vec::new();
+        if let Input::Chunks { manifest, .. } = spec.input {
+            hashes.push(manifest);
+            if let Some(bytes) = self.get(&manifest)
+                && let Ok(m) = codec::decode_blob::<Manifest>(&bytes)
+            {
+                hashes.extend(m.chunks.iter().map(|c| c.hash));
+            }
+        }
+        if let Operator::Wasm { module, .. } = spec.op {
+            hashes.push(module);
+        }
+        self.grant(job, &hashes);
+    }
+
+    /// The jobs a stored blob belongs to (none for a blob this node does not hold).
+    pub fn jobs_of(&self, hash: &BlobHash) -> Vec<JobId> {
+        let inner = self.inner.lock().expect("store lock poisoned");
+        inner.jobs.get(hash).cloned().unwrap_or_default()
     }
 
     /// Marks an in-memory blob as no longer needed: the first to go when memory runs short.

@@ -73,6 +73,8 @@ pub struct JobState {
     /// Members (this node included) that sent batches in the last second, as of the last
     /// sweep; `None` before the first: how busy the job's topic is.
     pub senders: Option<u32>,
+    /// Members that declined the job (they do not run jobs from its submitter).
+    pub declined: u32,
 }
 
 impl JobState {
@@ -119,6 +121,7 @@ impl JobState {
             completions: HashMap::new(),
             collecting: false,
             senders: None,
+            declined: 0,
         }
     }
 

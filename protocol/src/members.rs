@@ -27,6 +27,9 @@ pub struct Member {
     pub running: Vec<u32>,
     /// When it last sent a batch (0: never).
     pub last_batch: Millis,
+    /// Named by the submitter's announcement, rather than only heard on the job's topic: only
+    /// announced members are given the job's data.
+    pub announced: bool,
 }
 
 /// What changed in the ranking: a candidate (weight above zero) came or went.
@@ -81,6 +84,7 @@ impl Members {
         match self.slot.get(&ix) {
             Some(&i) => {
                 let m = &mut self.list[i];
+                m.announced = true;
                 if m.weight == weight {
                     return Vec::new();
                 }
@@ -107,7 +111,7 @@ impl Members {
                 changes
             }
             None => {
-                if !self.insert(ix, id, weight, now) || weight == 0 {
+                if !self.insert(ix, id, weight, now, true) || weight == 0 {
                     return Vec::new();
                 }
                 vec![RankChange {
@@ -119,7 +123,14 @@ impl Members {
         }
     }
 
-    fn insert(&mut self, ix: PeerIx, id: NodeId, weight: u32, now: Millis) -> bool {
+    fn insert(
+        &mut self,
+        ix: PeerIx,
+        id: NodeId,
+        weight: u32,
+        now: Millis,
+        announced: bool,
+    ) -> bool {
         if self.list.len() >= MAX_TRACKED {
             return false;
         }
@@ -132,6 +143,7 @@ impl Members {
             live: true,
             running: Vec::new(),
             last_batch: 0,
+            announced,
         });
         true
     }
@@ -140,7 +152,7 @@ impl Members {
     /// weight (its claims and results still count). Returns a ranking change if it came back.
     pub fn heard(&mut self, ix: PeerIx, id: NodeId, now: Millis) -> Option<RankChange> {
         let Some(&i) = self.slot.get(&ix) else {
-            self.insert(ix, id, 0, now);
+            self.insert(ix, id, 0, now, false);
             return None;
         };
         let m = &mut self.list[i];

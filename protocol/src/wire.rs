@@ -45,6 +45,9 @@ pub enum Message {
     Pulse(Pulse),
     /// The submitter has the job's final result (or gave up): members drop the job.
     Finished(Finished),
+    /// "I will not work on this job": a member that does not run jobs from its submitter
+    /// (`--submitters`) says so once, so the submitter stops counting on it.
+    Decline(Decline),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,6 +156,12 @@ pub struct Finished {
     pub ok: bool,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decline {
+    pub job: JobId,
+    pub epoch: u64,
+}
+
 /// Why a received message was dropped.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum InvalidMessage {
@@ -198,7 +207,7 @@ impl Envelope {
     /// Structural limits. Task indices are checked against each job's size where they are used.
     pub fn validate(&self) -> Result<(), InvalidMessage> {
         match &self.body {
-            Message::Advert(_) | Message::Finished(_) => Ok(()),
+            Message::Advert(_) | Message::Finished(_) | Message::Decline(_) => Ok(()),
             Message::Announce(a) => {
                 a.spec.validate()?;
                 let actual = a.spec.id();

@@ -3,6 +3,7 @@
 
 use shoal_ops::{self as ops, MapInput};
 use shoal_protocol::harness::{Env, Harness, Published};
+use shoal_protocol::ids::IdSet;
 use shoal_protocol::node::FIRST_ADVERT_DELAY_MS;
 use shoal_protocol::wire;
 use shoal_protocol::wire::ResultRef;
@@ -581,4 +582,59 @@ fn joining_a_job_pulses_that_job_only() {
         .filter(|m| matches!(m, wire::Message::Pulse(_)))
         .count();
     assert_eq!(pulses, jobs.len());
+}
+
+/// The ids of the nodes of `mesh` with these indices.
+fn ids(mesh: &Mesh, nodes: &[usize]) -> IdSet<NodeId> {
+    nodes.iter().map(|&i| mesh.node(i).id()).collect()
+}
+
+#[test]
+fn a_node_that_does_not_list_a_submitter_never_runs_its_tasks() {
+    let mut h = Mesh::new(&[2, 2, 2]);
+    // Node 2 works only for node 1.
+    let only_node_1 = ids(&h, &[1]);
+    h.h.node_mut(2).unwrap().set_submitters(Some(only_node_1));
+    h.run_until(1_500, |_| false);
+    let job = h.submit(0, sumsq(200_000, 40, 4));
+    h.run_until(60_000, |net| net.results.contains_key(&job));
+    assert_eq!(h.net.results[&job], ops::reference::sumsq(0, 200_000));
+    let view = h.node(0).job_status(&job).unwrap();
+    let outsider = h.node(2).id();
+    assert!(
+        view.workers.iter().all(|(id, _)| *id != outsider),
+        "node 2 ran tasks: {:?}",
+        view.workers
+    );
+    assert_eq!(
+        h.node(2).stats().jobs_declined,
+        1,
+        "declined once, not per announcement"
+    );
+    // A job of node 1's runs there too.
+    let job = h.submit(1, sumsq(300_000, 40, 4));
+    h.run_until(h.now() + 60_000, |net| net.results.contains_key(&job));
+    let view = h.node(1).job_status(&job).unwrap();
+    assert!(
+        view.workers.iter().any(|(id, _)| *id == outsider),
+        "{:?}",
+        view.workers
+    );
+}
+
+#[test]
+fn a_job_nobody_accepts_fails_with_a_reason_instead_of_waiting_forever() {
+    let mut h = Mesh::new(&[0, 2, 2]);
+    let nobody = IdSet::default();
+    for i in [1, 2] {
+        h.h.node_mut(i)
+            .unwrap()
+            .set_submitters(Some(nobody.clone()));
+    }
+    h.run_until(1_500, |_| false);
+    let job = h.submit(0, sumsq(1_000, 4, 4));
+    h.run_until(30_000, |net| net.failures.contains_key(&job));
+    let error = h.net.failures.get(&job).expect("the job failed");
+    assert!(error.contains("no node accepts jobs from you"), "{error}");
+    assert_eq!(h.net.runs, 0);
 }

@@ -55,6 +55,11 @@ impl Host {
         format!("/ip4/{}/udp/{port}/quic-v1/p2p/{}", self.ip, node.peer_id)
     }
 
+    /// The data dir, as an argument: the CLI finds the node's API address and token there.
+    pub(crate) fn dir_arg(&self) -> String {
+        self.data_dir.display().to_string()
+    }
+
     /// Runs `shoal ARGS` here to completion.
     pub(crate) fn shoal(&self, args: &[&str]) -> Output {
         in_ns(&self.ns, SHOAL)
@@ -66,7 +71,7 @@ impl Host {
 
     /// The node's view (itself included); empty while the node does not answer.
     pub(crate) fn peers(&self) -> Vec<PeerRow> {
-        let out = self.shoal(&["peers", "--json"]);
+        let out = self.shoal(&["peers", "--json", "--data-dir", &self.dir_arg()]);
         serde_json::from_slice(&out.stdout).unwrap_or_default()
     }
 
@@ -79,14 +84,15 @@ impl Host {
 
     /// The jobs the node knows; empty while the node does not answer.
     pub(crate) fn jobs(&self) -> Vec<JobRow> {
-        let out = self.shoal(&["jobs", "--json"]);
+        let out = self.shoal(&["jobs", "--json", "--data-dir", &self.dir_arg()]);
         serde_json::from_slice(&out.stdout).unwrap_or_default()
     }
 
     /// Starts `shoal submit --json ARGS` here without waiting for it.
     pub(crate) fn submit(&self, args: &[&str]) -> Submission {
         let child = in_ns(&self.ns, SHOAL)
-            .args(["submit", "--json", "--timeout", "180s"])
+            .args(["submit", "--json", "--timeout", "180s", "--data-dir"])
+            .arg(&self.data_dir)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use shoal_node::api::token::ApiToken;
 use shoal_node::client::Client;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -79,8 +80,14 @@ impl NodeProc {
         }
     }
 
+    /// The data dir as a CLI argument: the CLI finds the node's API and token there.
+    pub(crate) fn dir_arg(&self) -> String {
+        self.data_dir.display().to_string()
+    }
+
     pub(crate) fn client(&self) -> Client {
-        Client::new(self.api)
+        let token = ApiToken::find(&self.data_dir).expect("the node wrote its API token");
+        Client::new(self.api, token)
     }
 
     pub(crate) fn kill(&mut self) {
@@ -179,12 +186,12 @@ pub(crate) fn shoal(args: &[&str]) -> Output {
 
 /// `shoal submit --json` through a node's API; returns the parsed JSON line.
 pub(crate) fn submit_json(
-    api: SocketAddr,
+    node: &NodeProc,
     job_and_args: &[&str],
     extra: &[&str],
 ) -> serde_json::Value {
-    let api = api.to_string();
-    let mut args = vec!["submit", "--json", "--api", &api, "--timeout", "120s"];
+    let dir = node.dir_arg();
+    let mut args = vec!["submit", "--json", "--data-dir", &dir, "--timeout", "120s"];
     args.extend_from_slice(extra);
     args.extend_from_slice(job_and_args);
     let out = shoal(&args);
@@ -280,9 +287,9 @@ pub(crate) fn write_wat(dir: &Path, name: &str, wat: &str) -> PathBuf {
 }
 
 /// `shoal submit` through a node's API with `args`; returns the finished process output.
-pub(crate) fn submit_raw(api: SocketAddr, args: &[&str]) -> Output {
-    let api = api.to_string();
-    let mut all = vec!["submit", "--api", &api, "--timeout", "120s"];
+pub(crate) fn submit_raw(node: &NodeProc, args: &[&str]) -> Output {
+    let dir = node.dir_arg();
+    let mut all = vec!["submit", "--data-dir", &dir, "--timeout", "120s"];
     all.extend_from_slice(args);
     shoal(&all)
 }

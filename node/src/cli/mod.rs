@@ -4,9 +4,12 @@
 
 pub mod rows;
 mod submit;
+pub mod submitters;
 
+use crate::api::token::ApiToken;
 use crate::client::Client;
 use crate::launch::{self, DEFAULT_API, NodeInfo, NodeOptions};
+use crate::mesh_key::MeshKey;
 use clap::{Args, Parser, Subcommand};
 use libp2p::Multiaddr;
 use shoal_protocol::job::{FANIN_DEFAULT, WasmLimits};
@@ -41,6 +44,19 @@ pub enum Command {
     Jobs(QueryArgs),
     /// Start a 3-node mesh on loopback, run a sample job, print the result and the spread.
     Demo,
+    /// Mesh keys: `shoal key new PATH` writes a new one.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Write a new random mesh key to PATH (mode 0600; an existing file is never replaced).
+    /// Give it to every node of the mesh with `shoal node --mesh-key PATH`.
+    New {
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -51,6 +67,16 @@ pub struct NetArgs {
     /// Do not discover peers on the LAN with mDNS.
     #[arg(long)]
     pub no_mdns: bool,
+    /// A private mesh: connect only with peers that hold this key (see `shoal key new`).
+    #[arg(long, value_name = "PATH", env = "SHOAL_MESH_KEY")]
+    pub mesh_key: Option<PathBuf>,
+}
+
+impl NetArgs {
+    /// The mesh key named by --mesh-key, read.
+    pub fn mesh_key(&self) -> anyhow::Result<Option<MeshKey>> {
+        Ok(self.mesh_key.as_deref().map(MeshKey::read).transpose()?)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -66,9 +92,17 @@ pub struct NodeArgs {
     /// Task slots offered to the mesh [default: number of cores].
     #[arg(long)]
     pub slots: Option<u32>,
-    /// Local control API address (port 0 picks a free one).
+    /// Local control API address (port 0 picks a free one); loopback unless --api-public.
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_API)]
     pub api: SocketAddr,
+    /// Allow --api on a non-loopback address. Every request still needs the token from
+    /// DATA-DIR/api.token.
+    #[arg(long)]
+    pub api_public: bool,
+    /// Work only on jobs submitted by the peers listed in FILE (peer ids, one per line; `#`
+    /// starts a comment); jobs from anyone else are declined. This node's own jobs always run.
+    #[arg(long, value_name = "FILE")]
+    pub submitters: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +216,7 @@ pub fn main() -> ExitCode {
             Command::Peers(args) => peers(args).await,
             Command::Jobs(args) => jobs(args).await,
             Command::Demo => crate::demo::run().await,
+            Command::Key(KeyCommand::New { path }) => new_key(&path),
         }
     });
     // Background tasks (API connections, the driver) end with the runtime.
@@ -195,9 +230,26 @@ pub fn main() -> ExitCode {
     }
 }
 
+fn new_key(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let key = MeshKey::write_new(path)?;
+    println!(
+        "wrote a new mesh key to {} (fingerprint {}); start every node of the mesh with --mesh-key {}",
+        path.display(),
+        key.fingerprint(),
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
     let data_dir = args.data_dir.unwrap_or_else(launch::default_data_dir);
     let slots = args.slots.unwrap_or_else(crate::sysinfo::cores);
+    let mesh_key = args.net.mesh_key()?;
+    let submitters = args
+        .submitters
+        .as_deref()
+        .map(submitters::read)
+        .transpose()?;
     let mut node = launch::launch(NodeOptions {
         listen: args.listen,
         bootstrap: args.net.bootstrap,
@@ -206,9 +258,27 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         api: Some(args.api),
         mdns: !args.net.no_mdns,
         write_info: true,
+        mesh_key: mesh_key.clone(),
+        submitters: submitters.clone(),
+        api_public: args.api_public,
     })
     .await?;
     println!("peer id: {}", node.peer_id);
+    match &mesh_key {
+        Some(key) => println!(
+            "private mesh: only peers holding the key with fingerprint {} can connect",
+            key.fingerprint()
+        ),
+        None => println!(
+            "open mesh: anyone on the network can join and see the jobs; --mesh-key closes it"
+        ),
+    }
+    if let Some(list) = &submitters {
+        println!(
+            "running jobs only from this node and {} listed submitter(s)",
+            list.len()
+        );
+    }
     for addr in node.dial_addrs().await {
         println!("listening on {addr}");
     }
@@ -236,16 +306,20 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// Where the local node's API is: --api, else node.json in the data dir, else the default.
-fn api_addr(q: &QueryArgs) -> anyhow::Result<SocketAddr> {
+/// A client of the local node: its address from --api, else node.json in the data dir, else
+/// the default; its token from SHOAL_API_TOKEN, else the data dir's api.token.
+fn client(q: &QueryArgs) -> anyhow::Result<Client> {
+    let dir = q.data_dir.clone().unwrap_or_else(launch::default_data_dir);
+    let token = ApiToken::find(&dir)?;
+    Ok(Client::new(api_addr(q, &dir)?, token))
+}
+
+fn api_addr(q: &QueryArgs, dir: &std::path::Path) -> anyhow::Result<SocketAddr> {
     let text = match &q.api {
         Some(a) => a.clone(),
-        None => {
-            let dir = q.data_dir.clone().unwrap_or_else(launch::default_data_dir);
-            NodeInfo::read(&dir)
-                .and_then(|i| i.api)
-                .unwrap_or_else(|| DEFAULT_API.to_string())
-        }
+        None => NodeInfo::read(dir)
+            .and_then(|i| i.api)
+            .unwrap_or_else(|| DEFAULT_API.to_string()),
     };
     let trimmed = text
         .trim_start_matches("http://")
@@ -257,7 +331,7 @@ fn api_addr(q: &QueryArgs) -> anyhow::Result<SocketAddr> {
 }
 
 async fn peers(args: QueryArgs) -> anyhow::Result<ExitCode> {
-    let rows = Client::new(api_addr(&args)?).peers().await?;
+    let rows = client(&args)?.peers().await?;
     if args.json {
         println!("{}", serde_json::to_string(&rows)?);
     } else {
@@ -267,7 +341,7 @@ async fn peers(args: QueryArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn jobs(args: QueryArgs) -> anyhow::Result<ExitCode> {
-    let rows = Client::new(api_addr(&args)?).jobs().await?;
+    let rows = client(&args)?.jobs().await?;
     if args.json {
         println!("{}", serde_json::to_string(&rows)?);
     } else {

@@ -83,6 +83,24 @@ impl From<&JobView> for JobRow {
     }
 }
 
+impl JobRow {
+    /// The row of a job this node no longer tracks (it ended and was forgotten).
+    pub fn ended(id: shoal_protocol::JobId) -> Self {
+        Self {
+            id: id.to_hex(),
+            op: String::new(),
+            status: "complete".into(),
+            done: 0,
+            total: 0,
+            maps: 0,
+            depth: 0,
+            workers: 0,
+            spread: Vec::new(),
+            here: LocalTasks::default(),
+        }
+    }
+}
+
 /// The `shoal peers` table.
 pub fn peers_table(rows: &[PeerRow]) -> String {
     let mut out = format!(

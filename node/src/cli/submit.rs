@@ -2,9 +2,9 @@
 //! joins the mesh), shows progress, and prints the result.
 
 use super::rows::short_id;
-use super::{EXIT_USAGE, SubmitArgs, api_addr};
-use crate::api::ApiResponse;
-use crate::client::{Client, ClientError, Finished};
+use super::{EXIT_USAGE, SubmitArgs, client};
+use crate::api::jobs::Progress;
+use crate::client::{Client, ClientError, Finished, Update};
 use crate::job_request::{JobRequest, UsageError};
 use crate::launch::{self, NodeOptions};
 use std::process::ExitCode;
@@ -46,14 +46,12 @@ pub(super) async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         let node = launch::launch(NodeOptions {
             listen: Vec::new(),
             bootstrap: args.net.bootstrap.clone(),
-            data_dir: dir.path().to_path_buf(),
-            slots: 0,
-            api: Some("127.0.0.1:0".parse().expect("valid address")),
             mdns: !args.net.no_mdns,
-            write_info: false,
+            mesh_key: args.net.mesh_key()?,
+            ..NodeOptions::loopback(dir.path().to_path_buf(), 0)
         })
         .await?;
-        let client = Client::new(node.api.expect("api requested"));
+        let client = node.client().expect("a node started with an API");
         wait_for_capacity(
             &client,
             args.timeout.min(Duration::from_secs(30)),
@@ -63,7 +61,7 @@ pub(super) async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         ephemeral = Some((node, dir));
         client
     } else {
-        Client::new(api_addr(&args.query)?)
+        client(&args.query)?
     };
     let outcome =
         tokio::time::timeout(args.timeout, run_submit(&client, request, args.query.json)).await;
@@ -131,12 +129,14 @@ async fn run_submit(
     };
     let result = client
         .submit(request, |update| match update {
-            ApiResponse::Accepted { job, .. } => bar.set_message(format!("job {}", short_id(job))),
-            ApiResponse::Progress {
+            Update::Accepted(accepted) => {
+                bar.set_message(format!("job {}", short_id(&accepted.job)))
+            }
+            Update::Progress(Progress {
                 job,
                 peers,
                 waiting_for_capacity,
-            } => {
+            }) => {
                 bar.set_length(u64::from(job.total));
                 bar.set_position(u64::from(job.done));
                 if *waiting_for_capacity {
@@ -145,7 +145,6 @@ async fn run_submit(
                     bar.set_message(format!("{peers} peers, {} workers", job.workers));
                 }
             }
-            _ => {}
         })
         .await;
     bar.finish_and_clear();

@@ -8,7 +8,9 @@ use crate::rendezvous;
 use crate::topic::Topic;
 use crate::view::{ME, PeerIx};
 use crate::wire::Message;
-use crate::wire::{Advert, Announce, Batch, Failure, Finished, MAX_REASON_BYTES, Pulse, ResultRef};
+use crate::wire::{
+    Advert, Announce, Batch, Decline, Failure, Finished, MAX_REASON_BYTES, Pulse, ResultRef,
+};
 use std::sync::Arc;
 
 impl Node {
@@ -33,6 +35,18 @@ impl Node {
         let Ok(mine) = a.members.binary_search_by_key(&me, |m| m.id) else {
             return; // not a member: the job is none of this node's business
         };
+        if !self.accepts_jobs_from(&self.view.id(from)) {
+            if self.declined.get(&id) != Some(&a.epoch) {
+                self.declined.insert(id, a.epoch);
+                self.stats.jobs_declined += 1;
+                let decline = Decline {
+                    job: id,
+                    epoch: a.epoch,
+                };
+                self.publish(Topic::Jobs, Message::Decline(decline));
+            }
+            return;
+        }
         self.view.heard(from, now + self.cfg.member_ttl_ms);
         if let Some(job) = self.jobs.get(&id) {
             if job.epoch == a.epoch {
@@ -282,24 +296,48 @@ impl Node {
                 "job {} failed: task {task} failed {attempts} times; last error: {reason}",
                 job
             );
-            j.failed = Some(error.clone());
-            if self.mine.contains(&job) {
-                self.effects.push_back(Effect::JobFailed { job, error });
-                let epoch = j.epoch;
-                let topic = j.topic;
-                if j.submitter == ME {
-                    self.publish(
-                        topic,
-                        Message::Finished(Finished {
-                            job,
-                            epoch,
-                            ok: false,
-                        }),
-                    );
-                }
-                self.mine.remove(&job);
-                self.retire(job, epoch);
-            }
+            self.fail_job(job, error);
+        }
+    }
+
+    /// Job `job` has failed for good: a submitter reports it, tells the members, and drops it;
+    /// a member keeps the reason until the submitter's end arrives.
+    pub(super) fn fail_job(&mut self, job: JobId, error: String) {
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        j.failed = Some(error.clone());
+        if !self.mine.contains(&job) {
+            return;
+        }
+        self.effects.push_back(Effect::JobFailed { job, error });
+        let (epoch, topic) = (j.epoch, j.topic);
+        if j.submitter == ME {
+            let end = Finished {
+                job,
+                epoch,
+                ok: false,
+            };
+            self.publish(topic, Message::Finished(end));
+        }
+        self.mine.remove(&job);
+        self.retire(job, epoch);
+    }
+
+    /// A member declined a job this node submitted: it is kept as a member that takes no
+    /// tasks (so it is not recruited again), and counted.
+    pub(super) fn on_decline(&mut self, now: Millis, from: PeerIx, d: &Decline) {
+        let Some(job) = self.jobs.get_mut(&d.job) else {
+            return;
+        };
+        if job.submitter != ME || job.epoch != d.epoch {
+            return;
+        }
+        let was_member = job.members.get(from).is_some_and(|m| m.weight > 0);
+        let changes = job.members.announce(from, self.view.id(from), 0, now);
+        job.apply(&changes);
+        if was_member {
+            job.declined += 1;
         }
     }
 

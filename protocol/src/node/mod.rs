@@ -151,6 +151,8 @@ pub struct Stats {
     pub ignored_entries: u64,
     /// Announcements dropped because the job table was full.
     pub jobs_refused: u64,
+    /// Jobs this node declined because their submitter is not one it runs jobs for.
+    pub jobs_declined: u64,
 }
 
 /// Why a submission was refused.
@@ -227,6 +229,11 @@ pub struct Node {
     next_repair: Millis,
     claim_wakeup: Option<Millis>,
     stats: Stats,
+    /// Whose jobs this node works on; `None`: anyone's.
+    submitters: Option<IdSet<NodeId>>,
+    /// Jobs declined, with the epoch: a job is declined once per run, not at every
+    /// re-announcement.
+    declined: BoundedIdMap<JobId, u64>,
 }
 
 impl Node {
@@ -275,6 +282,8 @@ impl Node {
             next_repair: 0,
             claim_wakeup: None,
             stats: Stats::default(),
+            submitters: None,
+            declined: BoundedIdMap::new(FINISHED_MEMORY),
         }
     }
 
@@ -292,6 +301,22 @@ impl Node {
 
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Restricts whose jobs this node works on (`None`: anyone's). Jobs this node submits
+    /// itself are always its own business. A job from anyone else is declined with a
+    /// [`Message::Decline`], so that its submitter stops waiting for this node.
+    pub fn set_submitters(&mut self, allowed: Option<IdSet<NodeId>>) {
+        self.submitters = allowed;
+    }
+
+    /// Whether this node works on jobs submitted by `submitter`.
+    pub fn accepts_jobs_from(&self, submitter: &NodeId) -> bool {
+        *submitter == self.id()
+            || self
+                .submitters
+                .as_ref()
+                .is_none_or(|s| s.contains(submitter))
     }
 
     /// Updates the load figure carried in adverts (the driver reads it from the OS).
@@ -345,6 +370,7 @@ impl Node {
             Message::Batch(b) => self.on_batch(now, from, b),
             Message::Pulse(p) => self.on_pulse(now, from, p),
             Message::Finished(f) => self.on_finished(now, from, f),
+            Message::Decline(d) => self.on_decline(now, from, d),
         }
         self.after_step(now);
     }

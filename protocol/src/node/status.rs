@@ -38,6 +38,16 @@ impl Node {
             .is_some_and(|ix| self.view.gone(ix, now))
     }
 
+    /// Whether `peer` may be given job `job`'s data (its input chunks, module and results):
+    /// it is the job's submitter, or a member the submitter announced. A peer that only spoke
+    /// on the job's topic is not.
+    pub fn may_receive(&self, job: &JobId, peer: &NodeId) -> bool {
+        let (Some(j), Some(ix)) = (self.jobs.get(job), self.view.lookup(peer)) else {
+            return false;
+        };
+        ix == j.submitter || j.members.get(ix).is_some_and(|m| m.announced)
+    }
+
     /// The root result of a tracked job, if this node knows it is done: where to get it.
     pub fn root_result(&self, id: &JobId) -> Option<(ResultRef, NodeId)> {
         let job = self.jobs.get(id)?;

@@ -133,8 +133,20 @@ impl Node {
             .collect();
         for id in running {
             let added = self.recruit(id, now);
-            if let Some(job) = self.jobs.get_mut(&id) {
-                job.apply(&added);
+            let Some(job) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            job.apply(&added);
+            if job.declined > 0 && !job.takes_tasks() && job.members.live_candidates() == 0 {
+                // Everyone asked said no, and nobody else is left to ask: waiting would be
+                // forever.
+                let error = format!(
+                    "no node accepts jobs from you: {} node(s) declined the job (they run only \
+                     jobs from the submitters they list with --submitters)",
+                    job.declined
+                );
+                self.fail_job(id, error);
+                continue;
             }
             if !added.is_empty() {
                 self.brief_newcomers(id, now);

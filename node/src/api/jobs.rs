@@ -1,0 +1,202 @@
+//! `/api/v1/jobs`: submit a job, list jobs, one job's state, its progress as server-sent events,
+//! and its result.
+
+use super::{ApiError, ApiState, job_id};
+use crate::cli::rows::JobRow;
+use crate::handle::{Handle, JobError, SubmitFailure};
+use crate::job_request::JobRequest;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use shoal_protocol::{JobId, JobStatus, SubmitError};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// How often an event stream hears about progress.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
+/// Events buffered per stream before a slow reader holds the sender back.
+const EVENTS_BUFFERED: usize = 16;
+
+/// The answer to a submission.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Accepted {
+    pub job: String,
+    /// Map tasks (the reduction tree adds its own).
+    pub tasks: u32,
+}
+
+/// A progress event (`event: progress`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Progress {
+    pub job: JobRow,
+    /// Live peers this node sees.
+    pub peers: usize,
+    pub waiting_for_capacity: bool,
+}
+
+/// The last event of a job that succeeded (`event: done`); its output is at
+/// `/api/v1/jobs/{id}/result`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Done {
+    pub job: JobRow,
+    /// From the submission to the result, as the node measured it.
+    pub elapsed_ms: u64,
+    pub output_bytes: usize,
+}
+
+/// The last event of a job that failed (`event: failed`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Failed {
+    pub job: String,
+    pub error: String,
+}
+
+/// `POST /api/v1/jobs`: checks, prepares and submits a job. 202 with its id, or 400 (the
+/// request is wrong) / 503 (the node cannot take more now); nothing is submitted on an error.
+pub async fn submit(
+    State(api): State<Arc<ApiState>>,
+    body: Result<Json<JobRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let Json(request) = body
+        .map_err(|e| ApiError::BadRequest(format!("malformed job request: {}", e.body_text())))?;
+    let started = Instant::now();
+    let (job, spec) = api.handle.submit(request).await.map_err(|e| match e {
+        SubmitFailure::Refused(SubmitError::TooManyJobs(_)) | SubmitFailure::Gone(_) => {
+            ApiError::Unavailable(e.to_string())
+        }
+        SubmitFailure::Prepare(_) | SubmitFailure::Refused(_) => {
+            ApiError::BadRequest(e.to_string())
+        }
+    })?;
+    api.submitted
+        .lock()
+        .expect("submissions lock")
+        .insert(job, started);
+    let accepted = Accepted {
+        job: job.to_hex(),
+        tasks: spec.map_tasks(),
+    };
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+/// `GET /api/v1/jobs`: the jobs this node tracks or remembers.
+pub async fn list(State(api): State<Arc<ApiState>>) -> Result<Json<Vec<JobRow>>, ApiError> {
+    let jobs = api.handle.jobs().await?;
+    Ok(Json(jobs.iter().map(JobRow::from).collect()))
+}
+
+/// `GET /api/v1/jobs/{id}`: one job's state.
+pub async fn get(
+    State(api): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+) -> Result<Json<JobRow>, ApiError> {
+    let job = job_id(&id)?;
+    row(&api.handle, job)
+        .await?
+        .map(Json)
+        .ok_or_else(|| unknown(job))
+}
+
+fn unknown(job: JobId) -> ApiError {
+    ApiError::NotFound(format!("job {job} is not known to this node"))
+}
+
+async fn row(handle: &Handle, job: JobId) -> Result<Option<JobRow>, ApiError> {
+    Ok(handle
+        .status(job)
+        .await?
+        .map(|(view, _)| JobRow::from(&view)))
+}
+
+/// `GET /api/v1/jobs/{id}/result`: the job's output bytes (JSON for the built-in jobs). 409
+/// while it runs or when it failed (with the cause), 404 if this node does not know it.
+pub async fn result(
+    State(api): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let job = job_id(&id)?;
+    match api.handle.outcome(job).await? {
+        Some(Ok(bytes)) => {
+            let json = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok();
+            let kind = if json {
+                "application/json"
+            } else {
+                "application/octet-stream"
+            };
+            Ok(([(header::CONTENT_TYPE, kind)], Body::from(bytes.to_vec())).into_response())
+        }
+        Some(Err(JobError::Unknown(_))) | None if row(&api.handle, job).await?.is_none() => {
+            Err(unknown(job))
+        }
+        Some(Err(e)) => Err(ApiError::Conflict(format!("job {job} failed: {e}"))),
+        None => Err(ApiError::Conflict(format!(
+            "job {job} is still running; its events are at /api/v1/jobs/{job}/events"
+        ))),
+    }
+}
+
+/// `GET /api/v1/jobs/{id}/events`: server-sent events: `progress` every 200 ms, then one
+/// `done` or `failed`, then the stream ends.
+pub async fn events(
+    State(api): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+) -> Result<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let job = job_id(&id)?;
+    if row(&api.handle, job).await?.is_none() && api.handle.outcome(job).await?.is_none() {
+        return Err(unknown(job));
+    }
+    let (tx, rx) = mpsc::channel(EVENTS_BUFFERED);
+    tokio::spawn(follow(api, job, tx));
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|event| (Ok(event), rx))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// Sends a job's progress until it ends (or the reader goes away).
+async fn follow(api: Arc<ApiState>, job: JobId, tx: mpsc::Sender<Event>) {
+    let handle = &api.handle;
+    let wait = handle.wait(job);
+    tokio::pin!(wait);
+    let mut ticker = tokio::time::interval(PROGRESS_INTERVAL);
+    loop {
+        tokio::select! {
+            outcome = &mut wait => {
+                let event = match outcome {
+                    Ok(bytes) => {
+                        let elapsed_ms = api
+                            .submitted_at(&job)
+                            .map_or(0, |t| t.elapsed().as_millis() as u64);
+                        let job = row(handle, job).await.ok().flatten().unwrap_or_else(|| JobRow::ended(job));
+                        json_event("done", &Done { job, elapsed_ms, output_bytes: bytes.len() })
+                    }
+                    Err(error) => json_event("failed", &Failed { job: job.to_hex(), error: error.to_string() }),
+                };
+                let _ = tx.send(event).await;
+                return;
+            }
+            _ = ticker.tick() => {
+                if let Ok(Some((view, peers))) = handle.status(job).await {
+                    let waiting = view.status == JobStatus::WaitingForCapacity;
+                    let progress = Progress { job: JobRow::from(&view), peers, waiting_for_capacity: waiting };
+                    if tx.send(json_event("progress", &progress)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn json_event(name: &str, value: &impl Serialize) -> Event {
+    Event::default()
+        .event(name)
+        .data(serde_json::to_string(value).expect("serializable"))
+}
