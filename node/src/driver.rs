@@ -481,6 +481,17 @@ impl Driver {
                     }
                 }
             }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                error,
+                ..
+            } => {
+                tracing::debug!(%peer, "dial failed: {error}");
+                self.peers.dial_failed(peer, Instant::now());
+            }
+            SwarmEvent::IncomingConnectionError { error, .. } => {
+                tracing::debug!("incoming connection refused: {error}");
+            }
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             _ => {}
         }
@@ -490,6 +501,7 @@ impl Driver {
         if peer == *self.swarm.local_peer_id()
             || self.swarm.is_connected(&peer)
             || self.swarm.connected_peers().count() >= MAX_CONNECTIONS
+            || !self.peers.may_dial(&peer, Instant::now())
         {
             return;
         }

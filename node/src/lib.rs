@@ -9,7 +9,7 @@
 //!   getting blobs from peers, shared and verified; [`peers`]: the bounded peer table.
 //! - [`net`]: the composed libp2p behaviour and transports; [`admission`]: the private mesh's
 //!   handshake, with [`mesh_key`]; [`blob_proto`]: the blob request/response codec; [`serve`]:
-//!   who may have which blob.
+//!   who may have which blob; [`probe`]: `shoal probe blob`.
 //! - [`exec`]: runs tasks and collects results; [`store`]: content-addressed blobs;
 //!   [`input`]: line-aligned chunking of input files; [`job_request`]: what users ask for.
 //! - [`api`] and [`client`]: the local control API (JSON lines over TCP) and its client.
@@ -33,6 +33,7 @@ pub mod launch;
 pub mod mesh_key;
 pub mod net;
 pub mod peers;
+pub mod probe;
 pub mod serve;
 pub mod store;
 pub mod sysinfo;

@@ -16,6 +16,10 @@ const LOOKUPS_MAX: usize = 256;
 const LOOKUP_AGAIN: Duration = Duration::from_secs(30);
 /// Most peers waiting to be dialled again.
 const REDIAL_MAX: usize = 256;
+/// How long a peer whose dial failed (unreachable, or it refused admission to a private mesh)
+/// is not dialled again on discovery, and how many such peers are remembered.
+pub(crate) const DIAL_BACKOFF: Duration = Duration::from_secs(10);
+const FAILED_DIALS_MAX: usize = 1024;
 
 /// The driver's peer table. See the module docs.
 #[derive(Debug)]
@@ -23,6 +27,7 @@ pub(crate) struct PeerBook {
     ids: BoundedMap<NodeId, PeerId>,
     looked_up: BoundedMap<PeerId, Instant>,
     redial: BoundedMap<PeerId, ()>,
+    failed_dials: BoundedMap<PeerId, Instant>,
 }
 
 impl Default for PeerBook {
@@ -31,6 +36,7 @@ impl Default for PeerBook {
             ids: BoundedMap::new(PEER_BOOK_MAX),
             looked_up: BoundedMap::new(LOOKUPS_MAX),
             redial: BoundedMap::new(REDIAL_MAX),
+            failed_dials: BoundedMap::new(FAILED_DIALS_MAX),
         }
     }
 }
@@ -60,6 +66,19 @@ impl PeerBook {
         }
         self.looked_up.insert(peer, now);
         true
+    }
+
+    /// A dial of `peer` failed: discovery will not dial it again for [`DIAL_BACKOFF`] (an
+    /// intruder announcing itself over mDNS must not cost a handshake every half second).
+    pub(crate) fn dial_failed(&mut self, peer: PeerId, now: Instant) {
+        self.failed_dials.insert(peer, now);
+    }
+
+    /// Whether discovery may dial `peer` now.
+    pub(crate) fn may_dial(&self, peer: &PeerId, now: Instant) -> bool {
+        self.failed_dials
+            .get(peer)
+            .is_none_or(|at| now.duration_since(*at) >= DIAL_BACKOFF)
     }
 
     /// The libp2p peer id behind a protocol id, if this node has heard of it.
@@ -116,5 +135,20 @@ mod tests {
             book.redial_later(PeerId::random());
         }
         assert!(book.redial.len() <= REDIAL_MAX);
+    }
+
+    #[test]
+    fn a_peer_whose_dial_failed_is_left_alone_for_a_while() {
+        let mut book = PeerBook::default();
+        let now = Instant::now();
+        let intruder = PeerId::random();
+        assert!(book.may_dial(&intruder, now));
+        book.dial_failed(intruder, now);
+        assert!(!book.may_dial(&intruder, now + DIAL_BACKOFF / 2));
+        assert!(book.may_dial(&intruder, now + DIAL_BACKOFF));
+        for _ in 0..FAILED_DIALS_MAX + 10 {
+            book.dial_failed(PeerId::random(), now);
+        }
+        assert!(book.failed_dials.len() <= FAILED_DIALS_MAX);
     }
 }

@@ -12,6 +12,7 @@ mod support;
 mod host;
 mod linkemu;
 mod netns;
+mod private;
 
 use host::{Lan, wait_until};
 use libtest_mimic::{Arguments, Trial};
@@ -20,7 +21,7 @@ use shoal_node::job_request::JobRequest;
 use shoal_ops::reference;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
-use support::{result_bytes, write_wide_corpus};
+use support::{result_bytes, tasks_done_by, write_wide_corpus};
 
 fn main() {
     let mut args = Arguments::from_args();
@@ -29,7 +30,7 @@ fn main() {
     if let Some(why) = &skip {
         eprintln!("LAN tests skipped: {why}");
     }
-    let scenarios: [(&str, fn()); 8] = [
+    let scenarios: [(&str, fn()); 9] = [
         ("lan_formation_by_mdns_alone", lan_formation_by_mdns_alone),
         ("a_laptop_joins_mid_job", a_laptop_joins_mid_job),
         (
@@ -53,6 +54,10 @@ fn main() {
             "a_restarted_node_rejoins_with_its_peer_id",
             a_restarted_node_rejoins_with_its_peer_id,
         ),
+        (
+            "a_private_mesh_admits_only_key_holders",
+            private::a_private_mesh_admits_only_key_holders,
+        ),
     ];
     let trials = scenarios
         .into_iter()
@@ -68,13 +73,13 @@ fn main() {
 }
 
 /// Prints a measured figure where CI logs keep it.
-fn report(scenario: &str, what: String) {
+pub(crate) fn report(scenario: &str, what: String) {
     eprintln!("LAN REPORT {scenario}: {what}");
 }
 
 /// A corpus in the LAN's directory (all hosts share the file system; only the submitter reads
 /// it, workers fetch chunks over the network). Returns its path and the files' bytes.
-fn corpus(lan: &Lan, name: &str, files: usize, lines: usize) -> (String, Vec<Vec<u8>>) {
+pub(crate) fn corpus(lan: &Lan, name: &str, files: usize, lines: usize) -> (String, Vec<Vec<u8>>) {
     let dir = lan.dir.path().join(name);
     let bytes = write_wide_corpus(&dir, files, lines);
     (dir.display().to_string(), bytes)
@@ -89,18 +94,8 @@ fn pi_reference(samples: u64, tasks: u32, fanin: u32) -> Vec<u8> {
     reference::pi(&spec).expect("a pi spec")
 }
 
-/// The `spread` entry of `node_id` in a --json answer: how many tasks that node completed.
-fn tasks_done_by(answer: &serde_json::Value, node_id: &str) -> u64 {
-    answer["spread"]
-        .as_array()
-        .expect("the answer lists the spread")
-        .iter()
-        .find(|entry| entry[0].as_str() == Some(node_id))
-        .map_or(0, |entry| entry[1].as_u64().unwrap_or(0))
-}
-
 /// Waits until `host`'s node runs job `op` and has seen some but not all of its tasks done.
-fn await_mid_job(lan: &Lan, host: usize, op: &str) -> shoal_node::cli::rows::JobRow {
+pub(crate) fn await_mid_job(lan: &Lan, host: usize, op: &str) -> shoal_node::cli::rows::JobRow {
     wait_until(
         &format!("host {} to see a {op} job under way", host + 1),
         Duration::from_secs(60),

@@ -25,6 +25,16 @@ pub(crate) struct NodeProc {
 impl NodeProc {
     /// Starts a node and waits until it prints its API address (it is listening by then).
     pub(crate) fn start(data_dir: &Path, slots: u32, bootstrap: &[String]) -> Self {
+        Self::start_with(data_dir, slots, bootstrap, &[])
+    }
+
+    /// Starts a node with `extra` arguments (`--mesh-key K`, `--submitters F`, ...).
+    pub(crate) fn start_with(
+        data_dir: &Path,
+        slots: u32,
+        bootstrap: &[String],
+        extra: &[&str],
+    ) -> Self {
         let mut cmd = Command::new(SHOAL);
         cmd.args([
             "node",
@@ -38,6 +48,7 @@ impl NodeProc {
         for b in bootstrap {
             cmd.args(["--bootstrap", b]);
         }
+        cmd.args(extra);
         Self::spawn(cmd, data_dir)
     }
 
@@ -110,6 +121,11 @@ pub(crate) struct Mesh {
 
 impl Mesh {
     pub(crate) async fn start(slots: &[u32]) -> Self {
+        Self::start_with(slots, &[]).await
+    }
+
+    /// The same, every node started with `extra` arguments (`--mesh-key K`, ...).
+    pub(crate) async fn start_with(slots: &[u32], extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut nodes: Vec<NodeProc> = Vec::new();
         for (i, &s) in slots.iter().enumerate() {
@@ -118,10 +134,11 @@ impl Mesh {
                 // Every other node bootstraps from the bare address, without /p2p/<peer-id>.
                 bootstrap = bootstrap.iter().map(|a| strip_peer_id(a)).collect();
             }
-            nodes.push(NodeProc::start(
+            nodes.push(NodeProc::start_with(
                 &dir.path().join(format!("node-{i}")),
                 s,
                 &bootstrap,
+                extra,
             ));
         }
         let mesh = Self { dir, nodes };
@@ -292,4 +309,23 @@ pub(crate) fn submit_raw(node: &NodeProc, args: &[&str]) -> Output {
     let mut all = vec!["submit", "--data-dir", &dir, "--timeout", "120s"];
     all.extend_from_slice(args);
     shoal(&all)
+}
+
+/// The `spread` entry of `node_id` in a --json answer: how many tasks that node completed.
+pub(crate) fn tasks_done_by(answer: &serde_json::Value, node_id: &str) -> u64 {
+    answer["spread"]
+        .as_array()
+        .expect("the answer lists the spread")
+        .iter()
+        .find(|entry| entry[0].as_str() == Some(node_id))
+        .map_or(0, |entry| entry[1].as_u64().unwrap_or(0))
+}
+
+/// The protocol id of a node, as a job's `spread` names it.
+pub(crate) async fn node_id_of(node: &NodeProc) -> String {
+    let rows = node.client().peers().await.expect("the node answers");
+    rows.into_iter()
+        .find(|p| p.is_self)
+        .expect("a node lists itself")
+        .node_id
 }

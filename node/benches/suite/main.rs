@@ -4,18 +4,20 @@
 //!     cargo bench -p shoal-node --bench suite -- --smoke      # small sizes, one run, no docs
 //!
 //! Options (after `--`): `--smoke`; `--runs N` (default 3); `--only LIST` (comma-separated:
-//! tiny, latency, pi, wordcount, cold-start, memory); `--skip-peers LIST` (multiprocessing,
+//! tiny, latency, pi, wordcount, cold-start, memory, private); `--skip-peers LIST` (multiprocessing,
 //! ray, dask). The Python peers are installed into target/bench-venv from
 //! bench/requirements.txt on first use. A full run writes docs/benchmarks.json and the table in
 //! docs/BENCHMARKS.md; a smoke run writes target/bench-smoke.json and prints the table.
 //! Shoal failing (a wrong result, a job error) fails the run; a peer that cannot be installed
-//! or run is reported as not measured.
+//! or run is reported as not measured. A run of some workloads only (`--only`, `--skip-peers`)
+//! writes target/bench-partial.json instead of the docs.
 
 #[path = "../../../tests/support/mod.rs"]
 mod support;
 
 mod baseline;
 mod corpus;
+mod private;
 mod python;
 mod report;
 mod workloads;
@@ -24,7 +26,15 @@ use report::Row;
 use std::process::Command;
 use workloads::{Bench, Sizes, root};
 
-const WORKLOADS: [&str; 6] = ["tiny", "latency", "pi", "wordcount", "cold-start", "memory"];
+const WORKLOADS: [&str; 7] = [
+    "tiny",
+    "latency",
+    "pi",
+    "wordcount",
+    "cold-start",
+    "memory",
+    "private",
+];
 const BEGIN: &str = "<!-- suite:begin -->";
 const END: &str = "<!-- suite:end -->";
 
@@ -113,6 +123,7 @@ fn main() {
                 "wordcount" => rows.push(bench.wordcount().await),
                 "cold-start" => rows.push(bench.cold_start().await),
                 "memory" => rows.extend(bench.memory().await),
+                "private" => rows.extend(bench.private().await),
                 _ => unreachable!("checked when parsing"),
             }
         });
@@ -121,11 +132,21 @@ fn main() {
     let json: Vec<serde_json::Value> = rows.iter().map(Row::json).collect();
     let json = serde_json::to_string_pretty(&json).expect("serializable") + "\n";
     let table = report::markdown_table(&rows);
-    if options.smoke {
-        let path = root().join("target/bench-smoke.json");
-        std::fs::write(&path, json).expect("writing the smoke results");
+    // A smoke run, or a run of some workloads only, leaves the documented full run alone.
+    let partial = options.only.len() != WORKLOADS.len() || !options.skip_peers.is_empty();
+    if options.smoke || partial {
+        let name = if options.smoke {
+            "bench-smoke.json"
+        } else {
+            "bench-partial.json"
+        };
+        let path = root().join("target").join(name);
+        std::fs::write(&path, json).expect("writing the results");
         println!("{table}");
-        eprintln!("smoke run: figures in {}", path.display());
+        eprintln!(
+            "figures in {} (docs/BENCHMARKS.md is written by full runs only)",
+            path.display()
+        );
         return;
     }
     std::fs::write(root().join("docs/benchmarks.json"), json)

@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Slots per node: what `shoal node` offers by default on this 2-core machine.
-const SLOTS: u32 = 2;
+pub(crate) const SLOTS: u32 = 2;
 
 /// How big each workload is: the sizes, or a smoke test's.
 #[derive(Debug, Clone)]
@@ -65,7 +65,7 @@ pub(crate) struct Bench {
 }
 
 /// Submits through the client and returns the output and the wall time from submit to result.
-async fn run_job(client: &Client, request: JobRequest) -> (Vec<u8>, Duration) {
+pub(crate) async fn run_job(client: &Client, request: JobRequest) -> (Vec<u8>, Duration) {
     let start = Instant::now();
     let done = client
         .submit(request, |_| {})
@@ -74,7 +74,7 @@ async fn run_job(client: &Client, request: JobRequest) -> (Vec<u8>, Duration) {
     (done.output, start.elapsed())
 }
 
-fn request(
+pub(crate) fn request(
     job: &str,
     args: &[String],
     fanin: u32,

@@ -47,6 +47,32 @@ pub enum Command {
     /// Mesh keys: `shoal key new PATH` writes a new one.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Diagnostics: ask a peer for something, as any peer could.
+    #[command(subcommand)]
+    Probe(ProbeCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProbeCommand {
+    /// Ask the peer at MULTIADDR (ending in /p2p/PEER-ID) for the blob HASH with a throwaway
+    /// identity. Exit 0: it sent the blob; 3: it refused ("missing"); 4: no connection (down,
+    /// or it refused admission); 1: the request failed.
+    Blob {
+        #[arg(value_name = "MULTIADDR")]
+        addr: Multiaddr,
+        /// The blob's blake3 hash, 64 hex digits.
+        #[arg(value_name = "HASH")]
+        hash: String,
+        /// Connect as a member of this private mesh.
+        #[arg(long, value_name = "PATH", env = "SHOAL_MESH_KEY")]
+        mesh_key: Option<PathBuf>,
+        /// Give up after this long.
+        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -217,6 +243,13 @@ pub fn main() -> ExitCode {
             Command::Jobs(args) => jobs(args).await,
             Command::Demo => crate::demo::run().await,
             Command::Key(KeyCommand::New { path }) => new_key(&path),
+            Command::Probe(ProbeCommand::Blob {
+                addr,
+                hash,
+                mesh_key,
+                timeout,
+                json,
+            }) => probe_blob(addr, &hash, mesh_key.as_deref(), timeout, json).await,
         }
     });
     // Background tasks (API connections, the driver) end with the runtime.
@@ -228,6 +261,52 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn probe_blob(
+    addr: Multiaddr,
+    hash: &str,
+    mesh_key: Option<&std::path::Path>,
+    timeout: Duration,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use crate::probe::Probe;
+    let Some(hash) = shoal_protocol::BlobHash::from_hex(hash) else {
+        eprintln!("error: '{hash}' is not a blob hash (64 hex digits)");
+        return Ok(ExitCode::from(EXIT_USAGE));
+    };
+    let key = mesh_key.map(MeshKey::read).transpose()?;
+    let probe = crate::probe::blob(addr, hash, key.as_ref(), timeout).await?;
+    let (outcome, code, detail) = match &probe {
+        Probe::Found { len, verified } => (
+            "found",
+            0,
+            format!(
+                "{len} bytes{}",
+                if *verified {
+                    ", verified"
+                } else {
+                    " that do not match the hash"
+                }
+            ),
+        ),
+        Probe::Missing => (
+            "missing",
+            3,
+            "the peer refused or does not hold it".to_string(),
+        ),
+        Probe::NoConnection(e) => ("no-connection", 4, e.clone()),
+        Probe::Failed(e) => ("failed", 1, e.clone()),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "outcome": outcome, "detail": detail })
+        );
+    } else {
+        println!("{outcome}: {detail}");
+    }
+    Ok(ExitCode::from(code))
 }
 
 fn new_key(path: &std::path::Path) -> anyhow::Result<ExitCode> {

@@ -1,0 +1,81 @@
+//! `shoal probe blob MULTIADDR HASH`: asks one peer for one blob, as any other peer would, and
+//! says what came back. For operators checking that a mesh is closed ("can this machine read
+//! that chunk?") and for the tests that check it.
+
+use crate::blob_proto::BlobResponse;
+use crate::mesh_key::MeshKey;
+use crate::net::{self, BehaviourEvent};
+use futures::StreamExt;
+use libp2p::request_response::{self, Message};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, multiaddr::Protocol};
+use shoal_protocol::BlobHash;
+use std::time::Duration;
+
+/// What a probe found out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// The peer sent the blob; its length, and whether its bytes hash to what was asked.
+    Found { len: usize, verified: bool },
+    /// The peer answered that it will not or cannot give it.
+    Missing,
+    /// No connection could be made (the peer is down, or refused admission).
+    NoConnection(String),
+    /// The request failed on an open connection.
+    Failed(String),
+}
+
+/// Connects to `addr` (which must end in `/p2p/PEER-ID`) with a throwaway identity and asks
+/// for `hash`.
+pub async fn blob(
+    addr: Multiaddr,
+    hash: BlobHash,
+    mesh: Option<&MeshKey>,
+    limit: Duration,
+) -> anyhow::Result<Probe> {
+    let Some(Protocol::P2p(peer)) = addr.iter().last() else {
+        anyhow::bail!("{addr} does not end in /p2p/PEER-ID");
+    };
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    let mut swarm = net::build_swarm(key, false, mesh)?;
+    swarm.dial(addr.clone())?;
+    let run = async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == peer => {
+                    swarm.behaviour_mut().blobs.send_request(&peer, hash);
+                }
+                SwarmEvent::OutgoingConnectionError { error, .. } => {
+                    return Probe::NoConnection(error.to_string());
+                }
+                SwarmEvent::ConnectionClosed { peer_id, cause, .. } if peer_id == peer => {
+                    return Probe::NoConnection(format!(
+                        "the peer closed the connection: {cause:?}"
+                    ));
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Blobs(event)) => match event {
+                    request_response::Event::Message {
+                        message: Message::Response { response, .. },
+                        ..
+                    } => {
+                        return match response {
+                            BlobResponse::Found(bytes) => Probe::Found {
+                                len: bytes.len(),
+                                verified: BlobHash::of(&bytes) == hash,
+                            },
+                            BlobResponse::Missing => Probe::Missing,
+                        };
+                    }
+                    request_response::Event::OutboundFailure { error, .. } => {
+                        return Probe::Failed(error.to_string());
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+    };
+    Ok(tokio::time::timeout(limit, run)
+        .await
+        .unwrap_or_else(|_| Probe::NoConnection(format!("no answer within {limit:?}"))))
+}
