@@ -138,7 +138,8 @@ async fn another_local_user_cannot_drive_the_node_or_read_its_files() {
     let api = node.api.to_string();
     let dir = node.dir_arg();
     // Through the node's data dir (its token is the node user's alone), and with a guess.
-    let attempts: [(&[&str], &[(&str, &str)]); 3] = [
+    type Attempt<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+    let attempts: [Attempt; 3] = [
         (
             &[
                 SHOAL,
