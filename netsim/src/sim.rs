@@ -16,7 +16,7 @@ use crate::gossip;
 use crate::report::Report;
 use shoal_ops::{self as ops, MapInput, SplitMix64};
 use shoal_protocol::harness::{Env, Harness, Published};
-use shoal_protocol::wire::{Envelope, InvalidMessage, Message, ResultRef};
+use shoal_protocol::wire::{InvalidMessage, ResultRef};
 use shoal_protocol::{
     BlobHash, Capacity, Config, Input, JobId, JobSpec, MapSource, Millis, Node, NodeId, Operator,
     TaskOutcome, TaskRun, Work,
@@ -103,20 +103,7 @@ struct World {
 }
 
 /// The kinds of message, as reported.
-pub const KINDS: [&str; 6] = [
-    "advert", "announce", "batch", "pulse", "finished", "decline",
-];
-
-fn kind(env: &Envelope) -> usize {
-    match env.body {
-        Message::Advert(_) => 0,
-        Message::Announce(_) => 1,
-        Message::Batch(_) => 2,
-        Message::Pulse(_) => 3,
-        Message::Finished(_) => 4,
-        Message::Decline(_) => 5,
-    }
-}
+pub use shoal_protocol::wire::MESSAGE_KINDS as KINDS;
 
 fn node_id(i: usize) -> NodeId {
     NodeId::from_identity_bytes(format!("sim-node-{i}").as_bytes())
@@ -537,7 +524,7 @@ impl Env for World {
         let depth = gossip::mesh_depth(listeners.len());
         let per_delivery = gossip::transmissions_per_delivery(listeners.len());
         let f = self.cfg.faults;
-        let kind = kind(&msg.env);
+        let kind = msg.env.body.kind();
         self.messages_by_kind[kind] += 1;
         let counts_as_upkeep = kind == 0 && self.first_submit.is_some();
         for to in listeners {

@@ -1,7 +1,8 @@
 //! A client for a node's HTTP API ([`crate::api`], docs/api.md): what `shoal submit`,
 //! `shoal peers` and `shoal jobs` use, and what Rust programs can use to drive a node.
 
-use crate::api::jobs::{Accepted, Done, Failed, Progress};
+use crate::api::jobs::{Accepted, Done, Failed, JobDetailRow, Progress};
+use crate::api::node::NodeRow;
 use crate::api::token::ApiToken;
 use crate::cli::rows::{JobRow, PeerRow};
 use crate::job_request::JobRequest;
@@ -140,7 +141,19 @@ impl Client {
         self.get_json("/api/v1/jobs").await
     }
 
-    pub async fn job(&self, id: &str) -> Result<JobRow, ClientError> {
+    /// The dashboard's address, with the token (for a browser), at job `job`'s page if given.
+    pub fn dashboard_url(&self, job: Option<&str>) -> String {
+        let page = job.map(|j| format!("#/jobs/{j}")).unwrap_or_default();
+        format!("{}/?token={}{page}", self.base, self.token.as_str())
+    }
+
+    /// The node's own figures.
+    pub async fn node(&self) -> Result<NodeRow, ClientError> {
+        self.get_json("/api/v1/node").await
+    }
+
+    /// One job in detail.
+    pub async fn job(&self, id: &str) -> Result<JobDetailRow, ClientError> {
         self.get_json(&format!("/api/v1/jobs/{id}")).await
     }
 

@@ -7,7 +7,7 @@
 use crate::blob_proto::BlobResponse;
 use crate::exec;
 use crate::fetch::{FetchError, FetchReply};
-use crate::handle::{Command, Handle, JobError, JobOutcome, MeshView};
+use crate::handle::{Command, Handle, JobError, JobOutcome, MeshView, NodeSnapshot};
 use crate::net::{Behaviour, BehaviourEvent};
 use crate::peers::{PeerBook, node_id};
 use crate::serve::{BlobServer, Verdict};
@@ -68,6 +68,8 @@ struct Driver {
     /// Callers waiting for jobs this node tracks (bounded by the jobs it tracks).
     waiters: HashMap<JobId, Vec<oneshot::Sender<JobOutcome>>>,
     results: BoundedMap<JobId, JobOutcome>,
+    /// When each job submitted here was submitted, and its operator (for its duration).
+    submitted: BoundedMap<JobId, (Instant, &'static str)>,
     listen: Vec<Multiaddr>,
     /// Listeners that have not reported an address yet.
     listeners_pending: Vec<ListenerId>,
@@ -111,6 +113,7 @@ pub fn spawn(parts: DriverParts) -> (Handle, tokio::task::JoinHandle<()>) {
         fetches: HashMap::new(),
         waiters: HashMap::new(),
         results: BoundedMap::new(RESULT_MEMORY),
+        submitted: BoundedMap::new(RESULT_MEMORY),
         listen: Vec::new(),
         listeners_pending: listeners,
         on_listen,
@@ -163,6 +166,7 @@ impl Driver {
             if let TaskOutcome::Failed(reason) = &outcome {
                 tracing::warn!("{reason}");
             }
+            self.count_task(run.spec.op.name(), &outcome, run_us);
             let now = self.now();
             self.node
                 .task_finished(now, run.job, run.task, outcome, run_us);
@@ -206,7 +210,7 @@ impl Driver {
             Effect::Run(run) => {
                 let handle = self.handle.clone();
                 tokio::spawn(async move {
-                    let (job, task) = (run.job, run.task);
+                    let (job, task, op) = (run.job, run.task, run.spec.op.name());
                     let (outcome, run_us) = exec::run_task(&handle, run).await;
                     if let TaskOutcome::Failed(reason) | TaskOutcome::Unavailable(reason) = &outcome
                     {
@@ -216,6 +220,7 @@ impl Driver {
                         .tell(Command::TaskFinished {
                             job,
                             task,
+                            op,
                             outcome,
                             run_us,
                         })
@@ -275,7 +280,50 @@ impl Driver {
         }
     }
 
+    /// Counts a task that ended on this node (inputs that could not be fetched are not the
+    /// task's failure, and are not counted).
+    fn count_task(&self, op: &str, outcome: &TaskOutcome, run_us: u64) {
+        match outcome {
+            TaskOutcome::Done(_) => self.handle.metrics.task(op, true, run_us),
+            TaskOutcome::Failed(_) => self.handle.metrics.task(op, false, run_us),
+            TaskOutcome::Unavailable(_) | TaskOutcome::InputLost { .. } => {}
+        }
+    }
+
+    fn snapshot(&self, now: Millis) -> NodeSnapshot {
+        let view = self.mesh_view(now);
+        let jobs = self.node.jobs();
+        let running = jobs.iter().filter(|j| {
+            matches!(
+                j.status,
+                shoal_protocol::JobStatus::Running | shoal_protocol::JobStatus::WaitingForCapacity
+            )
+        });
+        let members = running.map(|j| j.members as usize).sum();
+        let (store_bytes, store_blobs) = self.handle.store().usage();
+        NodeSnapshot {
+            me: view.me,
+            me_peer: view.me_peer,
+            stats: self.node.stats().clone(),
+            peers: view.peers.len(),
+            jobs: self.node.table_sizes().jobs,
+            members,
+            serve: self.server.stats,
+            store_bytes,
+            store_blobs,
+        }
+    }
+
     fn finish(&mut self, job: JobId, outcome: JobOutcome) {
+        if outcome.is_ok()
+            && let Some((at, op)) = self.submitted.remove(&job)
+        {
+            self.handle
+                .metrics
+                .job_duration
+                .get_or_create(&crate::metrics::OpLabel { op: op.to_string() })
+                .observe(at.elapsed().as_secs_f64());
+        }
         for waiter in self.waiters.remove(&job).unwrap_or_default() {
             let _ = waiter.send(outcome.clone());
         }
@@ -289,10 +337,12 @@ impl Driver {
                 let epoch = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as u64);
+                let op = spec.op.name();
                 let result = self.node.submit(now, spec, epoch);
                 if let Ok(id) = &result {
                     // A resubmission computes afresh.
                     self.results.remove(id);
+                    self.submitted.insert(*id, (Instant::now(), op));
                 }
                 let _ = reply.send(result);
             }
@@ -338,9 +388,20 @@ impl Driver {
             Command::TaskFinished {
                 job,
                 task,
+                op,
                 outcome,
                 run_us,
-            } => self.node.task_finished(now, job, task, outcome, run_us),
+            } => {
+                self.count_task(op, &outcome, run_us);
+                self.node.task_finished(now, job, task, outcome, run_us);
+            }
+            Command::Detail { job, reply } => {
+                let detail = self.node.job_status(&job).zip(self.node.job_detail(&job));
+                let _ = reply.send(detail);
+            }
+            Command::Snapshot { reply } => {
+                let _ = reply.send(self.snapshot(now));
+            }
             Command::Collected {
                 job,
                 holder,
@@ -400,7 +461,8 @@ impl Driver {
             .into_iter()
             .map(|p| {
                 let peer = self.peers.peer_id(&p.id);
-                (p, peer)
+                let connection = peer.and_then(|peer| self.peers.connection(&peer));
+                (p, peer, connection)
             })
             .collect();
         MeshView {
@@ -420,6 +482,19 @@ impl Driver {
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        {
+            use libp2p::metrics::Recorder;
+            let recorder = &self.handle.metrics.libp2p;
+            recorder.record(&event);
+            if let SwarmEvent::Behaviour(e) = &event {
+                match e {
+                    BehaviourEvent::Gossipsub(e) => recorder.record(e),
+                    BehaviourEvent::Kad(e) => recorder.record(e),
+                    BehaviourEvent::Identify(e) => recorder.record(e),
+                    _ => {}
+                }
+            }
+        }
         match event {
             SwarmEvent::NewListenAddr {
                 address,
@@ -446,6 +521,7 @@ impl Driver {
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
             } => {
+                self.peers.connected(peer_id, endpoint.get_remote_address());
                 self.learn_peer(peer_id);
                 if endpoint.is_dialer() {
                     self.swarm
@@ -474,10 +550,13 @@ impl Driver {
                     // left a topic.)
                     self.peers.redial_later(peer_id);
                     let _ = self.swarm.disconnect_peer_id(peer_id);
-                } else if self.peers.take_redial(&peer_id) {
-                    let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer_id).build();
-                    if let Err(e) = self.swarm.dial(opts) {
-                        tracing::debug!(peer = %peer_id, "redial failed: {e}");
+                } else {
+                    self.peers.disconnected(&peer_id);
+                    if self.peers.take_redial(&peer_id) {
+                        let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer_id).build();
+                        if let Err(e) = self.swarm.dial(opts) {
+                            tracing::debug!(peer = %peer_id, "redial failed: {e}");
+                        }
                     }
                 }
             }
@@ -590,6 +669,9 @@ impl Driver {
                     })
                     .await
                     .unwrap_or(BlobResponse::Missing);
+                    if let BlobResponse::Found(bytes) = &response {
+                        handle.metrics.served_bytes.inc_by(bytes.len() as u64);
+                    }
                     let respond = Command::Respond {
                         peer,
                         channel,

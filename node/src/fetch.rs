@@ -138,6 +138,7 @@ impl Handle {
                 .unwrap_or(false)
         };
         if verified {
+            self.metrics.fetched_bytes.inc_by(bytes.len() as u64);
             Ok(bytes)
         } else {
             Err(FetchError::Failed(format!(

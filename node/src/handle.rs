@@ -63,8 +63,26 @@ pub struct MeshView {
     pub me: PeerStatus,
     /// The local node's libp2p peer id.
     pub me_peer: libp2p::PeerId,
-    /// Live peers, with their libp2p peer id where the driver knows it.
-    pub peers: Vec<(PeerStatus, Option<libp2p::PeerId>)>,
+    /// Live peers, with their libp2p peer id where the driver knows it, and the transport of
+    /// the connection to each (`None`: heard of through gossip only).
+    pub peers: Vec<(PeerStatus, Option<libp2p::PeerId>, Option<&'static str>)>,
+}
+
+/// The node's own figures, as one consistent snapshot (for `/api/v1/node` and `/metrics`).
+#[derive(Debug, Clone)]
+pub struct NodeSnapshot {
+    pub me: PeerStatus,
+    pub me_peer: libp2p::PeerId,
+    pub stats: shoal_protocol::Stats,
+    /// Live peers in the view.
+    pub peers: usize,
+    /// Jobs tracked, and their members summed.
+    pub jobs: usize,
+    pub members: usize,
+    pub serve: crate::serve::ServeStats,
+    /// Bytes of blobs in memory, and blobs held.
+    pub store_bytes: usize,
+    pub store_blobs: usize,
 }
 
 /// What the driver is asked to do. Each carries its own reply channel, so answers match.
@@ -91,6 +109,13 @@ pub(crate) enum Command {
     Jobs {
         reply: oneshot::Sender<Vec<JobView>>,
     },
+    Detail {
+        job: JobId,
+        reply: oneshot::Sender<Option<(JobView, shoal_protocol::node::JobDetail)>>,
+    },
+    Snapshot {
+        reply: oneshot::Sender<NodeSnapshot>,
+    },
     Fetch {
         holder: NodeId,
         hash: BlobHash,
@@ -104,6 +129,7 @@ pub(crate) enum Command {
     TaskFinished {
         job: JobId,
         task: u32,
+        op: &'static str,
         outcome: shoal_protocol::TaskOutcome,
         run_us: u64,
     },
@@ -123,6 +149,7 @@ pub struct Handle {
     me: NodeId,
     pub(crate) manifests: Arc<Mutex<BoundedMap<BlobHash, Arc<Manifest>>>>,
     pub(crate) in_flight: Arc<InFlight>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Handle {
@@ -141,6 +168,7 @@ impl Handle {
             me,
             manifests: Arc::new(Mutex::new(BoundedMap::new(MANIFEST_CACHE))),
             in_flight: Arc::default(),
+            metrics: Arc::default(),
         };
         (handle, rx)
     }
@@ -208,6 +236,25 @@ impl Handle {
     /// The mesh as this node sees it.
     pub async fn peers(&self) -> Result<MeshView, NodeGone> {
         self.ask(|reply| Command::Peers { reply }).await
+    }
+
+    /// A tracked job in detail (its tasks, tree, grid and why it is not moving).
+    pub async fn detail(
+        &self,
+        job: JobId,
+    ) -> Result<Option<(JobView, shoal_protocol::node::JobDetail)>, NodeGone> {
+        self.ask(|reply| Command::Detail { job, reply }).await
+    }
+
+    /// The node's own figures.
+    pub async fn snapshot(&self) -> Result<NodeSnapshot, NodeGone> {
+        self.ask(|reply| Command::Snapshot { reply }).await
+    }
+
+    /// The node's metrics, in the Prometheus text format.
+    pub async fn metrics_text(&self) -> Result<String, NodeGone> {
+        let snap = self.snapshot().await?;
+        Ok(self.metrics.encode(&snap))
     }
 
     /// The jobs this node tracks or remembers.

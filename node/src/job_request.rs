@@ -276,7 +276,7 @@ impl JobRequest {
                     end,
                     tasks: self
                         .tasks
-                        .unwrap_or_else(|| job::default_generated_tasks(end - start)),
+                        .unwrap_or_else(|| job::default_generated_tasks(end.saturating_sub(start))),
                 },
             ),
             JobKind::Pi { samples } => (

@@ -226,7 +226,12 @@ pub async fn launch(opts: NodeOptions) -> anyhow::Result<RunningNode> {
     if let (Some(listener), Some(addr)) = (api_listener, api_addr) {
         let t = ApiToken::generate()?;
         t.write(&opts.data_dir)?;
-        let router = api::router(handle.clone(), Gate::new(t.clone(), addr.port()));
+        let fingerprint = opts.mesh_key.as_ref().map(MeshKey::fingerprint);
+        let router = api::router(
+            handle.clone(),
+            Gate::new(t.clone(), addr.port()),
+            fingerprint,
+        );
         tokio::spawn(api::serve(listener, router));
         token = Some(t);
     }

@@ -31,6 +31,7 @@ pub mod input;
 pub mod job_request;
 pub mod launch;
 pub mod mesh_key;
+pub mod metrics;
 pub mod net;
 pub mod peers;
 pub mod probe;

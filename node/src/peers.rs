@@ -28,6 +28,8 @@ pub(crate) struct PeerBook {
     looked_up: BoundedMap<PeerId, Instant>,
     redial: BoundedMap<PeerId, ()>,
     failed_dials: BoundedMap<PeerId, Instant>,
+    /// The transport of the connection to each connected peer (`quic`, `tcp`).
+    connected: BoundedMap<PeerId, &'static str>,
 }
 
 impl Default for PeerBook {
@@ -37,6 +39,7 @@ impl Default for PeerBook {
             looked_up: BoundedMap::new(LOOKUPS_MAX),
             redial: BoundedMap::new(REDIAL_MAX),
             failed_dials: BoundedMap::new(FAILED_DIALS_MAX),
+            connected: BoundedMap::new(PEER_BOOK_MAX),
         }
     }
 }
@@ -79,6 +82,29 @@ impl PeerBook {
         self.failed_dials
             .get(peer)
             .is_none_or(|at| now.duration_since(*at) >= DIAL_BACKOFF)
+    }
+
+    /// A connection to `peer` over `addr` is up.
+    pub(crate) fn connected(&mut self, peer: PeerId, addr: &libp2p::Multiaddr) {
+        let transport = if addr
+            .iter()
+            .any(|p| matches!(p, libp2p::multiaddr::Protocol::QuicV1))
+        {
+            "quic"
+        } else {
+            "tcp"
+        };
+        self.connected.insert(peer, transport);
+    }
+
+    /// The last connection to `peer` closed.
+    pub(crate) fn disconnected(&mut self, peer: &PeerId) {
+        self.connected.remove(peer);
+    }
+
+    /// How this node is connected to `peer`, if it is.
+    pub(crate) fn connection(&self, peer: &PeerId) -> Option<&'static str> {
+        self.connected.get(peer).copied()
     }
 
     /// The libp2p peer id behind a protocol id, if this node has heard of it.

@@ -184,6 +184,12 @@ impl BlobStore {
         self.grant(job, &hashes);
     }
 
+    /// Bytes of blobs in memory, and blobs held (in memory or as file ranges).
+    pub fn usage(&self) -> (usize, usize) {
+        let inner = self.inner.lock().expect("store lock poisoned");
+        (inner.memory_bytes, inner.entries.len())
+    }
+
     /// The jobs a stored blob belongs to (none for a blob this node does not hold).
     pub fn jobs_of(&self, hash: &BlobHash) -> Vec<JobId> {
         let inner = self.inner.lock().expect("store lock poisoned");

@@ -123,6 +123,36 @@ pub struct JobView {
     pub members: u32,
     /// What this node itself is doing for the job.
     pub local: LocalTasks,
+    /// The job's input size in its own unit.
+    pub input: InputSize,
+}
+
+/// A job's size in its own unit: bytes of files, or items of a generated input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct InputSize {
+    /// `bytes` or `items`.
+    pub unit: &'static str,
+    pub size: u64,
+}
+
+impl InputSize {
+    pub fn of(input: &crate::job::Input) -> Self {
+        use crate::job::Input;
+        match *input {
+            Input::Chunks { bytes, .. } => Self {
+                unit: "bytes",
+                size: bytes,
+            },
+            Input::Range { start, end, .. } => Self {
+                unit: "items",
+                size: end.saturating_sub(start),
+            },
+            Input::Samples { total, .. } => Self {
+                unit: "items",
+                size: total,
+            },
+        }
+    }
 }
 
 /// A job's tasks that this node runs or whose results it holds: what is lost if it dies.

@@ -50,6 +50,11 @@ impl Tree {
         (self.levels.len() - 1) as u32
     }
 
+    /// (first task index, task count) of each level, the map tasks first, the root last.
+    pub fn levels(&self) -> &[(u32, u32)] {
+        &self.levels
+    }
+
     /// Whether `task` is a map task.
     pub fn is_map(&self, task: u32) -> bool {
         task < self.maps()

@@ -50,6 +50,25 @@ pub enum Message {
     Decline(Decline),
 }
 
+/// The kinds of message, by [`Message::kind`]: for counters and reports.
+pub const MESSAGE_KINDS: [&str; 6] = [
+    "advert", "announce", "batch", "pulse", "finished", "decline",
+];
+
+impl Message {
+    /// The index of this message's kind in [`MESSAGE_KINDS`].
+    pub fn kind(&self) -> usize {
+        match self {
+            Message::Advert(_) => 0,
+            Message::Announce(_) => 1,
+            Message::Batch(_) => 2,
+            Message::Pulse(_) => 3,
+            Message::Finished(_) => 4,
+            Message::Decline(_) => 5,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Advert {
     pub slots_total: u32,

@@ -92,16 +92,82 @@ pub async fn list(State(api): State<Arc<ApiState>>) -> Result<Json<Vec<JobRow>>,
     Ok(Json(jobs.iter().map(JobRow::from).collect()))
 }
 
-/// `GET /api/v1/jobs/{id}`: one job's state.
+/// One job in detail, as `GET /api/v1/jobs/{id}` gives it (docs/api.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobDetailRow {
+    pub job: JobRow,
+    pub tasks: TaskCounts,
+    pub tree: Vec<LevelRow>,
+    pub grid: GridRow,
+    pub why: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct TaskCounts {
+    pub waiting: u32,
+    pub ready: u32,
+    pub claimed: u32,
+    pub done: u32,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct LevelRow {
+    pub level: u32,
+    pub tasks: u32,
+    pub done: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GridRow {
+    pub tasks_per_cell: u32,
+    pub nodes: Vec<String>,
+    /// `[state, node]`: state 0 waiting, 1 ready, 2 claimed, 3 done; node an index into
+    /// `nodes`, or -1.
+    pub cells: Vec<(u8, i64)>,
+}
+
+impl JobDetailRow {
+    fn new(view: &shoal_protocol::JobView, d: &shoal_protocol::node::JobDetail) -> Self {
+        Self {
+            job: JobRow::from(view),
+            tasks: TaskCounts {
+                waiting: d.tasks.waiting,
+                ready: d.tasks.ready,
+                claimed: d.tasks.claimed,
+                done: d.tasks.done,
+            },
+            tree: d
+                .tree
+                .iter()
+                .map(|l| LevelRow {
+                    level: l.level,
+                    tasks: l.tasks,
+                    done: l.done,
+                })
+                .collect(),
+            grid: GridRow {
+                tasks_per_cell: d.grid.tasks_per_cell,
+                nodes: d.grid.nodes.iter().map(|n| n.to_string()).collect(),
+                cells: d
+                    .grid
+                    .cells
+                    .iter()
+                    .map(|(state, node)| (*state as u8, node.map_or(-1, i64::from)))
+                    .collect(),
+            },
+            why: d.why.clone(),
+        }
+    }
+}
+
+/// `GET /api/v1/jobs/{id}`: one job in detail.
 pub async fn get(
     State(api): State<Arc<ApiState>>,
     Path(id): Path<String>,
-) -> Result<Json<JobRow>, ApiError> {
+) -> Result<Json<JobDetailRow>, ApiError> {
     let job = job_id(&id)?;
-    row(&api.handle, job)
-        .await?
-        .map(Json)
-        .ok_or_else(|| unknown(job))
+    let (view, detail) = api.handle.detail(job).await?.ok_or_else(|| unknown(job))?;
+    Ok(Json(JobDetailRow::new(&view, &detail)))
 }
 
 fn unknown(job: JobId) -> ApiError {

@@ -9,10 +9,14 @@
 //!
 //! - this file: the router, shared state, errors as responses;
 //! - [`token`]: the credential and the middleware that checks it;
-//! - [`jobs`]: submitting jobs, their state, their progress events and their results;
-//! - [`peers`]: the mesh as this node sees it.
+//! - [`jobs`]: submitting jobs, their state and detail, progress events and results;
+//! - [`peers`]: the mesh as this node sees it; [`node`]: the node's own figures and
+//!   `/metrics`; [`events`]: the dashboard's live feed; [`dashboard`]: its files.
 
+pub mod dashboard;
+pub mod events;
 pub mod jobs;
+pub mod node;
 pub mod peers;
 pub mod token;
 
@@ -39,6 +43,9 @@ pub struct ApiState {
     pub handle: Handle,
     /// When each job was submitted through this API.
     submitted: Mutex<BoundedMap<JobId, Instant>>,
+    /// The mesh key's fingerprint, in a private mesh.
+    pub fingerprint: Option<String>,
+    pub started: Instant,
 }
 
 impl ApiState {
@@ -95,13 +102,21 @@ fn job_id(text: &str) -> Result<JobId, ApiError> {
         .ok_or_else(|| ApiError::BadRequest(format!("'{text}' is not a job id (64 hex digits)")))
 }
 
-/// The whole API, behind the token.
-pub fn router(handle: Handle, gate: Arc<Gate>) -> Router {
+/// The whole API, behind the token. `fingerprint` names the mesh key of a private mesh.
+pub fn router(handle: Handle, gate: Arc<Gate>, fingerprint: Option<String>) -> Router {
     let state = Arc::new(ApiState {
         handle,
         submitted: Mutex::new(BoundedMap::new(SUBMISSIONS_REMEMBERED)),
+        fingerprint,
+        started: Instant::now(),
     });
     Router::new()
+        .route("/", get(dashboard::index))
+        .route("/assets/app.js", get(dashboard::app))
+        .route("/assets/style.css", get(dashboard::style))
+        .route("/metrics", get(node::metrics))
+        .route("/api/v1/node", get(node::get))
+        .route("/api/v1/events", get(events::mesh))
         .route("/api/v1/peers", get(peers::list))
         .route("/api/v1/jobs", get(jobs::list).post(jobs::submit))
         .route("/api/v1/jobs/{id}", get(jobs::get))
@@ -118,6 +133,12 @@ pub fn router(handle: Handle, gate: Arc<Gate>) -> Router {
 
 /// Serves the API until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, router: Router) {
+    use axum::serve::ListenerExt;
+    // Answers are small and written as they come (events above all): Nagle's algorithm would
+    // hold each for a delayed ACK, tens of milliseconds.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     if let Err(e) = axum::serve(listener, router).await {
         tracing::warn!("the HTTP API stopped: {e}");
     }

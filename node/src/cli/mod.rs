@@ -2,6 +2,7 @@
 //!
 //! `submit` lives in its own module; the rows and tables of `peers` and `jobs` in [`rows`].
 
+pub mod progress;
 pub mod rows;
 mod submit;
 pub mod submitters;
@@ -363,6 +364,9 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(api) = node.api {
         println!("local api: {api}");
+    }
+    if let Some(client) = node.client() {
+        println!("dashboard: {}", client.dashboard_url(None));
     }
     println!("slots: {slots}; data dir: {}", data_dir.display());
     wait_for_signal().await;

@@ -18,26 +18,31 @@ pub struct PeerRow {
     pub mem_mb: u64,
     pub load: f64,
     pub advert_age_ms: u64,
+    /// How this node is connected to it: `quic`, `tcp`, or none (gossip only; this node itself).
+    #[serde(default)]
+    pub connection: Option<String>,
 }
 
 impl PeerRow {
     /// One row per node of the view, this node first.
     pub fn rows(view: &MeshView) -> Vec<PeerRow> {
-        let row = |p: &PeerStatus, peer_id: String, is_self: bool| PeerRow {
-            peer_id,
-            node_id: p.id.to_string(),
-            is_self,
-            slots_total: p.slots_total,
-            slots_free: p.slots_free,
-            cores: p.cores,
-            mem_mb: p.mem_mb,
-            load: f64::from(p.load_milli) / 1000.0,
-            advert_age_ms: p.age_ms,
-        };
-        let mut rows = vec![row(&view.me, view.me_peer.to_string(), true)];
-        rows.extend(view.peers.iter().map(|(p, peer)| {
+        let row =
+            |p: &PeerStatus, peer_id: String, is_self: bool, connection: Option<&str>| PeerRow {
+                peer_id,
+                node_id: p.id.to_string(),
+                is_self,
+                slots_total: p.slots_total,
+                slots_free: p.slots_free,
+                cores: p.cores,
+                mem_mb: p.mem_mb,
+                load: f64::from(p.load_milli) / 1000.0,
+                advert_age_ms: p.age_ms,
+                connection: connection.map(str::to_string),
+            };
+        let mut rows = vec![row(&view.me, view.me_peer.to_string(), true, None)];
+        rows.extend(view.peers.iter().map(|(p, peer, connection)| {
             let name = peer.map_or_else(|| p.id.to_hex(), |id| id.to_string());
-            row(p, name, false)
+            row(p, name, false, *connection)
         }));
         rows
     }
@@ -58,6 +63,20 @@ pub struct JobRow {
     pub spread: Vec<(String, u32)>,
     /// Tasks this node runs now, or whose results only it holds.
     pub here: LocalTasks,
+    /// The submitter's node id.
+    pub submitter: String,
+    /// Members of the job as this node knows them (itself included).
+    pub members: u32,
+    pub maps_done: u32,
+    pub input: InputRow,
+}
+
+/// A job's size in its own unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputRow {
+    /// `bytes` (files) or `items` (a generated range or samples).
+    pub unit: String,
+    pub size: u64,
 }
 
 impl From<&JobView> for JobRow {
@@ -79,6 +98,13 @@ impl From<&JobView> for JobRow {
             workers: v.workers.len(),
             spread: v.workers.iter().map(|(n, c)| (n.to_string(), *c)).collect(),
             here: v.local,
+            submitter: v.submitter.to_string(),
+            members: v.members,
+            maps_done: v.maps_done,
+            input: InputRow {
+                unit: v.input.unit.to_string(),
+                size: v.input.size,
+            },
         }
     }
 }
@@ -97,6 +123,13 @@ impl JobRow {
             workers: 0,
             spread: Vec::new(),
             here: LocalTasks::default(),
+            submitter: String::new(),
+            members: 0,
+            maps_done: 0,
+            input: InputRow {
+                unit: String::new(),
+                size: 0,
+            },
         }
     }
 }

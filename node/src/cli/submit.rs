@@ -1,6 +1,7 @@
 //! `shoal submit`: builds the request, sends it to the local node (or a temporary one that
 //! joins the mesh), shows progress, and prints the result.
 
+use super::progress;
 use super::rows::short_id;
 use super::{EXIT_USAGE, SubmitArgs, client};
 use crate::api::jobs::Progress;
@@ -122,15 +123,22 @@ async fn run_submit(
     } else {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} tasks  {per_sec}  {msg}")
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} tasks  {msg}")
                 .expect("valid template"),
         );
         bar
     };
+    let started = std::time::Instant::now();
     let result = client
         .submit(request, |update| match update {
             Update::Accepted(accepted) => {
-                bar.set_message(format!("job {}", short_id(&accepted.job)))
+                if !json {
+                    bar.println(format!(
+                        "job {}: {}",
+                        short_id(&accepted.job),
+                        client.dashboard_url(Some(&accepted.job))
+                    ));
+                }
             }
             Update::Progress(Progress {
                 job,
@@ -139,11 +147,12 @@ async fn run_submit(
             }) => {
                 bar.set_length(u64::from(job.total));
                 bar.set_position(u64::from(job.done));
-                if *waiting_for_capacity {
-                    bar.set_message("waiting for capacity: no node offers a free slot");
-                } else {
-                    bar.set_message(format!("{peers} peers, {} workers", job.workers));
-                }
+                bar.set_message(progress::message(
+                    job,
+                    *peers,
+                    *waiting_for_capacity,
+                    started.elapsed(),
+                ));
             }
         })
         .await;

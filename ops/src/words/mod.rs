@@ -7,11 +7,15 @@
 //! multi-byte character, so the text splits at them into runs, found 64 bytes at a time with a
 //! bitmask. A run of up to 16 ASCII letters and digits (nearly every word) is packed into an
 //! integer, lowercased eight bytes at a time and counted in a linear-probing table
-//! (`short_table.rs`); a longer ASCII run is lowercased in a reused buffer; a run holding any
-//! byte ≥ 0x80 goes through the general definition.
+//! (`short_table.rs`); a longer ASCII run is lowercased in a reused buffer; a run holding bytes
+//! ≥ 0x80 is decoded, split and lowercased through tables of the Basic Multilingual Plane
+//! (`unicode.rs`), its words packed like ASCII ones when they are 16 bytes or shorter; what the
+//! tables cannot settle (four-byte characters, invalid UTF-8, capital sigma, 'İ') goes through
+//! the general definition.
 
 mod definition;
 mod short_table;
+mod unicode;
 
 pub use definition::for_each_word;
 use short_table::ShortTable;
@@ -201,10 +205,19 @@ fn run_mask(bytes: &[u8], base: usize) -> u64 {
     mask
 }
 
+/// Buffers reused from run to run.
+#[derive(Default)]
+struct Scratch {
+    lowered: Vec<u8>,
+    ends: Vec<usize>,
+}
+
 /// Counts the run `bytes[start..end]`: a short ASCII run (nearly every word) under its packed
-/// key, any other through the general paths.
+/// key, other ASCII runs lowercased in a buffer, runs with non-ASCII characters through the
+/// tables of `unicode.rs`, and what those cannot settle through the definition itself.
 #[inline(always)]
-fn add_run(counts: &mut Counts, lowered: &mut Vec<u8>, bytes: &[u8], start: usize, end: usize) {
+fn add_run(counts: &mut Counts, scratch: &mut Scratch, bytes: &[u8], start: usize, end: usize) {
+    let lowered = &mut scratch.lowered;
     let len = end - start;
     if len <= SHORT {
         let key = pack_at(bytes, start, len);
@@ -218,6 +231,12 @@ fn add_run(counts: &mut Counts, lowered: &mut Vec<u8>, bytes: &[u8], start: usiz
         lowered.clear();
         lowered.extend(word.iter().map(u8::to_ascii_lowercase));
         counts.add(lowered);
+    } else if unicode::split_lowered(word, lowered, &mut scratch.ends) {
+        let mut from = 0;
+        for &to in &scratch.ends {
+            counts.add(&lowered[from..to]);
+            from = to;
+        }
     } else {
         for_each_word(word, |w| counts.add(w.as_bytes()));
     }
@@ -226,9 +245,9 @@ fn add_run(counts: &mut Counts, lowered: &mut Vec<u8>, bytes: &[u8], start: usiz
 /// Adds the words of `bytes` to `counts`: the text is scanned 64 bytes at a time into a
 /// bitmask of run bytes, and runs are read off the mask with bit counts.
 fn count_into(counts: &mut Counts, bytes: &[u8]) {
-    let mut lowered = Vec::with_capacity(64);
+    let mut scratch = Scratch::default();
     let mut add =
-        |counts: &mut Counts, start, end| add_run(counts, &mut lowered, bytes, start, end);
+        |counts: &mut Counts, start, end| add_run(counts, &mut scratch, bytes, start, end);
     // Where the run that reaches the end of the previous block started.
     let mut open: Option<usize> = None;
     let mut base = 0;
@@ -361,5 +380,62 @@ mod tests {
     fn agrees_with_the_definition_on_random_bytes() {
         // Bytes drawn mostly from letters, with separators, UTF-8 lead and continuation bytes.
         agrees_on_random_texts(5, b"aAzZ09 ,.\n\xc3\xa9\xe2\x82\xac\xff\x80", 500, 200);
+    }
+
+    /// Random texts of up to `max_chars` characters drawn from `alphabet` count as the
+    /// definition says.
+    fn agrees_on_random_unicode(seed: u64, alphabet: &[char], texts: usize, max_chars: u64) {
+        let mut rng = SplitMix64(seed);
+        for _ in 0..texts {
+            let len = rng.next_u64() % max_chars;
+            let text: String = (0..len)
+                .map(|_| alphabet[(rng.next_u64() % alphabet.len() as u64) as usize])
+                .collect();
+            assert_eq!(
+                count_words(text.as_bytes()),
+                by_definition(text.as_bytes()),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn agrees_with_the_definition_on_random_multilingual_text() {
+        // Letters of several scripts in both cases, other scripts' digits, separators of all
+        // widths, combining marks, final-sigma contexts, characters whose lowercase is longer
+        // (İ) or ASCII (the Kelvin sign), four-byte characters and a private-use one.
+        let alphabet: Vec<char> = "aZ9 ,.\n\téÉßẞçÇøØΣσςΑαΩωЖжЯяЁёԱաⴀႠ日本語中文한국어ひらがなカタカナ٣٤०१\u{301}\u{345}\u{200b}\u{a0}、。—–İıK𝐀😀𠀀\u{e000}\u{fffd}"
+            .chars()
+            .collect();
+        agrees_on_random_unicode(21, &alphabet, 2_000, 120);
+    }
+
+    #[test]
+    fn agrees_with_the_definition_on_random_code_points() {
+        // Any code point at all, weighted towards the two- and three-byte ranges.
+        let mut rng = SplitMix64(77);
+        let alphabet: Vec<char> = (0..4_000)
+            .filter_map(|i| {
+                let r = rng.next_u64();
+                let cp = match i % 4 {
+                    0 => (r % 0x80) as u32,
+                    1 => 0x80 + (r % 0x780) as u32,
+                    2 => 0x800 + (r % 0xF800) as u32,
+                    _ => 0x1_0000 + (r % 0x2_0000) as u32,
+                };
+                char::from_u32(cp)
+            })
+            .collect();
+        agrees_on_random_unicode(5, &alphabet, 1_000, 200);
+    }
+
+    #[test]
+    fn short_non_ascii_words_are_packed_and_sorted_like_the_rest() {
+        let text = "Été été ÉTÉ été zèbre ÆON æon 日本 日本語 Καλημέρα ΚΑΛΗΜΈΡΑ";
+        assert_eq!(count_words(text.as_bytes()), by_definition(text.as_bytes()));
+        assert_eq!(
+            count_words_encoded(text.as_bytes()),
+            shoal_protocol::codec::encode_blob(&by_definition(text.as_bytes()))
+        );
     }
 }

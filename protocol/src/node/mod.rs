@@ -17,12 +17,15 @@
 //!   repair;
 //! - `work`: claiming tasks and starting them;
 //! - `outbox`: batching, pacing and publishing;
-//! - `status`: read-only views for the driver's API and for diagnostics.
+//! - `status`: read-only views for the driver's API and for diagnostics; `detail`: one job in
+//!   detail (tasks by state, the tree, a grid, why it is not moving).
 
+mod detail;
 mod handlers;
 mod outbox;
 mod status;
 
+pub use detail::{CellState, GRID_CELLS_MAX, JobDetail, LevelProgress, TaskCounts, TaskGrid};
 pub use status::TableSizes;
 mod upkeep;
 mod work;
@@ -153,6 +156,10 @@ pub struct Stats {
     pub jobs_refused: u64,
     /// Jobs this node declined because their submitter is not one it runs jobs for.
     pub jobs_declined: u64,
+    /// Valid messages received and messages published, by kind
+    /// ([`crate::wire::MESSAGE_KINDS`] order).
+    pub in_by_kind: [u64; crate::wire::MESSAGE_KINDS.len()],
+    pub out_by_kind: [u64; crate::wire::MESSAGE_KINDS.len()],
 }
 
 /// Why a submission was refused.
@@ -234,6 +241,8 @@ pub struct Node {
     /// Jobs declined, with the epoch: a job is declined once per run, not at every
     /// re-announcement.
     declined: BoundedIdMap<JobId, u64>,
+    /// The last details of jobs no longer tracked (`detail.rs`).
+    ended_details: BoundedIdMap<JobId, JobDetail>,
 }
 
 impl Node {
@@ -284,6 +293,7 @@ impl Node {
             stats: Stats::default(),
             submitters: None,
             declined: BoundedIdMap::new(FINISHED_MEMORY),
+            ended_details: BoundedIdMap::new(detail::DETAILS_KEPT),
         }
     }
 
@@ -353,6 +363,7 @@ impl Node {
     pub fn handle_envelope(&mut self, now: Millis, from: NodeId, env: &Envelope, len: usize) {
         self.stats.messages_in += 1;
         self.stats.bytes_in += len as u64;
+        self.stats.in_by_kind[env.body.kind()] += 1;
         if matches!(env.body, Message::Advert(_)) && !self.view.covers(&from) {
             // From a shard this node stopped listening to (in flight when it left): not
             // worth a place in the peer table.
@@ -673,6 +684,14 @@ impl Node {
         };
         let view = Some(self.job_view(state));
         let topic = state.topic;
+        if state.submitter == ME {
+            // Its page stays readable after the end (only a submitter keeps details: every
+            // member keeping them would cost a mesh memory for nothing).
+            self.keep_detail(job);
+        }
+        let Some(state) = self.jobs.get(&job) else {
+            return;
+        };
         for blob in state.held_blobs() {
             self.effects.push_back(Effect::Release { blob });
         }

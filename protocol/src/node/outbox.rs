@@ -55,6 +55,7 @@ impl Node {
 
     /// Encodes `body` and queues it for `topic`.
     pub(super) fn publish(&mut self, topic: Topic, body: Message) {
+        self.stats.out_by_kind[body.kind()] += 1;
         self.seq += 1;
         let bytes = Envelope {
             seq: self.seq,

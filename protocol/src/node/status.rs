@@ -174,6 +174,7 @@ impl Node {
             workers,
             members: job.members.len() as u32 + 1,
             local: job.local_tasks(),
+            input: crate::effects::InputSize::of(&job.spec.input),
         }
     }
 }

@@ -1,0 +1,324 @@
+//! The HTTP API from plain HTTP clients: every curl example of docs/api.md runs against a live
+//! mesh, requests without the token are refused everywhere, malformed bodies get a 4xx with a
+//! message and leave the node working, and `/metrics` is valid Prometheus text whose task
+//! counter grows by the tasks a job ran.
+
+mod support;
+
+use shoal_ops::reference;
+use std::process::Command;
+use std::time::Duration;
+use support::*;
+
+fn token_of(node: &NodeProc) -> String {
+    std::fs::read_to_string(node.data_dir.join("api.token"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// The shell commands of docs/api.md's code blocks that call curl.
+fn documented_curls() -> Vec<String> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/api.md"))
+        .expect("docs/api.md");
+    let mut commands = Vec::new();
+    let mut in_block = false;
+    let mut current = String::new();
+    for line in doc.lines() {
+        if line.starts_with("```") {
+            in_block = !in_block;
+            continue;
+        }
+        if !in_block {
+            continue;
+        }
+        if line.starts_with("curl ") || !current.is_empty() {
+            current.push_str(line.trim_end_matches('\\'));
+            current.push(' ');
+            if !line.ends_with('\\') {
+                commands.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    commands
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_curl_example_runs() {
+    let mesh = Mesh::start(&[1, 1]).await;
+    let node = &mesh.nodes[0];
+    let job = submit_json(node, &["sumsq", "0", "100000"], &["--tasks", "8"]);
+    let job_id = job["job"].as_str().unwrap().to_string();
+    let curls = documented_curls();
+    assert!(curls.len() >= 8, "found only {curls:?}");
+    for curl in &curls {
+        // The status code goes on a line of its own after the body.
+        let script = format!("{curl} -w '\\n%{{http_code}}'");
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .env("TOKEN", token_of(node))
+            .env("API", format!("http://{}", node.api))
+            .env("JOB", &job_id)
+            .output()
+            .expect("running sh");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let (body, code) = stdout.rsplit_once('\n').unwrap_or(("", &stdout));
+        assert!(
+            out.status.success(),
+            "{curl}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(code.starts_with('2'), "{curl} answered {code}: {body}");
+        if curl.contains("/events") {
+            assert!(body.contains("event: done"), "{curl}: {body}");
+        } else if curl.contains("/metrics") {
+            assert!(body.contains("shoal_tasks_run_total"), "{curl}: {body}");
+        } else {
+            let value: serde_json::Value = serde_json::from_str(body)
+                .unwrap_or_else(|e| panic!("{curl} gave no JSON ({e}): {body}"));
+            if curl.contains("/result") {
+                assert_eq!(
+                    serde_json::to_vec(&value).unwrap(),
+                    reference::sumsq(0, 100_000)
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_refuses_a_request_without_the_token() {
+    let mesh = Mesh::start(&[1]).await;
+    let base = format!("http://{}", mesh.nodes[0].api);
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let job = "00".repeat(32);
+    let paths = [
+        "/".to_string(),
+        "/assets/app.js".into(),
+        "/metrics".into(),
+        "/api/v1/node".into(),
+        "/api/v1/peers".into(),
+        "/api/v1/jobs".into(),
+        "/api/v1/events".into(),
+        format!("/api/v1/jobs/{job}"),
+        format!("/api/v1/jobs/{job}/events"),
+        format!("/api/v1/jobs/{job}/result"),
+        "/no/such/thing".into(),
+    ];
+    for path in &paths {
+        for token in [None, Some("wrong")] {
+            let mut request = http.get(format!("{base}{path}"));
+            if let Some(t) = token {
+                request = request.bearer_auth(t);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 401, "GET {path} with {token:?}");
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert!(body["error"].as_str().unwrap().contains("token"), "{body}");
+        }
+    }
+    // With the token from the query, a browser gets the page and a cookie that works alone.
+    let token = token_of(&mesh.nodes[0]);
+    let page = http
+        .get(format!("{base}/?token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap().to_string();
+    let again = http
+        .get(format!("{base}/api/v1/node"))
+        .header("Cookie", pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_a_4xx_with_a_message_and_the_node_carries_on() {
+    let mesh = Mesh::start(&[1]).await;
+    let node = &mesh.nodes[0];
+    let base = format!("http://{}", node.api);
+    let token = token_of(node);
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let bodies: [(&str, &str); 6] = [
+        ("{", "malformed job request"),
+        ("[]", "malformed job request"),
+        (
+            r#"{"kind": {"Nope": {}}, "fanin": 4, "chunk_size": null, "tasks": null}"#,
+            "malformed job request",
+        ),
+        (
+            r#"{"kind": {"SumSq": {"start": 5, "end": 1}}, "fanin": 4, "chunk_size": null, "tasks": 1}"#,
+            "empty range",
+        ),
+        (
+            r#"{"kind": {"SumSq": {"start": 0, "end": 10}}, "fanin": 1, "chunk_size": null, "tasks": 1}"#,
+            "fan-in",
+        ),
+        (
+            r#"{"kind": {"WordCount": {"paths": ["/no/such/dir"]}}, "fanin": 4, "chunk_size": null, "tasks": null}"#,
+            "/no/such/dir",
+        ),
+    ];
+    for (body, message) in bodies {
+        let response = http
+            .post(format!("{base}/api/v1/jobs"))
+            .bearer_auth(&token)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{body}");
+        let answer: serde_json::Value = response.json().await.unwrap();
+        let error = answer["error"].as_str().unwrap();
+        assert!(error.contains(message), "{body}: {error}");
+    }
+    let too_big = "x".repeat(2 << 20);
+    let response = http
+        .post(format!("{base}/api/v1/jobs"))
+        .bearer_auth(&token)
+        .header("Content-Type", "application/json")
+        .body(too_big)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_client_error(), "{}", response.status());
+    for path in ["/api/v1/jobs/not-a-job", "/api/v1/jobs/zz/result"] {
+        let response = http
+            .get(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{path}");
+    }
+    let unknown = format!("{base}/api/v1/jobs/{}", "ab".repeat(32));
+    let response = http.get(&unknown).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    // Nothing was submitted, and the node still works.
+    assert!(node.client().jobs().await.unwrap().is_empty());
+    let answer = submit_json(node, &["sumsq", "0", "1000"], &["--tasks", "2"]);
+    assert_eq!(result_bytes(&answer), reference::sumsq(0, 1000));
+}
+
+/// The sum of a counter's samples (over all its labels) in a Prometheus text exposition.
+fn counter_total(text: &str, name: &str) -> f64 {
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("valid Prometheus text");
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+async fn metrics_text(node: &NodeProc) -> String {
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let response = http
+        .get(format!("http://{}/metrics", node.api))
+        .bearer_auth(token_of(node))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let kind = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(kind.starts_with("text/plain; version=0.0.4"), "{kind}");
+    response.text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_task_counter_grows_by_the_tasks_a_job_ran() {
+    // One node: it runs every task of its job, once.
+    let mesh = Mesh::start(&[2]).await;
+    let node = &mesh.nodes[0];
+    let before = metrics_text(node).await;
+    let was = counter_total(&before, "shoal_tasks_run_total");
+    let answer = submit_json(
+        node,
+        &["sumsq", "0", "1000000"],
+        &["--tasks", "50", "--fanin", "4"],
+    );
+    assert_eq!(result_bytes(&answer), reference::sumsq(0, 1_000_000));
+    let tasks = answer["tasks"].as_u64().unwrap() as f64;
+    assert_eq!(tasks, 50.0 + 13.0 + 4.0 + 1.0, "50 maps and a 4-ary tree");
+    let after = metrics_text(node).await;
+    assert_eq!(counter_total(&after, "shoal_tasks_run_total") - was, tasks);
+    for name in [
+        "shoal_gossip_messages_total",
+        "shoal_peers",
+        "shoal_blob_store_bytes",
+        "shoal_job_duration_seconds",
+        "shoal_libp2p_swarm_new_listen_addr_total",
+    ] {
+        assert!(after.contains(name), "{name} missing from:\n{after}");
+    }
+    let jobs_done = after
+        .lines()
+        .find(|l| l.starts_with("shoal_job_duration_seconds_count"))
+        .unwrap_or_else(|| panic!("no job duration count:\n{after}"));
+    assert!(jobs_done.ends_with(" 1"), "{jobs_done}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_s_page_shows_its_tasks_tree_and_grid() {
+    let mesh = Mesh::start(&[1, 1]).await;
+    let node = &mesh.nodes[0];
+    let answer = submit_json(
+        node,
+        &["sumsq", "0", "200000"],
+        &["--tasks", "20", "--fanin", "4"],
+    );
+    let id = answer["job"].as_str().unwrap();
+    let detail = node.client().job(id).await.unwrap();
+    let total = answer["tasks"].as_u64().unwrap() as u32;
+    assert_eq!(detail.job.total, total);
+    assert_eq!(detail.grid.cells.len() as u32, total, "one cell per task");
+    assert!(
+        detail.grid.cells.iter().all(|(state, _)| *state == 3),
+        "all done"
+    );
+    assert_eq!(detail.tasks.done, total);
+    let levels: Vec<u32> = detail.tree.iter().map(|l| l.tasks).collect();
+    assert_eq!(levels, vec![20, 5, 2, 1]);
+    assert!(detail.tree.iter().all(|l| l.done == l.tasks));
+    // A job that waits says why.
+    let idle = Mesh::start(&[0]).await;
+    let client = idle.nodes[0].client();
+    let request = shoal_node::job_request::JobRequest::parse(
+        "sumsq",
+        &["0".into(), "10".into()],
+        4,
+        None,
+        Some(2),
+    )
+    .unwrap();
+    tokio::spawn(async move { client.submit(request, |_| {}).await });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let jobs = idle.nodes[0].client().jobs().await.unwrap();
+        if let Some(j) = jobs.first() {
+            let detail = idle.nodes[0].client().job(&j.id).await.unwrap();
+            if detail.why.iter().any(|w| w.contains("waits for capacity")) {
+                break;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no reason given");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
