@@ -767,7 +767,7 @@
           })
         );
       }
-      g.push(svg('g', { 'data-peer': str(p.peer_id) }, kids));
+      g.push(svg('g', { 'data-mesh-peer': str(p.peer_id) }, kids));
     }
     g.push(
       svg('g', null, [
