@@ -94,8 +94,7 @@ async fn every_endpoint_refuses_a_request_without_the_token() {
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let job = "00".repeat(32);
     let paths = [
-        "/".to_string(),
-        "/assets/app.js".into(),
+        "/assets/app.js".to_string(),
         "/metrics".into(),
         "/api/v1/node".into(),
         "/api/v1/peers".into(),
@@ -118,6 +117,14 @@ async fn every_endpoint_refuses_a_request_without_the_token() {
             assert!(body["error"].as_str().unwrap().contains("token"), "{body}");
         }
     }
+    // A browser at the dashboard without the token is told how to get in, and gets nothing else.
+    let page = http.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status(), 401);
+    let text = page.text().await.unwrap();
+    assert!(
+        text.contains("needs the node's token") && !text.contains("app.js"),
+        "{text}"
+    );
     // With the token from the query, a browser gets the page and a cookie that works alone.
     let token = token_of(&mesh.nodes[0]);
     let page = http

@@ -29,9 +29,9 @@ fn browser() -> Result<(), String> {
     if !root {
         return Err("chromium and chromium-driver are not installed (root installs them)".into());
     }
+    let setup = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/browser-setup.sh");
     let status = Command::new("sh")
-        .arg("-c")
-        .arg("(apt-get install -y chromium chromium-driver || (apt-get update && apt-get install -y chromium chromium-driver)) >/dev/null 2>&1")
+        .arg(setup)
         .status()
         .map_err(|e| e.to_string())?;
     if status.success() {
@@ -50,8 +50,11 @@ struct Driver {
 }
 
 impl Drop for Driver {
+    /// Ends chromedriver and every browser process it started (they share its process group),
+    /// whether the test passed or not.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
     }
 }
@@ -63,8 +66,10 @@ impl Driver {
             .local_addr()
             .unwrap()
             .port();
+        use std::os::unix::process::CommandExt;
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -145,6 +150,12 @@ impl Driver {
             assert!(Instant::now() < deadline, "{what}: last saw {v}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Closes the browser.
+    async fn quit(&self) {
+        let url = format!("{}/session/{}", self.base, self.session);
+        let _ = self.http.delete(url).send().await;
     }
 
     async fn screenshot(&self, path: &Path) {
@@ -252,4 +263,5 @@ async fn the_dashboard_shows_the_mesh_and_a_job_reaching_100_percent() {
     driver
         .screenshot(&artifacts().join("dashboard-job.png"))
         .await;
+    driver.quit().await;
 }

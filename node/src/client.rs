@@ -1,7 +1,7 @@
 //! A client for a node's HTTP API ([`crate::api`], docs/api.md): what `shoal submit`,
 //! `shoal peers` and `shoal jobs` use, and what Rust programs can use to drive a node.
 
-use crate::api::jobs::{Accepted, Done, Failed, JobDetailRow, Progress};
+use crate::api::jobs::{Accepted, Done, Failed, JobDetailRow, Outcome, Progress};
 use crate::api::node::NodeRow;
 use crate::api::token::ApiToken;
 use crate::cli::rows::{JobRow, PeerRow};
@@ -173,6 +173,32 @@ impl Client {
             out.extend_from_slice(&chunk);
         }
         Ok(out)
+    }
+
+    /// Submits a job and waits for its result in one request (no progress on the way).
+    pub async fn run(&self, request: JobRequest) -> Result<Finished, ClientError> {
+        let url = format!("{}/api/v1/jobs?wait=true", self.base);
+        let outcome: Outcome = self
+            .send(self.http.post(url).json(&request))
+            .await?
+            .json()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        if let Some(error) = outcome.error {
+            return Err(ClientError::Failed {
+                job: outcome.job.id,
+                error,
+            });
+        }
+        use base64::Engine as _;
+        let output = base64::engine::general_purpose::STANDARD
+            .decode(outcome.output_b64.unwrap_or_default())
+            .map_err(|e| ClientError::Protocol(format!("bad output encoding: {e}")))?;
+        Ok(Finished {
+            job: outcome.job,
+            output,
+            elapsed_ms: outcome.elapsed_ms,
+        })
     }
 
     /// Submits a job and waits for its result, calling `progress` with each update.

@@ -68,7 +68,7 @@ pub(crate) struct Bench {
 pub(crate) async fn run_job(client: &Client, request: JobRequest) -> (Vec<u8>, Duration) {
     let start = Instant::now();
     let done = client
-        .submit(request, |_| {})
+        .run(request)
         .await
         .unwrap_or_else(|e| panic!("a benchmark job failed: {e}"));
     (done.output, start.elapsed())

@@ -18,6 +18,9 @@ pub const MESH_INTERVAL: Duration = Duration::from_secs(1);
 /// One `mesh` event.
 #[derive(Debug, Clone, Serialize)]
 pub struct MeshEvent {
+    /// The node's clock (milliseconds since the Unix epoch), so rates drawn from successive
+    /// events do not depend on when they reached the reader.
+    pub now_ms: u64,
     pub node: NodeRow,
     pub peers: Vec<PeerRow>,
     pub jobs: Vec<JobRow>,
@@ -57,7 +60,11 @@ async fn mesh_event(api: &ApiState) -> Result<MeshEvent, crate::handle::NodeGone
     let snap = api.handle.snapshot().await?;
     let view = api.handle.peers().await?;
     let jobs = api.handle.jobs().await?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     Ok(MeshEvent {
+        now_ms,
         node: NodeRow::new(api, &snap),
         peers: PeerRow::rows(&view),
         jobs: jobs.iter().map(JobRow::from).collect(),

@@ -8,7 +8,7 @@ use crate::job_request::JobRequest;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -58,12 +58,34 @@ pub struct Failed {
     pub error: String,
 }
 
-/// `POST /api/v1/jobs`: checks, prepares and submits a job. 202 with its id, or 400 (the
-/// request is wrong) / 503 (the node cannot take more now); nothing is submitted on an error.
+/// The options of a submission.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct SubmitOptions {
+    /// Answer when the job has ended, with its outcome, instead of at once with its id: one
+    /// request for a job whose progress nobody watches.
+    #[serde(default)]
+    pub wait: bool,
+}
+
+/// The answer to `POST /api/v1/jobs?wait=true`: how the job ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Outcome {
+    pub job: JobRow,
+    pub elapsed_ms: u64,
+    /// The output, base64-encoded (any bytes travel intact); `null` if the job failed.
+    pub output_b64: Option<String>,
+    /// Why the job failed; `null` if it succeeded.
+    pub error: Option<String>,
+}
+
+/// `POST /api/v1/jobs`: checks, prepares and submits a job. 202 with its id (or, with
+/// `?wait=true`, 200 with its outcome once it ends), or 400 (the request is wrong) / 503 (the
+/// node cannot take more now); nothing is submitted on an error.
 pub async fn submit(
     State(api): State<Arc<ApiState>>,
+    Query(options): Query<SubmitOptions>,
     body: Result<Json<JobRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+) -> Result<Response, ApiError> {
     let Json(request) = body
         .map_err(|e| ApiError::BadRequest(format!("malformed job request: {}", e.body_text())))?;
     let started = Instant::now();
@@ -79,11 +101,33 @@ pub async fn submit(
         .lock()
         .expect("submissions lock")
         .insert(job, started);
+    if options.wait {
+        let outcome = api.handle.wait(job).await;
+        let row = row(&api.handle, job)
+            .await?
+            .unwrap_or_else(|| JobRow::ended(job));
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let (output_b64, error) = match outcome {
+            Ok(bytes) => {
+                use base64::Engine as _;
+                let b64 = base64::engine::general_purpose::STANDARD.encode(bytes.as_slice());
+                (Some(b64), None)
+            }
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let outcome = Outcome {
+            job: row,
+            elapsed_ms,
+            output_b64,
+            error,
+        };
+        return Ok(Json(outcome).into_response());
+    }
     let accepted = Accepted {
         job: job.to_hex(),
         tasks: spec.map_tasks(),
     };
-    Ok((StatusCode::ACCEPTED, Json(accepted)))
+    Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
 }
 
 /// `GET /api/v1/jobs`: the jobs this node tracks or remembers.

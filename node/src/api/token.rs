@@ -181,12 +181,24 @@ pub async fn require_token(
             }
             response
         }
-        Some(_) => unauthorized("wrong API token"),
-        None => unauthorized("missing API token"),
+        Some(_) => unauthorized("wrong API token", request.uri().path()),
+        None => unauthorized("missing API token", request.uri().path()),
     }
 }
 
-fn unauthorized(what: &str) -> Response {
+/// The page a browser gets at `/` without the token: how to get in.
+const LOGIN_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>Shoal: token \
+needed</title></head><body style=\"font-family: system-ui, sans-serif; margin: 3em; max-width: 40em\"><h1>This \
+dashboard needs the node's token</h1><p>Open the address the node printed at start \
+(<code>dashboard: http://&hellip;/?token=&hellip;</code>), or add <code>?token=TOKEN</code> to this \
+address; the token is in the node's data directory, in <code>api.token</code>, readable only by \
+the node's user.</p></body></html>";
+
+fn unauthorized(what: &str, path: &str) -> Response {
+    if path == "/" {
+        let page = [(header::CONTENT_TYPE, "text/html; charset=utf-8")];
+        return (StatusCode::UNAUTHORIZED, page, LOGIN_PAGE).into_response();
+    }
     let body = serde_json::json!({
         "error": format!(
             "{what}: send `Authorization: Bearer TOKEN` (or `?token=TOKEN` from a browser); the \

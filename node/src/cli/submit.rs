@@ -128,6 +128,10 @@ async fn run_submit(
         );
         bar
     };
+    if json {
+        // Nobody watches the progress: one request that answers when the job ends.
+        return client.run(request).await;
+    }
     let started = std::time::Instant::now();
     let result = client
         .submit(request, |update| match update {
