@@ -49,6 +49,8 @@ pub struct Finished {
     /// The job's output, byte for byte.
     pub output: Vec<u8>,
     pub elapsed_ms: u64,
+    /// Special files in the input that were passed over.
+    pub skipped: Vec<String>,
 }
 
 impl Finished {
@@ -198,6 +200,7 @@ impl Client {
             job: outcome.job,
             output,
             elapsed_ms: outcome.elapsed_ms,
+            skipped: outcome.skipped,
         })
     }
 
@@ -215,6 +218,7 @@ impl Client {
             .await
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         let id = accepted.job.clone();
+        let skipped = accepted.skipped.clone();
         progress(&Update::Accepted(accepted));
         let url = format!("{}/api/v1/jobs/{id}/events", self.base);
         let mut events = self.send(self.http.get(url)).await?.bytes_stream();
@@ -232,6 +236,7 @@ impl Client {
                             job: done.job,
                             output,
                             elapsed_ms: done.elapsed_ms,
+                            skipped,
                         });
                     }
                     "failed" => {

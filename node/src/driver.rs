@@ -48,6 +48,8 @@ pub struct DriverParts {
     pub listeners: Vec<ListenerId>,
     /// Called with the listen addresses whenever they change (after every listener is up).
     pub on_listen: ListenCallback,
+    /// Where the node keeps what survives a restart (the input cache); `None`: nowhere.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 struct Driver {
@@ -90,8 +92,9 @@ pub fn spawn(parts: DriverParts) -> (Handle, tokio::task::JoinHandle<()>) {
         bootstrap,
         listeners,
         on_listen,
+        data_dir,
     } = parts;
-    let (handle, rx) = Handle::new(store, protocol.id());
+    let (handle, rx) = Handle::new(store, protocol.id(), data_dir.as_deref());
     for addr in bootstrap {
         if let Some(Protocol::P2p(peer)) = addr.iter().last() {
             swarm.behaviour_mut().kad.add_address(&peer, addr.clone());

@@ -4,7 +4,8 @@
 
 use crate::blob_proto::BlobResponse;
 use crate::fetch::{FetchReply, InFlight};
-use crate::job_request::{JobRequest, PrepareError};
+use crate::input::cache::InputCache;
+use crate::job_request::{JobRequest, PrepareError, Prepared};
 use crate::store::BlobStore;
 use libp2p::request_response::ResponseChannel;
 use shoal_protocol::bounded::BoundedMap;
@@ -150,6 +151,8 @@ pub struct Handle {
     pub(crate) manifests: Arc<Mutex<BoundedMap<BlobHash, Arc<Manifest>>>>,
     pub(crate) in_flight: Arc<InFlight>,
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// The chunks of input files already hashed (see [`crate::input::cache`]).
+    cache: Arc<InputCache>,
 }
 
 impl std::fmt::Debug for Handle {
@@ -160,7 +163,11 @@ impl std::fmt::Debug for Handle {
 
 impl Handle {
     /// A handle and the receiving end of its commands (for the driver).
-    pub(crate) fn new(store: BlobStore, me: NodeId) -> (Self, mpsc::Receiver<Command>) {
+    pub(crate) fn new(
+        store: BlobStore,
+        me: NodeId,
+        data_dir: Option<&std::path::Path>,
+    ) -> (Self, mpsc::Receiver<Command>) {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let handle = Self {
             tx,
@@ -169,6 +176,7 @@ impl Handle {
             manifests: Arc::new(Mutex::new(BoundedMap::new(MANIFEST_CACHE))),
             in_flight: Arc::default(),
             metrics: Arc::default(),
+            cache: Arc::new(InputCache::new(data_dir)),
         };
         (handle, rx)
     }
@@ -199,23 +207,24 @@ impl Handle {
     }
 
     /// Builds the spec (chunking file inputs, on the blocking pool) and submits it.
-    pub async fn submit(&self, request: JobRequest) -> Result<(JobId, JobSpec), SubmitFailure> {
+    pub async fn submit(&self, request: JobRequest) -> Result<(JobId, Prepared), SubmitFailure> {
         let store = self.store.clone();
-        let spec = tokio::task::spawn_blocking(move || {
-            let spec = request.into_spec(&store)?;
+        let cache = self.cache.clone();
+        let prepared = tokio::task::spawn_blocking(move || {
+            let prepared = request.into_spec(&store, &cache)?;
             // The job's members may fetch its blobs from the moment it is announced.
-            store.grant_spec(spec.id(), &spec);
-            Ok::<_, PrepareError>(spec)
+            store.grant_spec(prepared.spec.id(), &prepared.spec);
+            Ok::<_, PrepareError>(prepared)
         })
         .await
         .map_err(|e| PrepareError::Panicked(e.to_string()))??;
         let id = self
             .ask(|reply| Command::Submit {
-                spec: spec.clone(),
+                spec: prepared.spec.clone(),
                 reply,
             })
             .await??;
-        Ok((id, spec))
+        Ok((id, prepared))
     }
 
     /// A job's state and the number of live peers; `None` for a job this node does not know.

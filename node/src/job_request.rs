@@ -1,6 +1,7 @@
 //! What a user asks for (`wordcount ./corpus`, `sumsq 0 1000000`), checked before anything is
 //! sent anywhere, and turned into a [`JobSpec`] by the node that submits it.
 
+use crate::input::cache::InputCache;
 use crate::input::{self, InputError};
 use crate::store::BlobStore;
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,27 @@ pub struct JobRequest {
     pub chunk_size: Option<u64>,
     /// Generated inputs: number of map tasks (default: about ten million items per task).
     pub tasks: Option<u32>,
+    /// File inputs: globs of files and directories to leave out (see
+    /// [`crate::input::walk::Excludes`]).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+/// A spec ready to submit, and what the user should hear about its input.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub spec: JobSpec,
+    /// Special files passed over (FIFOs, sockets, devices).
+    pub skipped: Vec<PathBuf>,
+}
+
+impl From<JobSpec> for Prepared {
+    fn from(spec: JobSpec) -> Self {
+        Self {
+            spec,
+            skipped: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,6 +88,8 @@ pub enum UsageError {
     Module { path: PathBuf, error: String },
     #[error("--wasm needs input paths or --range START END, not both")]
     WasmInputs,
+    #[error("{0}")]
+    Exclude(String),
 }
 
 /// Why a request could not be turned into a job spec on the node. Nothing was submitted.
@@ -187,6 +211,7 @@ impl JobRequest {
             fanin,
             chunk_size,
             tasks,
+            exclude: Vec::new(),
         };
         // Check what can be checked without reading the files.
         if let Some(spec) = request.generated_spec() {
@@ -234,6 +259,7 @@ impl JobRequest {
             fanin,
             chunk_size,
             tasks,
+            exclude: Vec::new(),
         };
         // Check the limits, the fan-in and a range input now: a usage error, not a failed job.
         let input = match range {
@@ -297,11 +323,16 @@ impl JobRequest {
         })
     }
 
-    /// Builds the spec, chunking file inputs into `store`. Blocking: reads every input file.
-    pub fn into_spec(self, store: &BlobStore) -> Result<JobSpec, PrepareError> {
+    /// Builds the spec, chunking file inputs into `store` (through `cache`: unchanged files
+    /// are not read again). Blocking: reads the input files.
+    pub fn into_spec(
+        self,
+        store: &BlobStore,
+        cache: &InputCache,
+    ) -> Result<Prepared, PrepareError> {
         if let Some(spec) = self.generated_spec() {
             spec.validate()?;
-            return Ok(spec);
+            return Ok(spec.into());
         }
         let (op, paths) = match self.kind.clone() {
             JobKind::WordCount { paths } => (Operator::WordCount, paths),
@@ -329,7 +360,7 @@ impl JobRequest {
                         fanin: self.fanin,
                     };
                     spec.validate()?;
-                    return Ok(spec);
+                    return Ok(spec.into());
                 }
                 (op, paths)
             }
@@ -337,19 +368,22 @@ impl JobRequest {
                 unreachable!("generated kinds are handled above")
             }
         };
-        let files = input::list_files(&paths)?;
-        let (manifest, chunks, bytes) = input::prepare(&files, self.chunk_size, store)?;
+        let listing = input::list_files(&paths, &self.exclude)?;
+        let prepared = input::prepare(&listing, self.chunk_size, store, cache)?;
         let spec = JobSpec {
             op,
             input: Input::Chunks {
-                manifest,
-                chunks,
-                bytes,
+                manifest: prepared.manifest,
+                chunks: prepared.chunks,
+                bytes: prepared.bytes,
             },
             fanin: self.fanin,
         };
         spec.validate()?;
-        Ok(spec)
+        Ok(Prepared {
+            spec,
+            skipped: prepared.skipped,
+        })
     }
 }
 

@@ -221,6 +221,7 @@ pub async fn launch(opts: NodeOptions) -> anyhow::Result<RunningNode> {
         bootstrap: opts.bootstrap.clone(),
         listeners,
         on_listen,
+        data_dir: Some(opts.data_dir.clone()),
     });
     let mut token = None;
     if let (Some(listener), Some(addr)) = (api_listener, api_addr) {

@@ -4,11 +4,10 @@
 //! Each blob records the jobs that use it (at most [`JOBS_PER_BLOB`]): the node serves a blob
 //! only to members of one of those jobs (see the driver's blob serving).
 
+use crate::input::chunk::{Piece, read_chunk};
 use shoal_protocol::job::Manifest;
 use shoal_protocol::{BlobHash, Input, JobId, JobSpec, Operator, codec};
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::{Read, Seek, SeekFrom};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// Default budget for blobs held in memory (results, manifests, fetched chunks). Oldest go
@@ -19,31 +18,9 @@ pub const DEFAULT_MEMORY_BUDGET: usize = 128 << 20;
 #[derive(Debug, Clone)]
 enum Entry {
     Memory(Arc<Vec<u8>>),
-    File {
-        path: PathBuf,
-        offset: u64,
-        len: u64,
-        /// The file as it was when the chunk was hashed: a file whose size or modification
-        /// time differs has changed since, and its chunks are not served.
-        stamp: Option<FileStamp>,
-    },
-}
-
-/// What identifies a version of a file without reading it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
-    size: u64,
-    modified: std::time::SystemTime,
-}
-
-impl FileStamp {
-    fn of(path: &std::path::Path) -> Option<Self> {
-        let meta = std::fs::metadata(path).ok()?;
-        Some(Self {
-            size: meta.len(),
-            modified: meta.modified().ok()?,
-        })
-    }
+    /// An input chunk, read from its files when it is served: its pieces and the files'
+    /// stamps as they were when it was hashed (a changed file is never served).
+    Pieces(Arc<[Piece]>),
 }
 
 /// Jobs remembered per blob (the same bytes can belong to several jobs: a resubmission, two
@@ -206,17 +183,13 @@ impl BlobStore {
         }
     }
 
-    /// Registers a byte range of a local file as the blob `hash` (input chunks), as the file is
-    /// now.
-    pub fn put_file_range(&self, hash: BlobHash, path: PathBuf, offset: u64, len: u64) {
-        let stamp = FileStamp::of(&path);
+    /// Registers the input chunk `hash`, whose bytes are `pieces` of local files.
+    pub fn put_pieces(&self, hash: BlobHash, pieces: Vec<Piece>) {
         let mut inner = self.inner.lock().expect("store lock poisoned");
-        inner.entries.entry(hash).or_insert(Entry::File {
-            path,
-            offset,
-            len,
-            stamp,
-        });
+        inner
+            .entries
+            .entry(hash)
+            .or_insert_with(|| Entry::Pieces(pieces.into()));
     }
 
     pub fn contains(&self, hash: &BlobHash) -> bool {
@@ -227,10 +200,10 @@ impl BlobStore {
             .contains_key(hash)
     }
 
-    /// Reads a blob. File-backed blobs are read from disk; a file that changed since it was
-    /// registered (its size or modification time differs) is reported instead of served. (The
-    /// bytes are not hashed again here: a peer that fetches them verifies them, and hashing
-    /// every chunk twice cost the submitter a fifth of a word count's time.)
+    /// Reads a blob. Input chunks are read from their files; a chunk one of whose files
+    /// changed since it was registered is reported missing instead of served. (The bytes are
+    /// not hashed again here: a peer that fetches them verifies them, and hashing every chunk
+    /// twice cost the submitter a fifth of a word count's time.)
     pub fn get(&self, hash: &BlobHash) -> Option<Arc<Vec<u8>>> {
         let entry = self
             .inner
@@ -241,22 +214,7 @@ impl BlobStore {
             .cloned()?;
         match entry {
             Entry::Memory(bytes) => Some(bytes),
-            Entry::File {
-                path,
-                offset,
-                len,
-                stamp,
-            } => {
-                if stamp.is_none() || FileStamp::of(&path) != stamp {
-                    tracing::warn!(path = %path.display(), "input file changed since it was submitted");
-                    return None;
-                }
-                let mut file = std::fs::File::open(&path).ok()?;
-                file.seek(SeekFrom::Start(offset)).ok()?;
-                let mut buf = Vec::with_capacity(usize::try_from(len).ok()?);
-                (&mut file).take(len).read_to_end(&mut buf).ok()?;
-                (buf.len() as u64 == len).then(|| Arc::new(buf))
-            }
+            Entry::Pieces(pieces) => read_chunk(&pieces).map(Arc::new),
         }
     }
 }
@@ -264,6 +222,7 @@ impl BlobStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::walk::FileStamp;
 
     #[test]
     fn memory_budget_evicts_oldest_first() {
@@ -296,26 +255,21 @@ mod tests {
     }
 
     #[test]
-    fn a_changed_file_is_not_served() {
+    fn input_chunks_are_read_from_their_files() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
-        std::fs::write(&path, b"hello\n").unwrap();
+        std::fs::write(&path, b"hello\nworld").unwrap();
+        let piece = |offset, len, newline| Piece {
+            path: path.clone(),
+            stamp: FileStamp::now(&path).unwrap(),
+            offset,
+            len,
+            newline,
+        };
         let store = BlobStore::new(10);
-        let hash = BlobHash::of(b"hello\n");
-        store.put_file_range(hash, path.clone(), 0, 6);
-        assert_eq!(store.get(&hash).unwrap().as_slice(), b"hello\n");
-        // Same size, new contents: the modification time tells.
-        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
-        std::fs::write(&path, b"HELLO\n").unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(later)
-            .unwrap();
-        assert!(store.get(&hash).is_none());
-        // Another size.
-        std::fs::write(&path, b"hello, world\n").unwrap();
-        assert!(store.get(&hash).is_none());
+        let hash = BlobHash::of(b"world\n");
+        store.put_pieces(hash, vec![piece(6, 5, true)]);
+        assert_eq!(store.get(&hash).unwrap().as_slice(), b"world\n");
+        assert_eq!(store.usage(), (0, 1), "nothing of it is held in memory");
     }
 }

@@ -16,8 +16,11 @@ use crate::support;
 /// The chunk hashes `shoal submit --chunk-size CHUNK` makes of `dir`, as the submitter does.
 fn chunk_hashes(dir: &str, chunk: u64) -> Vec<String> {
     let store = BlobStore::new(1 << 30);
-    let files = input::list_files(&[dir.into()]).expect("the corpus exists");
-    let (manifest, _, _) = input::prepare(&files, Some(chunk), &store).expect("chunking");
+    let files = input::list_files(&[dir.into()], &[]).expect("the corpus exists");
+    let cache = input::cache::InputCache::new(None);
+    let manifest = input::prepare(&files, Some(chunk), &store, &cache)
+        .expect("chunking")
+        .manifest;
     let manifest: Manifest =
         codec::decode_blob(&store.get(&manifest).expect("the manifest")).expect("a manifest");
     manifest.chunks.iter().map(|c| c.hash.to_hex()).collect()

@@ -4,7 +4,7 @@
 //!     cargo bench -p shoal-node --bench suite -- --smoke      # small sizes, one run, no docs
 //!
 //! Options (after `--`): `--smoke`; `--runs N` (default 3); `--only LIST` (comma-separated:
-//! tiny, latency, pi, wordcount, cold-start, memory, private); `--skip-peers LIST` (multiprocessing,
+//! tiny, latency, pi, wordcount, cold-start, memory, private, real); `--skip-peers LIST` (multiprocessing,
 //! ray, dask). The Python peers are installed into target/bench-venv from
 //! bench/requirements.txt on first use. A full run writes docs/benchmarks.json and the table in
 //! docs/BENCHMARKS.md; a smoke run writes target/bench-smoke.json and prints the table.
@@ -19,6 +19,7 @@ mod baseline;
 mod corpus;
 mod private;
 mod python;
+mod real;
 mod report;
 mod workloads;
 
@@ -26,7 +27,7 @@ use report::Row;
 use std::process::Command;
 use workloads::{Bench, Sizes, root};
 
-const WORKLOADS: [&str; 7] = [
+const WORKLOADS: [&str; 8] = [
     "tiny",
     "latency",
     "pi",
@@ -34,6 +35,7 @@ const WORKLOADS: [&str; 7] = [
     "cold-start",
     "memory",
     "private",
+    "real",
 ];
 const BEGIN: &str = "<!-- suite:begin -->";
 const END: &str = "<!-- suite:end -->";
@@ -124,6 +126,7 @@ fn main() {
                 "cold-start" => rows.push(bench.cold_start().await),
                 "memory" => rows.extend(bench.memory().await),
                 "private" => rows.extend(bench.private().await),
+                "real" => rows.extend(bench.real().await),
                 _ => unreachable!("checked when parsing"),
             }
         });

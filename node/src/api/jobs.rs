@@ -30,6 +30,9 @@ pub struct Accepted {
     pub job: String,
     /// Map tasks (the reduction tree adds its own).
     pub tasks: u32,
+    /// Special files in the input that were passed over (FIFOs, sockets, devices).
+    #[serde(default)]
+    pub skipped: Vec<String>,
 }
 
 /// A progress event (`event: progress`).
@@ -76,6 +79,9 @@ pub struct Outcome {
     pub output_b64: Option<String>,
     /// Why the job failed; `null` if it succeeded.
     pub error: Option<String>,
+    /// Special files in the input that were passed over.
+    #[serde(default)]
+    pub skipped: Vec<String>,
 }
 
 /// `POST /api/v1/jobs`: checks, prepares and submits a job. 202 with its id (or, with
@@ -89,7 +95,7 @@ pub async fn submit(
     let Json(request) = body
         .map_err(|e| ApiError::BadRequest(format!("malformed job request: {}", e.body_text())))?;
     let started = Instant::now();
-    let (job, spec) = api.handle.submit(request).await.map_err(|e| match e {
+    let (job, prepared) = api.handle.submit(request).await.map_err(|e| match e {
         SubmitFailure::Refused(SubmitError::TooManyJobs(_)) | SubmitFailure::Gone(_) => {
             ApiError::Unavailable(e.to_string())
         }
@@ -120,14 +126,20 @@ pub async fn submit(
             elapsed_ms,
             output_b64,
             error,
+            skipped: skipped(&prepared),
         };
         return Ok(Json(outcome).into_response());
     }
     let accepted = Accepted {
         job: job.to_hex(),
-        tasks: spec.map_tasks(),
+        tasks: prepared.spec.map_tasks(),
+        skipped: skipped(&prepared),
     };
     Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
+}
+
+fn skipped(p: &crate::job_request::Prepared) -> Vec<String> {
+    p.skipped.iter().map(|s| s.display().to_string()).collect()
 }
 
 /// `GET /api/v1/jobs`: the jobs this node tracks or remembers.

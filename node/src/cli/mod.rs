@@ -155,10 +155,15 @@ pub struct SubmitArgs {
     /// Give up waiting after this long (e.g. 30s, 10m).
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
-    /// Target bytes per input chunk (files are cut at line ends); by default about 1/128 of
-    /// the input, between 1 MiB and 8 MiB.
+    /// Target bytes per input chunk: small files are packed several to a chunk, large ones
+    /// cut at line ends; by default about 1/128 of the input, between 1 MiB and 8 MiB.
     #[arg(long, value_name = "BYTES")]
     pub chunk_size: Option<u64>,
+    /// Leave out input files and directories matching GLOB (repeatable): a pattern with a `/`
+    /// matches paths from the input root given, one without a name at any depth (`*.log`,
+    /// `target`).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
     /// Number of map tasks for generated inputs (sumsq, pi).
     #[arg(long)]
     pub tasks: Option<u32>,

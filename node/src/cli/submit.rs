@@ -13,6 +13,14 @@ use std::time::Duration;
 
 /// Builds the request from the command line, or says what is wrong with it.
 fn parse_request(args: &SubmitArgs) -> Result<JobRequest, UsageError> {
+    let mut request = parse_job(args)?;
+    crate::input::walk::Excludes::new(&args.exclude)
+        .map_err(|e| UsageError::Exclude(e.to_string()))?;
+    request.exclude = args.exclude.clone();
+    Ok(request)
+}
+
+fn parse_job(args: &SubmitArgs) -> Result<JobRequest, UsageError> {
     let positional: Vec<String> = args.job.iter().chain(&args.args).cloned().collect();
     if let Some(module) = &args.wasm.wasm {
         let range = args.wasm.range.as_ref().map(|r| (r[0], r[1]));
@@ -180,6 +188,7 @@ fn print_result(
             "peers": done.job.workers,
             "spread": done.job.spread,
             "elapsed_ms": done.elapsed_ms,
+            "skipped": done.skipped,
         });
         if output.is_none() {
             // JSON output is embedded as JSON; anything else as base64, and says so.

@@ -67,7 +67,7 @@ pub struct JobDetail {
 }
 
 impl Node {
-    /// A job in detail: tracked, or one of the last [`DETAILS_KEPT`] this node submitted and
+    /// A job in detail: tracked, or one of the last 32 this node submitted and
     /// stopped tracking (as they were when it did). `None` for a job this node does not know.
     pub fn job_detail(&self, id: &JobId) -> Option<JobDetail> {
         match self.jobs.get(id) {

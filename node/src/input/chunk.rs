@@ -1,0 +1,318 @@
+//! Cutting input files into chunks: small files are packed whole, several to a chunk, so that a
+//! job's task count follows its input's size and not its file count; a large file is cut at
+//! line ends into chunks of about the target size. In a chunk, every file's last line ends with
+//! a newline (one is added to a file that lacks one), so no line of one file ever joins a line
+//! of the next.
+
+use super::walk::{FileStamp, InputFile};
+use shoal_protocol::BlobHash;
+use shoal_protocol::partition::chunk_end;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// One piece of a chunk: a byte range of one file, perhaps followed by an added newline.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Piece {
+    pub path: PathBuf,
+    pub stamp: FileStamp,
+    pub offset: u64,
+    pub len: u64,
+    /// A newline follows the range in the chunk (the file's last line lacks one).
+    pub newline: bool,
+}
+
+impl Piece {
+    /// Bytes the piece occupies in its chunk.
+    pub fn chunk_len(&self) -> u64 {
+        self.len + u64::from(self.newline)
+    }
+}
+
+/// A chunk: its hash, and where its bytes are.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Chunk {
+    pub hash: BlobHash,
+    pub pieces: Vec<Piece>,
+}
+
+impl Chunk {
+    pub fn len(&self) -> u64 {
+        self.pieces.iter().map(Piece::chunk_len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Why a file could not be chunked. Nothing was submitted.
+#[derive(Debug, thiserror::Error)]
+pub enum ChunkError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: a line of over {limit} bytes cannot be put in one chunk")]
+    LineTooLong { path: PathBuf, limit: usize },
+    #[error("{path} changed while it was being read; submit again")]
+    Changed { path: PathBuf },
+}
+
+/// A unit of chunking work: files packed whole into one chunk, or one file cut into several.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unit {
+    Pack(Vec<usize>),
+    Split(usize),
+}
+
+impl Unit {
+    /// The indices of the files this unit reads.
+    pub fn files(&self) -> &[usize] {
+        match self {
+            Unit::Pack(files) => files,
+            Unit::Split(file) => std::slice::from_ref(file),
+        }
+    }
+}
+
+/// Lays out the units: files in order, small ones (under `target` bytes) packed while the pack
+/// stays within `target`, each larger one split on its own.
+pub fn plan(files: &[InputFile], target: u64) -> Vec<Unit> {
+    let mut units = Vec::new();
+    let mut pack: Vec<usize> = Vec::new();
+    let mut pack_bytes = 0u64;
+    for (i, f) in files.iter().enumerate() {
+        let size = f.stamp.size;
+        if size >= target {
+            if !pack.is_empty() {
+                units.push(Unit::Pack(std::mem::take(&mut pack)));
+                pack_bytes = 0;
+            }
+            units.push(Unit::Split(i));
+            continue;
+        }
+        if !pack.is_empty() && pack_bytes + size > target {
+            units.push(Unit::Pack(std::mem::take(&mut pack)));
+            pack_bytes = 0;
+        }
+        pack.push(i);
+        pack_bytes += size + 1;
+    }
+    if !pack.is_empty() {
+        units.push(Unit::Pack(pack));
+    }
+    units
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> ChunkError + '_ {
+    move |source| ChunkError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Reads and hashes one unit.
+pub fn chunk_unit(unit: &Unit, files: &[InputFile], target: u64) -> Result<Vec<Chunk>, ChunkError> {
+    match unit {
+        Unit::Pack(members) => {
+            let mut bytes = Vec::new();
+            let mut pieces = Vec::with_capacity(members.len());
+            for &i in members {
+                let f = &files[i];
+                let start = bytes.len();
+                File::open(&f.path)
+                    .and_then(|mut file| file.read_to_end(&mut bytes))
+                    .map_err(io(&f.path))?;
+                let len = (bytes.len() - start) as u64;
+                if len != f.stamp.size {
+                    return Err(ChunkError::Changed {
+                        path: f.path.clone(),
+                    });
+                }
+                let newline = len > 0 && bytes.last() != Some(&b'\n');
+                if newline {
+                    bytes.push(b'\n');
+                }
+                pieces.push(Piece {
+                    path: f.path.clone(),
+                    stamp: f.stamp,
+                    offset: 0,
+                    len,
+                    newline,
+                });
+            }
+            // Empty files add nothing: a pack of them is no chunk at all.
+            pieces.retain(|p| p.len > 0);
+            if pieces.is_empty() {
+                return Ok(Vec::new());
+            }
+            Ok(vec![Chunk {
+                hash: BlobHash::of(&bytes),
+                pieces,
+            }])
+        }
+        Unit::Split(i) => split_file(&files[*i], target as usize),
+    }
+}
+
+/// Cuts one file into line-aligned chunks of about `target` bytes, reading it once in a
+/// streaming pass (never whole in memory).
+fn split_file(f: &InputFile, target: usize) -> Result<Vec<Chunk>, ChunkError> {
+    let limit = shoal_protocol::codec::MAX_BLOB_BYTES / 2;
+    let mut file = File::open(&f.path).map_err(io(&f.path))?;
+    let mut buf: Vec<u8> = Vec::with_capacity(target * 2);
+    let mut offset = 0u64;
+    let mut eof = false;
+    let mut chunks = Vec::new();
+    loop {
+        // Fill until the buffer holds a cut point or the file ends.
+        while !eof && chunk_end(&buf, target).is_none() {
+            if buf.len() > limit {
+                return Err(ChunkError::LineTooLong {
+                    path: f.path.clone(),
+                    limit,
+                });
+            }
+            let start = buf.len();
+            buf.resize(start + target.max(64 * 1024), 0);
+            let n = file.read(&mut buf[start..]).map_err(io(&f.path))?;
+            buf.truncate(start + n);
+            eof = n == 0;
+        }
+        let len = match chunk_end(&buf, target) {
+            Some(len) => len,
+            None if buf.is_empty() => break,
+            None => buf.len(),
+        };
+        let newline = eof && len == buf.len() && buf[len - 1] != b'\n';
+        let hash = if newline {
+            let mut h = blake3::Hasher::new();
+            h.update(&buf[..len]);
+            h.update(b"\n");
+            BlobHash(*h.finalize().as_bytes())
+        } else {
+            BlobHash::of(&buf[..len])
+        };
+        chunks.push(Chunk {
+            hash,
+            pieces: vec![Piece {
+                path: f.path.clone(),
+                stamp: f.stamp,
+                offset,
+                len: len as u64,
+                newline,
+            }],
+        });
+        offset += len as u64;
+        buf.drain(..len);
+        if eof && buf.is_empty() {
+            break;
+        }
+    }
+    if offset != f.stamp.size {
+        return Err(ChunkError::Changed {
+            path: f.path.clone(),
+        });
+    }
+    Ok(chunks)
+}
+
+/// Reads a chunk's bytes from its files, if every file is as it was when it was chunked.
+pub fn read_chunk(pieces: &[Piece]) -> Option<Vec<u8>> {
+    use std::io::{Seek, SeekFrom};
+    let total: u64 = pieces.iter().map(Piece::chunk_len).sum();
+    let mut out = Vec::with_capacity(usize::try_from(total).ok()?);
+    for p in pieces {
+        if FileStamp::now(&p.path) != Some(p.stamp) {
+            tracing::warn!(path = %p.path.display(), "input file changed since it was submitted");
+            return None;
+        }
+        let mut file = File::open(&p.path).ok()?;
+        file.seek(SeekFrom::Start(p.offset)).ok()?;
+        let start = out.len();
+        (&mut file).take(p.len).read_to_end(&mut out).ok()?;
+        if (out.len() - start) as u64 != p.len {
+            return None;
+        }
+        if p.newline {
+            out.push(b'\n');
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(dir: &Path, name: &str, text: &str) -> InputFile {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        InputFile {
+            stamp: FileStamp::now(&path).unwrap(),
+            path,
+        }
+    }
+
+    #[test]
+    fn small_files_pack_and_large_ones_split() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = vec![
+            file(dir.path(), "a", "aa\n"),
+            file(dir.path(), "b", "bbbb\n"),
+            file(dir.path(), "big", &"line\n".repeat(10)),
+            file(dir.path(), "c", "c\n"),
+        ];
+        assert_eq!(
+            plan(&files, 12),
+            vec![Unit::Pack(vec![0, 1]), Unit::Split(2), Unit::Pack(vec![3])]
+        );
+    }
+
+    #[test]
+    fn a_file_without_a_final_newline_never_joins_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = vec![
+            file(dir.path(), "a", "end of a"),
+            file(dir.path(), "b", "start of b\n"),
+            file(dir.path(), "empty", ""),
+        ];
+        let chunks = chunk_unit(&Unit::Pack(vec![0, 1, 2]), &files, 1 << 20).unwrap();
+        assert_eq!(chunks.len(), 1);
+        let bytes = read_chunk(&chunks[0].pieces).unwrap();
+        assert_eq!(bytes, b"end of a\nstart of b\n");
+        assert_eq!(chunks[0].hash, BlobHash::of(&bytes));
+        assert_eq!(chunks[0].len(), bytes.len() as u64);
+        // The same for a split file's last piece.
+        let big = vec![file(dir.path(), "big", "x\nyy\nzzz")];
+        let chunks = chunk_unit(&Unit::Split(0), &big, 2).unwrap();
+        let joined: Vec<u8> = chunks
+            .iter()
+            .flat_map(|c| read_chunk(&c.pieces).unwrap())
+            .collect();
+        assert_eq!(joined, b"x\nyy\nzzz\n");
+        for c in &chunks {
+            assert_eq!(c.hash, BlobHash::of(&read_chunk(&c.pieces).unwrap()));
+        }
+    }
+
+    #[test]
+    fn a_changed_file_is_not_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = vec![file(dir.path(), "a", "hello\n")];
+        let chunks = chunk_unit(&Unit::Pack(vec![0]), &files, 1 << 20).unwrap();
+        assert!(read_chunk(&chunks[0].pieces).is_some());
+        // Same size, new contents, later modification time.
+        std::fs::write(&files[0].path, "HELLO\n").unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&files[0].path)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        assert!(read_chunk(&chunks[0].pieces).is_none());
+    }
+}
