@@ -37,8 +37,6 @@ pub enum MapInput<'a> {
     Generated(GeneratedPart),
 }
 
-type WordCounts = Vec<(String, u64)>;
-
 /// Runs a map task and returns its encoded partial result.
 pub fn map(op: &Operator, input: MapInput<'_>) -> Result<Vec<u8>, OpError> {
     let wrong = |expected| OpError::WrongInput {
@@ -80,7 +78,7 @@ pub fn reduce(op: &Operator, parts: &[&[u8]]) -> Result<Vec<u8>, OpError> {
     match op {
         Operator::WordCount => {
             // Words are borrowed from the partials: merging allocates no strings. The encoding
-            // is the same as that of owned `WordCounts`.
+            // is the same as that of an owned `Vec<(String, u64)>`.
             let mut acc: Vec<(&str, u64)> = codec::decode_blob(parts[0])?;
             for part in &parts[1..] {
                 let next: Vec<(&str, u64)> = codec::decode_blob(part)?;
@@ -127,12 +125,24 @@ pub fn reduce(op: &Operator, parts: &[&[u8]]) -> Result<Vec<u8>, OpError> {
 pub fn finalize(op: &Operator, root: &[u8]) -> Result<Vec<u8>, OpError> {
     Ok(match op {
         Operator::WordCount => {
-            let counts: WordCounts = codec::decode_blob(root)?;
-            let map: serde_json::Map<String, serde_json::Value> = counts
-                .into_iter()
-                .map(|(w, n)| (w, serde_json::Value::from(n)))
-                .collect();
-            json_bytes(&serde_json::Value::Object(map))
+            let counts: Vec<(&str, u64)> = codec::decode_blob(root)?;
+            if counts.windows(2).all(|w| w[0].0 < w[1].0) {
+                // Sorted and unique, as every merge leaves it: written out in order, as the
+                // JSON object a sorted map would make, without building one.
+                let mut out = Vec::with_capacity(counts.len() * 16);
+                let mut ser = serde_json::Serializer::new(&mut out);
+                serde::Serializer::collect_map(&mut ser, counts.iter().map(|(w, n)| (*w, *n)))
+                    .expect("serializing into a Vec cannot fail");
+                out
+            } else {
+                // A root partial that was not merged as ours are (it came from a peer): the
+                // map decides the order and which of a repeated word's counts stands.
+                let map: serde_json::Map<String, serde_json::Value> = counts
+                    .into_iter()
+                    .map(|(w, n)| (w.to_string(), serde_json::Value::from(n)))
+                    .collect();
+                json_bytes(&serde_json::Value::Object(map))
+            }
         }
         Operator::Grep { .. } => {
             let total: u64 = codec::decode_blob(root)?;
@@ -289,5 +299,15 @@ mod tests {
             reduce(&Operator::WordCount, &[&words[0], &words[1]]),
             Err(OpError::Overflow("word count"))
         );
+    }
+
+    #[test]
+    fn a_root_partial_out_of_order_finalizes_as_a_map_would() {
+        let forged = codec::encode_blob(&vec![("b", 1u64), ("a", 2), ("b", 3)]);
+        let out = finalize(&Operator::WordCount, &forged).unwrap();
+        assert_eq!(out, br#"{"a":2,"b":3}"#);
+        let sorted = codec::encode_blob(&vec![("a\"q", 1u64), ("é", 2)]);
+        let out = finalize(&Operator::WordCount, &sorted).unwrap();
+        assert_eq!(out, "{\"a\\\"q\":1,\"é\":2}".as_bytes());
     }
 }

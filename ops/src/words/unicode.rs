@@ -74,6 +74,8 @@ pub(super) fn split_lowered(run: &[u8], lowered: &mut Vec<u8>, ends: &mut Vec<us
     ends.clear();
     let mut i = 0;
     let n = run.len();
+    // Where the word being built started in `lowered`.
+    let mut word_start = 0;
     while i < n {
         let b = run[i];
         if b < 0x80 {
@@ -82,37 +84,45 @@ pub(super) fn split_lowered(run: &[u8], lowered: &mut Vec<u8>, ends: &mut Vec<us
             i += 1;
             continue;
         }
-        let (cp, len) = if (0xC2..=0xDF).contains(&b) && i + 1 < n && continuation(run[i + 1]) {
-            ((u32::from(b & 0x1F) << 6) | u32::from(run[i + 1] & 0x3F), 2)
-        } else if (0xE0..=0xEF).contains(&b)
-            && i + 2 < n
-            && continuation(run[i + 1])
-            && continuation(run[i + 2])
-        {
-            let cp = (u32::from(b & 0x0F) << 12)
-                | (u32::from(run[i + 1] & 0x3F) << 6)
-                | u32::from(run[i + 2] & 0x3F);
-            // Overlong encodings and surrogates are invalid UTF-8: the general path replaces
-            // them as the definition does.
-            if cp < 0x800 || (0xD800..0xE000).contains(&cp) {
-                return false;
+        let (cp, len) = if b < 0xE0 {
+            match run.get(i + 1) {
+                Some(&c1) if b >= 0xC2 && continuation(c1) => {
+                    ((u32::from(b & 0x1F) << 6) | u32::from(c1 & 0x3F), 2)
+                }
+                _ => return false,
             }
-            (cp, 3)
+        } else if b < 0xF0 {
+            match (run.get(i + 1), run.get(i + 2)) {
+                (Some(&c1), Some(&c2)) if continuation(c1) && continuation(c2) => {
+                    let cp = (u32::from(b & 0x0F) << 12)
+                        | (u32::from(c1 & 0x3F) << 6)
+                        | u32::from(c2 & 0x3F);
+                    // Overlong encodings and surrogates are invalid UTF-8: the general path
+                    // replaces them as the definition does.
+                    if cp < 0x800 || (0xD800..0xE000).contains(&cp) {
+                        return false;
+                    }
+                    (cp, 3)
+                }
+                _ => return false,
+            }
         } else {
             return false;
         };
         match lower[cp as usize] {
             SEPARATOR => {
-                if ends.last().copied().unwrap_or(0) != lowered.len() {
+                if lowered.len() != word_start {
                     ends.push(lowered.len());
+                    word_start = lowered.len();
                 }
             }
             SPECIAL => return false,
+            l if u32::from(l) == cp => lowered.extend_from_slice(&run[i..i + len]),
             l => push_utf8(lowered, l),
         }
         i += len;
     }
-    if ends.last().copied().unwrap_or(0) != lowered.len() {
+    if lowered.len() != word_start {
         ends.push(lowered.len());
     }
     true
