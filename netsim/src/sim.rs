@@ -213,6 +213,7 @@ impl World {
                     bytes: 0,
                 },
                 fanin: self.cfg.fanin,
+                trust: Default::default(),
             };
             self.jobs.push(JobTrack {
                 id: spec.id(),

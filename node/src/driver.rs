@@ -12,6 +12,7 @@ use crate::net::{Behaviour, BehaviourEvent};
 use crate::peers::{PeerBook, node_id};
 use crate::serve::{BlobServer, Verdict};
 use crate::store::BlobStore;
+use crate::suspects::SuspectFile;
 use futures::StreamExt;
 use libp2p::core::transport::ListenerId;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
@@ -76,6 +77,8 @@ struct Driver {
     /// Listeners that have not reported an address yet.
     listeners_pending: Vec<ListenerId>,
     on_listen: ListenCallback,
+    /// The suspicions kept across restarts.
+    suspects: SuspectFile,
 }
 
 /// The gossipsub topic of a protocol topic.
@@ -87,7 +90,7 @@ fn gossip_topic(topic: Topic) -> gossipsub::IdentTopic {
 pub fn spawn(parts: DriverParts) -> (Handle, tokio::task::JoinHandle<()>) {
     let DriverParts {
         mut swarm,
-        protocol,
+        mut protocol,
         store,
         bootstrap,
         listeners,
@@ -95,6 +98,14 @@ pub fn spawn(parts: DriverParts) -> (Handle, tokio::task::JoinHandle<()>) {
         data_dir,
     } = parts;
     let (handle, rx) = Handle::new(store, protocol.id(), data_dir.as_deref());
+    // The spot-check secret: nobody else may be able to tell which results get checked.
+    let mut secret = [0u8; 32];
+    if let Err(e) = getrandom::fill(&mut secret) {
+        tracing::warn!("no randomness for the spot-check secret ({e}); using the seed's");
+    } else {
+        protocol.set_secret(secret);
+    }
+    let suspects = SuspectFile::load(data_dir.as_deref(), &mut protocol, 0);
     for addr in bootstrap {
         if let Some(Protocol::P2p(peer)) = addr.iter().last() {
             swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
@@ -120,6 +131,7 @@ pub fn spawn(parts: DriverParts) -> (Handle, tokio::task::JoinHandle<()>) {
         listen: Vec::new(),
         listeners_pending: listeners,
         on_listen,
+        suspects,
     };
     let join = tokio::spawn(driver.run());
     (handle, join)
@@ -250,6 +262,20 @@ impl Driver {
             }
             Effect::JobFailed { job, error } => self.finish(job, Err(JobError::Failed(error))),
             Effect::Release { blob } => self.handle.store().release(&blob),
+            Effect::Suspected {
+                peer,
+                lost,
+                offences,
+                remaining_ms,
+            } => {
+                tracing::warn!(
+                    %peer,
+                    lost,
+                    "a result of this peer lost a vote: no work goes to it for {} s",
+                    remaining_ms / 1000
+                );
+                self.suspects.record(peer, lost, offences, remaining_ms);
+            }
             Effect::Prefetch { job, task, source } => {
                 let handle = self.handle.clone();
                 tokio::spawn(async move {
@@ -457,6 +483,8 @@ impl Driver {
             mem_mb: capacity.mem_mb,
             load_milli: crate::sysinfo::load_milli(),
             age_ms: 0,
+            suspect_ms: 0,
+            lost_votes: 0,
         };
         let peers = self
             .node

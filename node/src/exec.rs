@@ -294,6 +294,7 @@ mod tests {
                     tasks: 1,
                 },
                 fanin: 4,
+                trust: Default::default(),
             }),
             submitter: NodeId([2; 32]),
             workers: Vec::new(),

@@ -282,6 +282,7 @@ impl JobRequest {
             },
             input,
             fanin,
+            trust: Default::default(),
         }
         .validate()?;
         Ok(request)
@@ -320,6 +321,7 @@ impl JobRequest {
             op,
             input,
             fanin: self.fanin,
+            trust: Default::default(),
         })
     }
 
@@ -358,6 +360,7 @@ impl JobRequest {
                             tasks: self.range_tasks(start, end),
                         },
                         fanin: self.fanin,
+                        trust: Default::default(),
                     };
                     spec.validate()?;
                     return Ok(spec.into());
@@ -378,6 +381,7 @@ impl JobRequest {
                 bytes: prepared.bytes,
             },
             fanin: self.fanin,
+            trust: Default::default(),
         };
         spec.validate()?;
         Ok(Prepared {

@@ -37,6 +37,7 @@ pub mod peers;
 pub mod probe;
 pub mod serve;
 pub mod store;
+pub mod suspects;
 pub mod sysinfo;
 pub mod wasm;
 

@@ -227,6 +227,7 @@ mod tests {
                 tasks: 7,
             },
             fanin: 3,
+            trust: Default::default(),
         };
         let partials: Vec<Vec<u8>> = (0..7)
             .map(|i| {
@@ -254,6 +255,7 @@ mod tests {
                 tasks: 3,
             },
             fanin: 4,
+            trust: Default::default(),
         };
         let a = reference::pi(&spec).unwrap();
         assert_eq!(a, reference::pi(&spec).unwrap());

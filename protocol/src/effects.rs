@@ -33,6 +33,14 @@ pub enum Effect {
     /// job is over): the driver may drop it first when memory runs short. Kept while room
     /// allows: if the parent's result is lost, this one is needed again.
     Release { blob: BlobHash },
+    /// A peer's result lost a vote: it is a suspect for `remaining_ms` more. The driver keeps
+    /// suspicions across restarts and hands them back with [`crate::Node::restore_suspect`].
+    Suspected {
+        peer: NodeId,
+        lost: u32,
+        offences: u32,
+        remaining_ms: u64,
+    },
 }
 
 /// One task to run.
@@ -125,6 +133,10 @@ pub struct JobView {
     pub local: LocalTasks,
     /// The job's input size in its own unit.
     pub input: InputSize,
+    /// Distinct members whose results must agree for each task.
+    pub replicas: u8,
+    /// Members whose results lost votes in this job, with how many each lost.
+    pub suspects: Vec<(NodeId, u32)>,
 }
 
 /// A job's size in its own unit: bytes of files, or items of a generated input.
@@ -175,6 +187,10 @@ pub struct PeerStatus {
     pub mem_mb: u64,
     pub load_milli: u32,
     pub age_ms: u64,
+    /// Lost votes: this node gives it no work until `suspect_ms` from now (0: trusted).
+    pub suspect_ms: u64,
+    /// Votes it lost, in all.
+    pub lost_votes: u32,
 }
 
 /// The content address of a blob result, for the driver deciding between inline and blob.

@@ -112,6 +112,28 @@ pub struct JobSpec {
     pub op: Operator,
     pub input: Input,
     pub fanin: u32,
+    /// How far a result is taken on a peer's word.
+    pub trust: Trust,
+}
+
+/// How many members must agree on each task's result (see [`crate::quorum`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Trust {
+    /// Distinct members whose results must agree, 1 to [`crate::quorum::MAX_REPLICAS`].
+    pub replicas: u8,
+    /// With one replica: the share of tasks (parts per million) that the submitter has
+    /// checked by a second member, chosen by a secret only it knows, after the first result
+    /// is in (so no worker can tell which of its results will be checked).
+    pub verify_ppm: u32,
+}
+
+impl Default for Trust {
+    fn default() -> Self {
+        Self {
+            replicas: 1,
+            verify_ppm: 0,
+        }
+    }
 }
 
 /// Why a job spec is refused.
@@ -142,6 +164,10 @@ pub enum SpecError {
     ZeroLimit(&'static str),
     #[error("wasm output cap {0} is above the blob limit")]
     OutputCap(u64),
+    #[error("replicas {0} is outside 1..={max}", max = crate::quorum::MAX_REPLICAS)]
+    Replicas(u8),
+    #[error("the verify fraction must be between 0 and 1")]
+    VerifyFraction,
 }
 
 impl JobSpec {
@@ -162,6 +188,12 @@ impl JobSpec {
     pub fn validate(&self) -> Result<(), SpecError> {
         if !(FANIN_MIN..=FANIN_MAX).contains(&self.fanin) {
             return Err(SpecError::Fanin(self.fanin));
+        }
+        if !(1..=crate::quorum::MAX_REPLICAS).contains(&self.trust.replicas) {
+            return Err(SpecError::Replicas(self.trust.replicas));
+        }
+        if self.trust.verify_ppm > 1_000_000 {
+            return Err(SpecError::VerifyFraction);
         }
         let tasks = self.map_tasks();
         if tasks == 0 || tasks > MAX_TASKS {
@@ -310,6 +342,7 @@ mod tests {
             op: Operator::SumSq,
             input: Input::Range { start, end, tasks },
             fanin: 4,
+            trust: Default::default(),
         }
     }
 

@@ -2,9 +2,10 @@
 //! tasks ordered by this node's rendezvous rank.
 
 use crate::effects::LocalTasks;
-use crate::ids::{JobId, Millis, NodeId};
+use crate::ids::{IdMap, JobId, Millis, NodeId};
 use crate::job::JobSpec;
 use crate::members::{Members, RankChange};
+use crate::quorum::{Verdict, Votes};
 use crate::ready::ReadyQueue;
 use crate::tree::Tree;
 use crate::view::{ME, PeerIx};
@@ -75,6 +76,26 @@ pub struct JobState {
     pub senders: Option<u32>,
     /// Members that declined the job (they do not run jobs from its submitter).
     pub declined: u32,
+    /// Results of replicated tasks not settled yet (`crate::quorum`).
+    pub votes: Votes,
+    /// Spot checks the submitter decided: whether a task's first result must be checked.
+    pub checks: IdMap<u32, bool>,
+    /// Votes each member lost in this job (its result disagreed with the settled one).
+    pub lost_votes: BTreeMap<PeerIx, u32>,
+    /// The steal delay per rank step (the node's config): how much earlier a replica round
+    /// is offered per voter ahead of this node.
+    pub steal_delay_ms: Millis,
+}
+
+/// What a completion did to its task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// Nothing new: the task was done already, or the vote did not count.
+    Old,
+    /// The task is done now; the members whose votes lost, if any.
+    Done { losers: Vec<PeerIx> },
+    /// A vote of a task that needs more: it is open for another member.
+    Voted,
 }
 
 impl JobState {
@@ -122,6 +143,10 @@ impl JobState {
             collecting: false,
             senders: None,
             declined: 0,
+            votes: Votes::default(),
+            checks: IdMap::default(),
+            lost_votes: BTreeMap::new(),
+            steal_delay_ms: 250,
         }
     }
 
@@ -200,6 +225,21 @@ impl JobState {
     pub fn reopen(&mut self, task: u32, since: Millis) {
         match self.children_missing(task) {
             0 => {
+                // Another replica of a task: the members ahead of this node that voted on it
+                // will not take it, so its wait starts as if they had passed it by.
+                let since = if self.votes.count(task) > 0 {
+                    let voters: Vec<(NodeId, u32)> = self
+                        .votes
+                        .voters(task)
+                        .filter_map(|ix| self.members.get(ix).map(|m| (m.id, m.weight)))
+                        .collect();
+                    let ahead = self.queue.ahead_of_me(task, &voters) as Millis;
+                    since
+                        .saturating_sub(ahead * self.steal_delay_ms)
+                        .max(self.queue.start())
+                } else {
+                    since
+                };
                 self.tasks[task as usize] = TaskState::Ready { since };
                 self.queue.push(task, since);
             }
@@ -222,9 +262,10 @@ impl JobState {
         now: Millis,
         steal_delay: Millis,
     ) -> (Vec<u32>, Option<Millis>) {
-        let tasks = &self.tasks;
+        let (tasks, votes) = (&self.tasks, &self.votes);
+        // No member computes two replicas of one task.
         self.queue.take(want, now, steal_delay, |task, since| {
-            tasks[task as usize] == TaskState::Ready { since }
+            tasks[task as usize] == TaskState::Ready { since } && !votes.voted(task, ME)
         })
     }
 
@@ -277,16 +318,115 @@ impl JobState {
         }
     }
 
+    /// Agreeing results a task needs, if known: the job's replicas, or for a spot-checked job
+    /// 2 or 1 once the submitter decided, `None` before.
+    pub fn need(&self, task: u32) -> Option<u8> {
+        let t = self.spec.trust;
+        if t.replicas > 1 || t.verify_ppm == 0 {
+            return Some(t.replicas);
+        }
+        self.checks
+            .get(&task)
+            .map(|&check| if check { 2 } else { 1 })
+    }
+
+    /// Whether every result of the job is taken as the first member reports it.
+    fn single_vote(&self) -> bool {
+        self.spec.trust.replicas <= 1 && self.spec.trust.verify_ppm == 0
+    }
+
+    /// Records `by`'s result for `task`: a completion, or a vote of a replicated task.
+    pub fn record_result(
+        &mut self,
+        task: u32,
+        by: PeerIx,
+        result: ResultRef,
+        now: Millis,
+    ) -> Completion {
+        match self.tasks[task as usize] {
+            TaskState::Done { .. } => return Completion::Old,
+            // Done by the submitter's word: this is the result to read.
+            TaskState::DoneElsewhere => return self.record_done(task, by, result, now),
+            _ => {}
+        }
+        if self.single_vote() {
+            return self.record_done(task, by, result, now);
+        }
+        let need = self.need(task).unwrap_or(u8::MAX);
+        match self.votes.add(task, by, result, need) {
+            Verdict::Ignored => Completion::Old,
+            Verdict::Open => {
+                self.last_progress = now;
+                self.after_vote(task, now);
+                Completion::Voted
+            }
+            Verdict::Settled {
+                result,
+                holder,
+                losers,
+            } => self.settle(task, holder, result, losers, now),
+        }
+    }
+
+    /// A task's votes settled it.
+    fn settle(
+        &mut self,
+        task: u32,
+        holder: PeerIx,
+        result: ResultRef,
+        losers: Vec<PeerIx>,
+        now: Millis,
+    ) -> Completion {
+        for &l in &losers {
+            *self.lost_votes.entry(l).or_insert(0) += 1;
+        }
+        match self.record_done(task, holder, result, now) {
+            Completion::Done { .. } => Completion::Done { losers },
+            other => other,
+        }
+    }
+
+    /// After an unsettled vote: the task is open for another member, or (a spot check not
+    /// decided yet) waits for the submitter's decision.
+    fn after_vote(&mut self, task: u32, now: Millis) {
+        if self.need(task).is_some() && !self.votes.exhausted(task) {
+            self.reopen(task, now);
+        } else {
+            self.tasks[task as usize] = TaskState::Waiting { left: 0 };
+        }
+    }
+
+    /// The submitter decided whether `task`'s first result must be checked.
+    pub fn decide(&mut self, task: u32, check: bool, now: Millis) -> Completion {
+        if self.checks.insert(task, check).is_some() || self.tasks[task as usize].is_done() {
+            return Completion::Old;
+        }
+        let need = if check { 2 } else { 1 };
+        match self.votes.reconsider(task, need) {
+            Some(Verdict::Settled {
+                result,
+                holder,
+                losers,
+            }) => self.settle(task, holder, result, losers, now),
+            _ => {
+                if self.votes.count(task) > 0 {
+                    self.after_vote(task, now);
+                }
+                Completion::Voted
+            }
+        }
+    }
+
     /// Records a completion. Returns whether it was news.
-    pub fn record_done(
+    fn record_done(
         &mut self,
         task: u32,
         holder: PeerIx,
         result: ResultRef,
         now: Millis,
-    ) -> bool {
+    ) -> Completion {
         let was_elsewhere = match self.tasks[task as usize] {
-            TaskState::Done { .. } => return false,
+            TaskState::Done { .. } => return Completion::Old,
             TaskState::DoneElsewhere => true,
             _ => false,
         };
@@ -304,18 +444,25 @@ impl JobState {
         {
             self.reopen(parent, now);
         }
-        true
+        self.votes.clear(task);
+        Completion::Done { losers: Vec::new() }
     }
 
-    /// Marks ranges of tasks done per the submitter's summary (results unknown here).
-    pub fn record_done_ranges(&mut self, ranges: &[(u32, u32)]) {
+    /// Marks ranges of tasks done per the submitter's summary (results unknown here, unless
+    /// this node heard one result for the task and no rival: then that is the one).
+    pub fn record_done_ranges(&mut self, ranges: &[(u32, u32)], now: Millis) {
         for &(lo, hi) in ranges {
             for t in lo..hi.min(self.total()) {
-                let state = &mut self.tasks[t as usize];
-                if !state.is_done() {
-                    *state = TaskState::DoneElsewhere;
-                    self.count_done(t, 1);
+                if self.tasks[t as usize].is_done() {
+                    continue;
                 }
+                if let Some(vote) = self.votes.sole(t).cloned() {
+                    self.record_done(t, vote.by, vote.result, now);
+                    continue;
+                }
+                self.votes.clear(t);
+                self.tasks[t as usize] = TaskState::DoneElsewhere;
+                self.count_done(t, 1);
             }
         }
     }
@@ -361,6 +508,10 @@ impl JobState {
         for t in stale {
             self.held.remove(&t);
         }
+        // This node's votes on tasks not settled yet: a vote whose message was lost would
+        // leave the task waiting for a replica that was computed.
+        let room = max.saturating_sub(out.len());
+        out.extend(self.votes.by(ME).take(room).map(|(t, r)| (t, r.clone())));
         out
     }
 

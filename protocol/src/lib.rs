@@ -35,6 +35,7 @@ pub mod members;
 pub mod node;
 pub mod pacer;
 pub mod partition;
+pub mod quorum;
 pub mod ranking;
 pub mod ready;
 pub mod rendezvous;
@@ -48,7 +49,7 @@ pub use effects::{
     TaskRun, Work,
 };
 pub use ids::{BlobHash, JobId, Millis, NodeId};
-pub use job::{Input, JobSpec, Operator};
+pub use job::{Input, JobSpec, Operator, Trust};
 pub use node::{Capacity, Config, Node, Stats, SubmitError};
 pub use topic::{Subscription, Topic};
 pub use wire::ResultRef;

@@ -93,6 +93,15 @@ impl BucketRanks {
         draw > self.thresholds[t].1[b as usize]
     }
 
+    /// Whether candidate `id` of weight `weight` outranks this node for bucket `b`.
+    pub fn candidate_outranks(&mut self, id: &NodeId, weight: u32, b: u32) -> bool {
+        if weight == 0 || self.my_weight == 0 {
+            return false;
+        }
+        let t = self.thresholds(weight);
+        self.outranks(id, t, b)
+    }
+
     /// Counts the candidates that outrank this node for bucket `b`, up to the cap.
     fn count(&self, b: u32, others: &[(NodeId, usize)]) -> u8 {
         let mut rank = 0;

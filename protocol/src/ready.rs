@@ -95,6 +95,11 @@ impl ReadyQueue {
         (u64::from(self.maps) * u64::from(b) / u64::from(self.buckets)) as u32
     }
 
+    /// When the map tasks became ready: no task is ready earlier.
+    pub fn start(&self) -> Millis {
+        self.start
+    }
+
     /// Whether this node takes tasks of the job at all.
     pub fn active(&self) -> bool {
         self.active
@@ -151,11 +156,26 @@ impl ReadyQueue {
         }
     }
 
+    /// How many of `voters` (id and weight) outrank this node for `task`: a replica of a task
+    /// is offered that many steal delays early, since the members ahead of this node voted on
+    /// it already and will not take it.
+    pub fn ahead_of_me(&mut self, task: u32, voters: &[(NodeId, u32)]) -> usize {
+        let b = self.bucket(task);
+        voters
+            .iter()
+            .filter(|(id, w)| self.ranks.candidate_outranks(id, *w, b))
+            .count()
+    }
+
     /// Offers `task`, ready since `since` (a task that became ready after the start).
     pub fn push(&mut self, task: u32, since: Millis) {
         if !self.active() {
             return;
         }
+        debug_assert!(
+            since >= self.start,
+            "a bucket's map cursor is its earliest entry"
+        );
         let b = self.bucket(task);
         let old_first = self.first(b);
         let later = &mut self.ready[b as usize].later;

@@ -116,11 +116,18 @@ pub struct Batch {
     pub done: Vec<(u32, ResultRef)>,
     pub failed: Vec<Failure>,
     pub lost: Vec<Lost>,
+    /// From the submitter of a spot-checked job only: for tasks whose first result is in,
+    /// whether a second member must compute them (`true`) or the first result stands.
+    pub checks: Vec<(u32, bool)>,
 }
 
 impl Batch {
     pub fn entries(&self) -> usize {
-        self.claims.len() + self.done.len() + self.failed.len() + self.lost.len()
+        self.claims.len()
+            + self.done.len()
+            + self.failed.len()
+            + self.lost.len()
+            + self.checks.len()
     }
 }
 
@@ -306,6 +313,7 @@ mod tests {
                         tasks: 2,
                     },
                     fanin: 2,
+                    trust: Default::default(),
                 },
                 epoch: 1,
                 members,

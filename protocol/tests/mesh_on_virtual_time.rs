@@ -24,6 +24,9 @@ struct Net {
     inputs: HashMap<u32, Vec<u8>>,
     /// When set, every task ends with this outcome instead of running.
     forced: Option<TaskOutcome>,
+    /// Nodes that lie: each result they report is a plausible wrong one (the reduce of the
+    /// true result with itself: double the counts).
+    liars: HashSet<usize>,
     results: HashMap<JobId, Vec<u8>>,
     failures: HashMap<JobId, String>,
 }
@@ -86,6 +89,10 @@ impl Env for Net {
                 ops::reduce(&run.spec.op, &refs)
             }
         };
+        let computed = match computed {
+            Ok(bytes) if self.liars.contains(&i) => ops::reduce(&run.spec.op, &[&bytes, &bytes]),
+            other => other,
+        };
         let outcome = match computed {
             Ok(bytes) => TaskOutcome::Done(h.keep_result(i, bytes, 16)),
             Err(e) => TaskOutcome::Failed(e.to_string()),
@@ -133,6 +140,7 @@ impl Mesh {
                 duplicate: false,
                 inputs: HashMap::new(),
                 forced: None,
+                liars: HashSet::new(),
                 results: HashMap::new(),
                 failures: HashMap::new(),
             },
@@ -191,6 +199,7 @@ fn sumsq(end: u64, tasks: u32, fanin: u32) -> JobSpec {
             tasks,
         },
         fanin,
+        trust: Default::default(),
     }
 }
 
@@ -261,6 +270,7 @@ fn a_task_that_always_fails_fails_the_job_after_the_attempt_limit() {
             tasks: 2,
         },
         fanin: 2,
+        trust: Default::default(),
     };
     // Every task that runs fails.
     h.net.forced = Some(TaskOutcome::Failed("boom".into()));
@@ -637,4 +647,127 @@ fn a_job_nobody_accepts_fails_with_a_reason_instead_of_waiting_forever() {
     let error = h.net.failures.get(&job).expect("the job failed");
     assert!(error.contains("no node accepts jobs from you"), "{error}");
     assert_eq!(h.net.runs, 0);
+}
+
+fn replicated(spec: JobSpec, replicas: u8, verify_ppm: u32) -> JobSpec {
+    JobSpec {
+        trust: Trust {
+            replicas,
+            verify_ppm,
+        },
+        ..spec
+    }
+}
+
+/// Node `i`'s id in these meshes.
+fn id_of(i: usize) -> NodeId {
+    NodeId::from_identity_bytes(&[i as u8])
+}
+
+#[test]
+fn with_two_replicas_a_liar_is_outvoted_suspected_and_left_out_of_the_next_job() {
+    let mut h = Mesh::new(&[1, 1, 1, 1, 1]);
+    h.net.liars.insert(3);
+    h.run_until(1_500, |_| false);
+    let job = h.submit(0, replicated(sumsq(1_000_000, 40, 4), 2, 0));
+    h.run_until(120_000, |net| net.results.contains_key(&job));
+    assert_eq!(h.net.results[&job], ops::reference::sumsq(0, 1_000_000));
+    let now = h.now();
+    let view = h.node(0).job_status(&job).unwrap();
+    assert_eq!(view.replicas, 2);
+    assert!(
+        view.suspects
+            .iter()
+            .any(|(id, lost)| *id == id_of(3) && *lost > 0),
+        "the liar is a suspect of the job: {:?}",
+        view.suspects
+    );
+    assert!(
+        view.suspects.iter().all(|(id, _)| *id == id_of(3)),
+        "only the liar lost votes: {:?}",
+        view.suspects
+    );
+    assert!(h.node(0).is_suspect(&id_of(3), now));
+    let peer = h.node(0).peers(now).into_iter().find(|p| p.id == id_of(3));
+    assert!(peer.is_some_and(|p| p.suspect_ms > 0 && p.lost_votes > 0));
+
+    // The next job does not ask the suspect, so it is exact with no vote lost.
+    let second = h.submit(0, replicated(sumsq(500_000, 20, 4), 2, 0));
+    h.run_until(h.now() + 120_000, |net| net.results.contains_key(&second));
+    assert_eq!(h.net.results[&second], ops::reference::sumsq(0, 500_000));
+    let view = h.node(0).job_status(&second).unwrap();
+    assert!(view.suspects.is_empty(), "{:?}", view.suspects);
+    assert!(
+        view.workers.iter().all(|(id, _)| *id != id_of(3)),
+        "the suspect did no work: {:?}",
+        view.workers
+    );
+}
+
+#[test]
+fn with_one_replica_a_liar_corrupts_the_result() {
+    // What replicas are for: the same lie, taken on faith.
+    let mut h = Mesh::new(&[1, 1, 1]);
+    h.net.liars.insert(1);
+    h.run_until(1_500, |_| false);
+    let job = h.submit(0, sumsq(1_000_000, 40, 4));
+    h.run_until(120_000, |net| net.results.contains_key(&job));
+    assert_ne!(h.net.results[&job], ops::reference::sumsq(0, 1_000_000));
+    assert!(h.node(0).job_status(&job).unwrap().suspects.is_empty());
+}
+
+#[test]
+fn spot_checks_catch_a_liar_and_check_about_the_fraction_asked() {
+    let mut h = Mesh::new(&[1, 1, 1, 1]);
+    h.net.liars.insert(2);
+    h.run_until(1_500, |_| false);
+    let tasks = 200;
+    let job = h.submit(0, replicated(sumsq(1_000_000, tasks, 8), 1, 500_000));
+    h.run_until(300_000, |net| net.results.contains_key(&job));
+    assert!(h.net.results.contains_key(&job), "the job finished");
+    let view = h.node(0).job_status(&job).unwrap();
+    assert!(
+        view.suspects.iter().any(|(id, _)| *id == id_of(2)),
+        "the liar was caught: {:?}",
+        view.suspects
+    );
+    // Half the tasks checked: the runs are the tasks plus about half of them again (more
+    // where a check disagreed and a third result was needed).
+    let total = view.total as usize;
+    assert!(
+        h.net.runs > total + total / 4 && h.net.runs < total * 2 + total / 4,
+        "{} runs for {total} tasks",
+        h.net.runs
+    );
+}
+
+#[test]
+fn a_quorum_that_cannot_be_reached_waits_and_says_why() {
+    let mut h = Mesh::new(&[1, 1]);
+    h.run_until(1_500, |_| false);
+    let job = h.submit(0, replicated(sumsq(1_000, 4, 2), 3, 0));
+    h.run_until(20_000, |_| false);
+    assert!(!h.net.results.contains_key(&job));
+    let detail = h.node(0).job_detail(&job).unwrap();
+    assert!(
+        detail
+            .why
+            .iter()
+            .any(|w| w.contains("needs 3 agreeing results")),
+        "{:?}",
+        detail.why
+    );
+}
+
+#[test]
+fn replicas_outside_one_to_five_are_refused() {
+    for bad in [0, 6] {
+        let spec = replicated(sumsq(1_000, 4, 2), bad, 0);
+        assert!(spec.validate().is_err(), "replicas {bad}");
+    }
+    assert!(
+        replicated(sumsq(1_000, 4, 2), 1, 1_000_001)
+            .validate()
+            .is_err()
+    );
 }

@@ -452,7 +452,7 @@ impl<X> Harness<X> {
             Effect::JobFailed { job, error } => env.job_failed(i, job, error),
             // The harness keeps every result while its holder lives: memory is not what is
             // simulated, and inputs are at hand, so there is nothing to fetch ahead.
-            Effect::Release { .. } | Effect::Prefetch { .. } => {}
+            Effect::Release { .. } | Effect::Prefetch { .. } | Effect::Suspected { .. } => {}
         }
     }
 }

@@ -202,6 +202,33 @@ impl Node {
                 counts.waiting
             ));
         }
+        let replicas = usize::from(job.spec.trust.replicas);
+        let computers = job.members.live_candidates() + usize::from(job.takes_tasks());
+        if replicas > 1 && computers < replicas {
+            why.push(format!(
+                "each task needs {replicas} agreeing results from distinct members, and only \
+                 {computers} live member(s) can compute (suspects excluded): the quorum cannot \
+                 be reached until more nodes join"
+            ));
+        }
+        let (mut voting, mut exhausted) = (0, 0);
+        for (task, _) in job.votes.open() {
+            voting += 1;
+            exhausted += usize::from(job.votes.exhausted(task));
+        }
+        if voting > 0 {
+            why.push(format!(
+                "{voting} task(s) have results that do not settle them yet: they wait for \
+                 further replicas (or the submitter's spot-check decision)"
+            ));
+        }
+        if exhausted > 0 {
+            why.push(format!(
+                "{exhausted} task(s) took {} results without a majority of two agreeing: \
+                 nothing can settle them",
+                crate::quorum::MAX_VOTES
+            ));
+        }
         let attempts: u32 = job.attempts.values().copied().max().unwrap_or(0);
         if attempts > 0 {
             why.push(format!(

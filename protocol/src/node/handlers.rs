@@ -3,7 +3,7 @@
 use super::{FinishedJob, Node, truncate_utf8};
 use crate::effects::Effect;
 use crate::ids::{JobId, Millis, NodeId};
-use crate::job_state::{JobState, TaskState};
+use crate::job_state::{Completion, JobState, TaskState};
 use crate::rendezvous;
 use crate::topic::Topic;
 use crate::view::{ME, PeerIx};
@@ -57,7 +57,7 @@ impl Node {
                     // cost a pass over the job's tasks.
                     let listed: u64 = a.done.iter().map(|&(lo, hi)| u64::from(hi - lo)).sum();
                     if u64::from(job.done) < listed {
-                        job.record_done_ranges(&a.done);
+                        job.record_done_ranges(&a.done, now);
                     }
                 }
             }
@@ -77,10 +77,11 @@ impl Node {
             &me,
             weight,
         );
+        job.steal_delay_ms = self.cfg.steal_delay_ms;
         if !a.own_topic {
             job.topic = Topic::Jobs;
         }
-        job.record_done_ranges(&a.done);
+        job.record_done_ranges(&a.done, now);
         self.insert_job(job);
         self.merge_members(id, from, a, now);
     }
@@ -100,7 +101,10 @@ impl Node {
             let Some(ix) = self.view.intern(m.id) else {
                 continue;
             };
-            changes.extend(job.members.announce(ix, m.id, m.weight, now));
+            // A suspect stays out of this node's rankings whatever the submitter says.
+            let suspect = self.suspects.get(&m.id).is_some_and(|s| s.until > now);
+            let weight = if suspect { 0 } else { m.weight };
+            changes.extend(job.members.announce(ix, m.id, weight, now));
         }
         changes.extend(job.members.heard(from, self.view.id(from), now));
         job.apply(&changes);
@@ -142,6 +146,26 @@ impl Node {
         for l in &b.lost {
             self.on_lost(now, job, l.task, l.holder);
         }
+        if !b.checks.is_empty() {
+            self.on_checks(now, job, from, &b.checks);
+        }
+    }
+
+    /// The submitter of a spot-checked job decided which first results are checked (from
+    /// anyone else, the decisions are ignored: they are the submitter's secret).
+    fn on_checks(&mut self, now: Millis, job: JobId, from: PeerIx, checks: &[(u32, bool)]) {
+        for &(task, check) in checks {
+            let Some(j) = self
+                .jobs
+                .get_mut(&job)
+                .filter(|j| j.submitter == from && task < j.total())
+            else {
+                self.stats.ignored_entries += 1;
+                continue;
+            };
+            let outcome = j.decide(task, check, now);
+            self.after_completion(now, job, task, outcome);
+        }
     }
 
     pub(super) fn on_pulse(&mut self, now: Millis, from: PeerIx, p: &Pulse) {
@@ -175,6 +199,10 @@ impl Node {
     }
 
     fn on_claim(&mut self, now: Millis, job: JobId, task: u32, by: PeerIx) {
+        if !self.claim_counts(&job, task, by, now) {
+            self.stats.ignored_entries += 1;
+            return;
+        }
         let Some(current) = self
             .jobs
             .get(&job)
@@ -231,14 +259,30 @@ impl Node {
             self.stats.ignored_entries += 1;
             return;
         };
-        if !j.record_done(task, holder, result, now) {
-            return;
+        let mut outcome = j.record_result(task, holder, result, now);
+        if outcome == Completion::Voted && j.submitter == ME && j.need(task).is_none() {
+            outcome = self.spot_check(now, job, task);
         }
+        self.after_completion(now, job, task, outcome);
+    }
+
+    /// What follows a task's completion: its inputs' blobs released, the root collected,
+    /// the members whose votes lost suspected.
+    fn after_completion(&mut self, now: Millis, job: JobId, task: u32, outcome: Completion) {
+        let Completion::Done { losers } = outcome else {
+            return;
+        };
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return;
+        };
         for blob in j.released_by(task) {
             self.effects.push_back(Effect::Release { blob });
         }
         if task == j.tree.root() && self.mine.contains(&job) {
             self.request_collect(job);
+        }
+        if !losers.is_empty() {
+            self.votes_lost(now, &losers);
         }
     }
 

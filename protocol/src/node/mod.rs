@@ -17,6 +17,7 @@
 //!   repair;
 //! - `work`: claiming tasks and starting them;
 //! - `outbox`: batching, pacing and publishing;
+//! - `trust`: suspects (members whose results lost a vote) and spot checks;
 //! - `status`: read-only views for the driver's API and for diagnostics; `detail`: one job in
 //!   detail (tasks by state, the tree, a grid, why it is not moving).
 
@@ -24,9 +25,11 @@ mod detail;
 mod handlers;
 mod outbox;
 mod status;
+mod trust;
 
 pub use detail::{CellState, GRID_CELLS_MAX, JobDetail, LevelProgress, TaskCounts, TaskGrid};
 pub use status::TableSizes;
+pub use trust::{SUSPECT_BASE_MS, SUSPECT_MAX_MS, SUSPECTS_MAX, Suspicion};
 mod upkeep;
 mod work;
 
@@ -243,6 +246,10 @@ pub struct Node {
     declined: BoundedIdMap<JobId, u64>,
     /// The last details of jobs no longer tracked (`detail.rs`).
     ended_details: BoundedIdMap<JobId, JobDetail>,
+    /// Peers whose results lost votes (`trust.rs`).
+    suspects: BoundedIdMap<NodeId, Suspicion>,
+    /// The key spot checks are drawn with ([`Node::set_secret`]).
+    secret: [u8; 32],
 }
 
 impl Node {
@@ -294,6 +301,10 @@ impl Node {
             submitters: None,
             declined: BoundedIdMap::new(FINISHED_MEMORY),
             ended_details: BoundedIdMap::new(detail::DETAILS_KEPT),
+            suspects: BoundedIdMap::new(SUSPECTS_MAX),
+            // Until the driver sets a random one: derived from the seed, so a simulation stays
+            // reproducible (and still unguessable by peers that do not know the seed).
+            secret: *blake3::hash(&[&seed.to_le_bytes()[..], &me.0[..]].concat()).as_bytes(),
         }
     }
 
@@ -476,6 +487,7 @@ impl Node {
         self.finished.remove(&id);
         let me = self.id();
         let mut job = JobState::new(Arc::new(spec), id, ME, epoch, now, &me, self.capacity.slots);
+        job.steal_delay_ms = self.cfg.steal_delay_ms;
         let added = self.recruit_into(&mut job, now);
         job.apply(&added);
         // Every other node of the mesh (as far as this node can tell, beyond its view) is a

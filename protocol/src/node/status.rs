@@ -134,6 +134,11 @@ impl Node {
                 mem_mb: p.advert.mem_mb,
                 load_milli: p.advert.load_milli,
                 age_ms: now.saturating_sub(p.last_seen),
+                suspect_ms: self
+                    .suspects
+                    .get(&id)
+                    .map_or(0, |s| s.until.saturating_sub(now)),
+                lost_votes: self.suspects.get(&id).map_or(0, |s| s.lost),
             })
             .collect()
     }
@@ -175,6 +180,12 @@ impl Node {
             members: job.members.len() as u32 + 1,
             local: job.local_tasks(),
             input: crate::effects::InputSize::of(&job.spec.input),
+            replicas: job.spec.trust.replicas,
+            suspects: job
+                .lost_votes
+                .iter()
+                .map(|(&ix, &n)| (self.view.id(ix), n))
+                .collect(),
         }
     }
 }

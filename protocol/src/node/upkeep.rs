@@ -181,7 +181,11 @@ impl Node {
             .view
             .candidates(now)
             .into_iter()
-            .filter(|&(ix, _)| ix != ME && job.members.get(ix).is_none())
+            .filter(|&(ix, _)| {
+                ix != ME
+                    && job.members.get(ix).is_none()
+                    && !self.is_suspect(&self.view.id(ix), now)
+            })
             .map(|(ix, w)| {
                 (
                     rendezvous::score(&id, u32::MAX, &self.view.id(ix), w),

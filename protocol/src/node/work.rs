@@ -165,6 +165,7 @@ impl Node {
                         && ix != job.submitter
                         && job.members.is_live(ix)
                         && !self.view.gone(ix, now)
+                        && !self.is_suspect(&self.view.id(ix), now)
                 })
                 .map(|(&ix, &n)| (n, ix))
                 .collect();
