@@ -51,6 +51,8 @@ pub struct DriverParts {
     pub on_listen: ListenCallback,
     /// Where the node keeps what survives a restart (the input cache); `None`: nowhere.
     pub data_dir: Option<std::path::PathBuf>,
+    /// Results to corrupt (fault injection only).
+    pub lies: Option<crate::fault::Lies>,
 }
 
 struct Driver {
@@ -96,8 +98,9 @@ pub fn spawn(parts: DriverParts) -> (Handle, tokio::task::JoinHandle<()>) {
         listeners,
         on_listen,
         data_dir,
+        lies,
     } = parts;
-    let (handle, rx) = Handle::new(store, protocol.id(), data_dir.as_deref());
+    let (handle, rx) = Handle::new(store, protocol.id(), data_dir.as_deref(), lies);
     // The spot-check secret: nobody else may be able to tell which results get checked.
     let mut secret = [0u8; 32];
     if let Err(e) = getrandom::fill(&mut secret) {

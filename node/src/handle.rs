@@ -153,6 +153,8 @@ pub struct Handle {
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// The chunks of input files already hashed (see [`crate::input::cache`]).
     cache: Arc<InputCache>,
+    /// Results this node corrupts (fault injection; `None` in every real deployment).
+    pub(crate) lies: Option<crate::fault::Lies>,
 }
 
 impl std::fmt::Debug for Handle {
@@ -167,6 +169,7 @@ impl Handle {
         store: BlobStore,
         me: NodeId,
         data_dir: Option<&std::path::Path>,
+        lies: Option<crate::fault::Lies>,
     ) -> (Self, mpsc::Receiver<Command>) {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let handle = Self {
@@ -177,6 +180,7 @@ impl Handle {
             in_flight: Arc::default(),
             metrics: Arc::default(),
             cache: Arc::new(InputCache::new(data_dir)),
+            lies,
         };
         (handle, rx)
     }

@@ -6,7 +6,7 @@ use crate::input::{self, InputError};
 use crate::store::BlobStore;
 use serde::{Deserialize, Serialize};
 use shoal_protocol::job::{self, BUILTIN_JOBS, MAX_MODULE_BYTES, WasmLimits};
-use shoal_protocol::{Input, JobSpec, Operator};
+use shoal_protocol::{Input, JobSpec, Operator, Trust};
 use std::path::{Path, PathBuf};
 
 /// A validated job request, as it travels from the CLI to the node's API.
@@ -23,6 +23,16 @@ pub struct JobRequest {
     /// [`crate::input::walk::Excludes`]).
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Distinct members whose results must agree for each task (1 to 5).
+    #[serde(default = "one_replica")]
+    pub replicas: u8,
+    /// With one replica: the fraction of tasks (0 to 1) checked by a second member.
+    #[serde(default)]
+    pub verify_fraction: f64,
+}
+
+fn one_replica() -> u8 {
+    1
 }
 
 /// A spec ready to submit, and what the user should hear about its input.
@@ -212,6 +222,8 @@ impl JobRequest {
             chunk_size,
             tasks,
             exclude: Vec::new(),
+            replicas: 1,
+            verify_fraction: 0.0,
         };
         // Check what can be checked without reading the files.
         if let Some(spec) = request.generated_spec() {
@@ -260,6 +272,8 @@ impl JobRequest {
             chunk_size,
             tasks,
             exclude: Vec::new(),
+            replicas: 1,
+            verify_fraction: 0.0,
         };
         // Check the limits, the fan-in and a range input now: a usage error, not a failed job.
         let input = match range {
@@ -282,10 +296,33 @@ impl JobRequest {
             },
             input,
             fanin,
-            trust: Default::default(),
+            trust: request.trust(),
         }
         .validate()?;
         Ok(request)
+    }
+
+    /// How far results are taken on a member's word. A fraction outside 0..=1 (or not a
+    /// number) becomes one the spec's validation refuses.
+    pub fn trust(&self) -> Trust {
+        let f = self.verify_fraction;
+        let verify_ppm = if (0.0..=1.0).contains(&f) {
+            (f * 1e6).round() as u32
+        } else {
+            u32::MAX
+        };
+        Trust {
+            replicas: self.replicas,
+            verify_ppm,
+        }
+    }
+
+    /// Sets the trust options and checks them (a usage error, not a failed job).
+    pub fn with_trust(mut self, replicas: u8, verify_fraction: f64) -> Result<Self, UsageError> {
+        self.replicas = replicas;
+        self.verify_fraction = verify_fraction;
+        self.trust().validate()?;
+        Ok(self)
     }
 
     fn range_tasks(&self, start: u64, end: u64) -> u32 {
@@ -321,7 +358,7 @@ impl JobRequest {
             op,
             input,
             fanin: self.fanin,
-            trust: Default::default(),
+            trust: self.trust(),
         })
     }
 
@@ -360,7 +397,7 @@ impl JobRequest {
                             tasks: self.range_tasks(start, end),
                         },
                         fanin: self.fanin,
-                        trust: Default::default(),
+                        trust: self.trust(),
                     };
                     spec.validate()?;
                     return Ok(spec.into());
@@ -381,7 +418,7 @@ impl JobRequest {
                 bytes: prepared.bytes,
             },
             fanin: self.fanin,
-            trust: Default::default(),
+            trust: self.trust(),
         };
         spec.validate()?;
         Ok(Prepared {

@@ -35,6 +35,9 @@ pub struct NodeOptions {
     pub submitters: Option<Vec<PeerId>>,
     /// Allow the API on a non-loopback address (it still requires the token).
     pub api_public: bool,
+    /// Corrupt a fraction of this node's results (fault injection for tests; only a build
+    /// with the `fault-injection` feature acts on it).
+    pub lies: Option<crate::fault::Lies>,
 }
 
 impl NodeOptions {
@@ -56,6 +59,7 @@ impl NodeOptions {
             mesh_key: None,
             submitters: None,
             api_public: false,
+            lies: None,
         }
     }
 }
@@ -222,6 +226,7 @@ pub async fn launch(opts: NodeOptions) -> anyhow::Result<RunningNode> {
         listeners,
         on_listen,
         data_dir: Some(opts.data_dir.clone()),
+        lies: opts.lies,
     });
     let mut token = None;
     if let (Some(listener), Some(addr)) = (api_listener, api_addr) {

@@ -24,6 +24,7 @@ pub mod client;
 pub mod demo;
 pub mod driver;
 pub mod exec;
+pub mod fault;
 pub mod fetch;
 pub mod handle;
 pub mod identity;

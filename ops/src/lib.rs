@@ -18,11 +18,13 @@
 #![forbid(unsafe_code)]
 
 pub mod grep;
+pub mod lie;
 pub mod pi;
 pub mod reference;
 pub mod rng;
 pub mod run;
 pub mod words;
 
+pub use lie::plausible_lie;
 pub use rng::SplitMix64;
 pub use run::{MapInput, OpError, finalize, map, reduce};

@@ -127,6 +127,22 @@ pub struct Trust {
     pub verify_ppm: u32,
 }
 
+impl Trust {
+    /// Checks the replica count and the spot-check fraction.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if !(1..=crate::quorum::MAX_REPLICAS).contains(&self.replicas) {
+            return Err(SpecError::Replicas(self.replicas));
+        }
+        if self.verify_ppm > 1_000_000 {
+            return Err(SpecError::VerifyFraction);
+        }
+        if self.verify_ppm > 0 && self.replicas > 1 {
+            return Err(SpecError::VerifyWithReplicas);
+        }
+        Ok(())
+    }
+}
+
 impl Default for Trust {
     fn default() -> Self {
         Self {
@@ -168,6 +184,10 @@ pub enum SpecError {
     Replicas(u8),
     #[error("the verify fraction must be between 0 and 1")]
     VerifyFraction,
+    #[error(
+        "a verify fraction applies to jobs of one replica: every task of a job with more is checked already"
+    )]
+    VerifyWithReplicas,
 }
 
 impl JobSpec {
@@ -189,12 +209,7 @@ impl JobSpec {
         if !(FANIN_MIN..=FANIN_MAX).contains(&self.fanin) {
             return Err(SpecError::Fanin(self.fanin));
         }
-        if !(1..=crate::quorum::MAX_REPLICAS).contains(&self.trust.replicas) {
-            return Err(SpecError::Replicas(self.trust.replicas));
-        }
-        if self.trust.verify_ppm > 1_000_000 {
-            return Err(SpecError::VerifyFraction);
-        }
+        self.trust.validate()?;
         let tasks = self.map_tasks();
         if tasks == 0 || tasks > MAX_TASKS {
             return Err(SpecError::TaskCount(tasks.into()));

@@ -130,6 +130,31 @@ pub struct NodeArgs {
     /// starts a comment); jobs from anyone else are declined. This node's own jobs always run.
     #[arg(long, value_name = "FILE")]
     pub submitters: Option<PathBuf>,
+    /// Fault injection: corrupt this fraction (0 to 1) of the node's task results, plausibly.
+    #[cfg(feature = "fault-injection")]
+    #[arg(long, value_name = "P")]
+    pub lie_rate: Option<f64>,
+    /// Fault injection: which results --lie-rate corrupts.
+    #[cfg(feature = "fault-injection")]
+    #[arg(long, value_name = "S", default_value_t = 0, requires = "lie_rate")]
+    pub lie_seed: u64,
+}
+
+impl NodeArgs {
+    /// The results to corrupt, if this is a fault-injection build asked to lie.
+    fn lies(&self) -> anyhow::Result<Option<crate::fault::Lies>> {
+        #[cfg(feature = "fault-injection")]
+        if let Some(rate) = self.lie_rate {
+            if !(0.0..=1.0).contains(&rate) {
+                anyhow::bail!("--lie-rate must be between 0 and 1, not {rate}");
+            }
+            return Ok(Some(crate::fault::Lies {
+                rate,
+                seed: self.lie_seed,
+            }));
+        }
+        Ok(None)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -167,6 +192,16 @@ pub struct SubmitArgs {
     /// Number of map tasks for generated inputs (sumsq, pi).
     #[arg(long)]
     pub tasks: Option<u32>,
+    /// Distinct members whose results must agree for each task, 1 to 5: a task is accepted
+    /// when N results agree (compared by hash), and run again on further members until a
+    /// strict majority of at least two agree if they do not. Members whose results lose are
+    /// suspects and get no more work from this node for a while.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub replicas: u8,
+    /// With one replica: have a random, unguessable fraction F (0 to 1) of the tasks checked by
+    /// a second member (see docs/security.md for the detection odds).
+    #[arg(long, value_name = "F", default_value_t = 0.0)]
+    pub verify_fraction: f64,
     /// Start a temporary peer in this process that joins the mesh, submits, contributes no
     /// slots, and exits with the result.
     #[arg(long)]
@@ -327,6 +362,14 @@ fn new_key(path: &std::path::Path) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
+    let lies = args.lies()?;
+    if let Some(l) = &lies {
+        println!(
+            "fault injection: this node corrupts {:.0}% of its results (seed {})",
+            l.rate * 100.0,
+            l.seed
+        );
+    }
     let data_dir = args.data_dir.unwrap_or_else(launch::default_data_dir);
     let slots = args.slots.unwrap_or_else(crate::sysinfo::cores);
     let mesh_key = args.net.mesh_key()?;
@@ -346,6 +389,7 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         mesh_key: mesh_key.clone(),
         submitters: submitters.clone(),
         api_public: args.api_public,
+        lies,
     })
     .await?;
     println!("peer id: {}", node.peer_id);

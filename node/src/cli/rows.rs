@@ -21,6 +21,14 @@ pub struct PeerRow {
     /// How this node is connected to it: `quic`, `tcp`, or none (gossip only; this node itself).
     #[serde(default)]
     pub connection: Option<String>,
+    /// Its results lost votes: this node gives it no work for `suspect_ms` more.
+    #[serde(default)]
+    pub suspect: bool,
+    #[serde(default)]
+    pub suspect_ms: u64,
+    /// Votes it lost, in all.
+    #[serde(default)]
+    pub lost_votes: u32,
 }
 
 impl PeerRow {
@@ -38,6 +46,9 @@ impl PeerRow {
                 load: f64::from(p.load_milli) / 1000.0,
                 advert_age_ms: p.age_ms,
                 connection: connection.map(str::to_string),
+                suspect: p.suspect_ms > 0,
+                suspect_ms: p.suspect_ms,
+                lost_votes: p.lost_votes,
             };
         let mut rows = vec![row(&view.me, view.me_peer.to_string(), true, None)];
         rows.extend(view.peers.iter().map(|(p, peer, connection)| {
@@ -69,6 +80,23 @@ pub struct JobRow {
     pub members: u32,
     pub maps_done: u32,
     pub input: InputRow,
+    /// Distinct members whose results must agree for each task.
+    #[serde(default = "one")]
+    pub replicas: u8,
+    /// Members whose results lost votes in this job (short node ids, as in `spread`).
+    #[serde(default)]
+    pub suspects: Vec<SuspectRow>,
+}
+
+fn one() -> u8 {
+    1
+}
+
+/// A member whose results lost votes in a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuspectRow {
+    pub node_id: String,
+    pub lost: u32,
 }
 
 /// A job's size in its own unit.
@@ -105,6 +133,15 @@ impl From<&JobView> for JobRow {
                 unit: v.input.unit.to_string(),
                 size: v.input.size,
             },
+            replicas: v.replicas,
+            suspects: v
+                .suspects
+                .iter()
+                .map(|(n, lost)| SuspectRow {
+                    node_id: n.to_string(),
+                    lost: *lost,
+                })
+                .collect(),
         }
     }
 }
@@ -130,6 +167,8 @@ impl JobRow {
                 unit: String::new(),
                 size: 0,
             },
+            replicas: 1,
+            suspects: Vec::new(),
         }
     }
 }
@@ -137,7 +176,7 @@ impl JobRow {
 /// The `shoal peers` table.
 pub fn peers_table(rows: &[PeerRow]) -> String {
     let mut out = format!(
-        "{:<54} {:>5} {:>5} {:>5} {:>8} {:>6} {:>7}\n",
+        "{:<54} {:>5} {:>5} {:>5} {:>8} {:>6} {:>7}  SUSPECT\n",
         "PEER", "SLOTS", "FREE", "CORES", "MEM_MB", "LOAD", "AGE_MS"
     );
     for p in rows {
@@ -146,9 +185,18 @@ pub fn peers_table(rows: &[PeerRow]) -> String {
         } else {
             p.peer_id.clone()
         };
+        let suspect = if p.suspect {
+            format!(
+                "yes: {} vote(s) lost, {} s left",
+                p.lost_votes,
+                p.suspect_ms.div_ceil(1000)
+            )
+        } else {
+            "-".to_string()
+        };
         out.push_str(&format!(
-            "{:<54} {:>5} {:>5} {:>5} {:>8} {:>6.2} {:>7}\n",
-            name, p.slots_total, p.slots_free, p.cores, p.mem_mb, p.load, p.advert_age_ms
+            "{:<54} {:>5} {:>5} {:>5} {:>8} {:>6.2} {:>7}  {}\n",
+            name, p.slots_total, p.slots_free, p.cores, p.mem_mb, p.load, p.advert_age_ms, suspect
         ));
     }
     out

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// Builds the request from the command line, or says what is wrong with it.
 fn parse_request(args: &SubmitArgs) -> Result<JobRequest, UsageError> {
-    let mut request = parse_job(args)?;
+    let mut request = parse_job(args)?.with_trust(args.replicas, args.verify_fraction)?;
     crate::input::walk::Excludes::new(&args.exclude)
         .map_err(|e| UsageError::Exclude(e.to_string()))?;
     request.exclude = args.exclude.clone();
@@ -72,17 +72,29 @@ pub(super) async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
     } else {
         client(&args.query)?
     };
-    let outcome =
-        tokio::time::timeout(args.timeout, run_submit(&client, request, args.query.json)).await;
+    let accepted = std::sync::Mutex::new(None);
+    let outcome = tokio::time::timeout(
+        args.timeout,
+        run_submit(&client, request, args.query.json, &accepted),
+    )
+    .await;
+    let timed_out = match &outcome {
+        Err(_) => Some(
+            timeout_message(
+                &client,
+                accepted.lock().ok().and_then(|a| a.clone()),
+                args.timeout,
+            )
+            .await,
+        ),
+        Ok(_) => None,
+    };
     if let Some((node, _dir)) = ephemeral {
         node.handle.shutdown().await;
     }
     match outcome {
         Err(_) => {
-            eprintln!(
-                "error: no result after {}; the job may still be running (see `shoal jobs`)",
-                humantime::format_duration(args.timeout)
-            );
+            eprintln!("{}", timed_out.unwrap_or_default());
             Ok(ExitCode::FAILURE)
         }
         Ok(Err(ClientError::Rejected(e))) => {
@@ -121,10 +133,28 @@ async fn wait_for_capacity(client: &Client, limit: Duration, quiet: bool) -> any
     }
 }
 
+/// What a submission that timed out says: why the job is not done, as its node sees it.
+async fn timeout_message(client: &Client, job: Option<String>, timeout: Duration) -> String {
+    let after = humantime::format_duration(timeout);
+    let Some(job) = job else {
+        return format!("error: no result after {after}; the job was not accepted yet");
+    };
+    let why = match client.job(&job).await {
+        Ok(detail) if !detail.why.is_empty() => detail.why.join("; "),
+        Ok(_) => "it is still running".to_string(),
+        Err(e) => format!("its state could not be read: {e}"),
+    };
+    format!(
+        "error: job {} has no result after {after}: {why} (it may still finish: see `shoal jobs`)",
+        short_id(&job)
+    )
+}
+
 async fn run_submit(
     client: &Client,
     request: JobRequest,
     json: bool,
+    accepted: &std::sync::Mutex<Option<String>>,
 ) -> Result<Finished, ClientError> {
     let bar = if json {
         indicatif::ProgressBar::hidden()
@@ -136,14 +166,14 @@ async fn run_submit(
         );
         bar
     };
-    if json {
-        // Nobody watches the progress: one request that answers when the job ends.
-        return client.run(request).await;
-    }
     let started = std::time::Instant::now();
     let result = client
         .submit(request, |update| match update {
-            Update::Accepted(accepted) => {
+            Update::Accepted(a) => {
+                if let Ok(mut slot) = accepted.lock() {
+                    *slot = Some(a.job.clone());
+                }
+                let accepted = a;
                 if !json {
                     bar.println(format!(
                         "job {}: {}",
@@ -189,6 +219,8 @@ fn print_result(
             "spread": done.job.spread,
             "elapsed_ms": done.elapsed_ms,
             "skipped": done.skipped,
+            "replicas": done.job.replicas,
+            "suspects": done.job.suspects,
         });
         if output.is_none() {
             // JSON output is embedded as JSON; anything else as base64, and says so.
