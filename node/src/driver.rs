@@ -7,6 +7,7 @@
 use crate::blob_proto::BlobResponse;
 use crate::exec;
 use crate::fetch::{FetchError, FetchReply};
+use crate::gossip_score::{self, InvalidCounts};
 use crate::handle::{Command, Handle, JobError, JobOutcome, MeshView, NodeSnapshot};
 use crate::net::{Behaviour, BehaviourEvent};
 use crate::peers::{PeerBook, node_id};
@@ -81,6 +82,8 @@ struct Driver {
     on_listen: ListenCallback,
     /// The suspicions kept across restarts.
     suspects: SuspectFile,
+    /// Invalid gossip per peer, for its score.
+    invalid: InvalidCounts,
 }
 
 /// The gossipsub topic of a protocol topic.
@@ -135,6 +138,7 @@ pub fn spawn(parts: DriverParts) -> (Handle, tokio::task::JoinHandle<()>) {
         listeners_pending: listeners,
         on_listen,
         suspects,
+        invalid: InvalidCounts::default(),
     };
     let join = tokio::spawn(driver.run());
     (handle, join)
@@ -164,6 +168,8 @@ impl Driver {
                 _ = discovery.tick() => {
                     self.discover();
                     self.lift_bans();
+                    let forgiven = self.invalid.decay();
+                    gossip_score::apply(&mut self.swarm.behaviour_mut().gossipsub, &forgiven);
                 }
                 // Ready at once while tiny tasks wait; `select!` picks among the ready
                 // branches at random, so the network and commands are served in between.
@@ -205,6 +211,10 @@ impl Driver {
             let gossip = &mut self.swarm.behaviour_mut().gossipsub;
             match change {
                 Subscription::Join(topic) => {
+                    if gossip_score::scored(&topic) {
+                        let _ = gossip
+                            .set_topic_params(gossip_topic(topic), gossip_score::topic_params());
+                    }
                     if let Err(e) = gossip.subscribe(&gossip_topic(topic)) {
                         tracing::warn!(%topic, "cannot subscribe: {e}");
                     }
@@ -635,16 +645,36 @@ impl Driver {
                     self.node.handle_peer_subscribed(now, topic);
                 }
             }
-            BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. }) => {
-                let Some(source) = message.source else { return };
-                self.learn_peer(source);
-                let now = self.now();
-                if let Err(e) = self
-                    .node
-                    .handle_message(now, node_id(&source), &message.data)
-                {
-                    tracing::debug!(peer = %source, "dropped an invalid message: {e}");
-                }
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                message,
+                message_id,
+                propagation_source,
+            }) => {
+                let valid = match message.source {
+                    Some(source) => {
+                        self.learn_peer(source);
+                        let now = self.now();
+                        self.node
+                            .handle_message(now, node_id(&source), &message.data)
+                            .map_err(|e| e.to_string())
+                    }
+                    None => Err("an unsigned message".to_string()),
+                };
+                let gossip = &mut self.swarm.behaviour_mut().gossipsub;
+                let acceptance = match valid {
+                    Ok(()) => gossipsub::MessageAcceptance::Accept,
+                    Err(e) => {
+                        tracing::debug!(peer = %propagation_source, "rejected an invalid message: {e}");
+                        let score = self.invalid.offence(propagation_source);
+                        gossip_score::apply(gossip, &[(propagation_source, score)]);
+                        gossipsub::MessageAcceptance::Reject
+                    }
+                };
+                gossip.report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    acceptance,
+                );
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 let mut by_peer: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();

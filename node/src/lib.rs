@@ -26,6 +26,7 @@ pub mod driver;
 pub mod exec;
 pub mod fault;
 pub mod fetch;
+pub mod gossip_score;
 pub mod handle;
 pub mod identity;
 pub mod input;

@@ -88,6 +88,9 @@ pub fn build_swarm(
             let gossip_config = gossipsub::ConfigBuilder::default()
                 .heartbeat_interval(Duration::from_millis(500))
                 .validation_mode(gossipsub::ValidationMode::Strict)
+                // Nothing is forwarded before the protocol has checked it (see
+                // `crate::gossip_score`).
+                .validate_messages()
                 // Every control message carries a sequence number, so hashing the content
                 // gives each message its own id.
                 .message_id_fn(|m: &gossipsub::Message| {
@@ -96,11 +99,15 @@ pub fn build_swarm(
                 .max_transmit_size(shoal_protocol::codec::MAX_MESSAGE_BYTES + 4096)
                 .build()
                 .map_err(|e| anyhow::anyhow!("gossipsub config: {e}"))?;
-            let gossipsub = gossipsub::Behaviour::new(
+            let mut gossipsub = gossipsub::Behaviour::new(
                 gossipsub::MessageAuthenticity::Signed(key.clone()),
                 gossip_config,
             )
             .map_err(|e| anyhow::anyhow!("gossipsub: {e}"))?;
+            let (params, thresholds) = crate::gossip_score::params();
+            gossipsub
+                .with_peer_score(params, thresholds)
+                .map_err(|e| anyhow::anyhow!("gossipsub peer scoring: {e}"))?;
             let mut kad_config = kad::Config::new(KAD_PROTOCOL);
             kad_config.set_query_timeout(Duration::from_secs(30));
             let mut kad = kad::Behaviour::with_config(
