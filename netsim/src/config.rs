@@ -132,6 +132,10 @@ pub struct SimConfig {
     /// Percentage of nodes that run only their own jobs (`--submitters` listing nobody): they
     /// must decline every other job and never run its tasks.
     pub restricted_pct: u32,
+    /// Distinct members whose results must agree for each task (`shoal submit --replicas`).
+    pub replicas: u8,
+    /// Percentage of nodes that lie (see [`crate::byzantine`]); job submitters never do.
+    pub byzantine_pct: u32,
 }
 
 impl Default for SimConfig {
@@ -149,6 +153,8 @@ impl Default for SimConfig {
             liveness_ms: 120_000,
             task_ms: 20,
             restricted_pct: 0,
+            replicas: 1,
+            byzantine_pct: 0,
         }
     }
 }

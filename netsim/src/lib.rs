@@ -12,12 +12,15 @@
 //!   the fault schedule, and the checks (result equals the reference, each partition counted
 //!   exactly once, liveness after faults stop).
 //! - [`gossip`]: the hops and copies a message costs.
+//! - [`byzantine`]: what lying nodes do (corrupt results, forged claims and completions,
+//!   replays, malformed messages).
 //! - [`report`]: what a run reports, with cost per task and per node and the cost models.
 //!
 //! Determinism: all randomness comes from one seeded generator; events are ordered by
 //! (virtual time, insertion order); the trace hash covers every message and delivery.
 #![forbid(unsafe_code)]
 
+pub mod byzantine;
 pub mod config;
 pub mod gossip;
 pub mod report;

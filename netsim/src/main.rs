@@ -56,6 +56,13 @@ struct Args {
     /// Percentage of nodes that run only their own jobs (they must decline all others).
     #[arg(long, default_value_t = 0)]
     restricted_pct: u32,
+    /// Distinct members whose results must agree for each task (1 to 5).
+    #[arg(long, default_value_t = 1)]
+    replicas: u8,
+    /// Percentage of nodes that lie: corrupt results, forged claims and completions, replays,
+    /// malformed messages. With --replicas 2 or more every finished job must still be exact.
+    #[arg(long, default_value_t = 0)]
+    byzantine_pct: u32,
     /// Run every seed twice and fail if the traces differ.
     #[arg(long)]
     check_determinism: bool,
@@ -82,12 +89,14 @@ impl Args {
             safety_ms: self.safety_ms,
             liveness_ms: self.liveness_ms,
             restricted_pct: self.restricted_pct.min(100),
+            replicas: self.replicas,
+            byzantine_pct: self.byzantine_pct.min(100),
         }
     }
 
     fn replay(&self, seed: u64) -> String {
         format!(
-            "cargo run --release -p shoal-netsim -- --nodes {} --tasks {} --jobs {} --fanin {} --seed {seed} --faults {} --task-ms {} --join-ms {} --settle-ms {} --safety-ms {} --liveness-ms {} --restricted-pct {}",
+            "cargo run --release -p shoal-netsim -- --nodes {} --tasks {} --jobs {} --fanin {} --seed {seed} --faults {} --task-ms {} --join-ms {} --settle-ms {} --safety-ms {} --liveness-ms {} --restricted-pct {} --replicas {} --byzantine-pct {}",
             self.nodes,
             self.tasks,
             self.jobs,
@@ -98,7 +107,9 @@ impl Args {
             self.settle_ms,
             self.safety_ms,
             self.liveness_ms,
-            self.restricted_pct
+            self.restricted_pct,
+            self.replicas,
+            self.byzantine_pct
         )
     }
 }

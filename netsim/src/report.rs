@@ -41,6 +41,9 @@ pub struct Report {
     pub tree_tasks: u32,
     pub slots_total: u64,
     pub mean_task_ms: u64,
+    /// Jobs whose result a liar corrupted: with one replica, lies reach the output (with two
+    /// or more that would be a violation).
+    pub corrupted_jobs: usize,
     pub messages_per_task: f64,
     pub bytes_per_task: f64,
     pub messages_per_node: f64,

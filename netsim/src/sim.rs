@@ -11,6 +11,7 @@
 //! over generated chunks where chunk `i` is the line `p{i}`, so the final result lists every
 //! partition with the count of times it was counted, and the reference requires exactly one.
 
+use crate::byzantine::{self, ReplayPool};
 use crate::config::SimConfig;
 use crate::gossip;
 use crate::report::Report;
@@ -44,6 +45,11 @@ pub enum Fault {
         heal_after: Millis,
     },
     Heal,
+    /// Liar `from` sends malformed bytes to `to`.
+    Garbage {
+        from: u32,
+        to: u32,
+    },
 }
 
 /// What the simulator knows of a node besides its protocol state (which the harness holds).
@@ -55,6 +61,8 @@ struct SimNode {
     group: u32,
     /// Runs only its own jobs (declines every other).
     restricted: bool,
+    /// A liar, and its ordinal among the liars ([`crate::byzantine`]).
+    liar: Option<u32>,
 }
 
 struct JobTrack {
@@ -100,6 +108,12 @@ struct World {
     violations: Vec<String>,
     first_submit: Option<Millis>,
     submitter_left: bool,
+    /// Publications liars replay (kept only when there are liars).
+    replays: ReplayPool,
+    /// Ids of forged publications, counting down from the top.
+    forged_id: u64,
+    /// Jobs whose result a liar corrupted (expected with one replica).
+    corrupted: usize,
 }
 
 /// The kinds of message, as reported.
@@ -126,8 +140,19 @@ impl Sim {
                 group: 0,
                 restricted: cfg.restricted_pct > 0
                     && rng.next_u64() % 100 < u64::from(cfg.restricted_pct),
+                liar: None,
             })
             .collect();
+        let mut nodes = nodes;
+        if cfg.byzantine_pct > 0 {
+            let mut ordinal = 0;
+            for n in &mut nodes {
+                if rng.next_u64() % 100 < u64::from(cfg.byzantine_pct) {
+                    n.liar = Some(ordinal);
+                    ordinal += 1;
+                }
+            }
+        }
         // Half the seeds keep every result as a blob, so that results die with their holders.
         let inline_max = if rng.next_u64().is_multiple_of(2) {
             0
@@ -156,6 +181,9 @@ impl Sim {
                 violations: Vec::new(),
                 first_submit: None,
                 submitter_left: false,
+                replays: ReplayPool::default(),
+                forged_id: u64::MAX,
+                corrupted: 0,
             },
         };
         sim.w.schedule(&mut sim.h);
@@ -213,8 +241,13 @@ impl World {
                     bytes: 0,
                 },
                 fanin: self.cfg.fanin,
-                trust: Default::default(),
+                trust: shoal_protocol::Trust {
+                    replicas: self.cfg.replicas,
+                    verify_ppm: 0,
+                },
             };
+            // A submitter trusts itself: liars are other people's machines.
+            self.nodes[submitter].liar = None;
             self.jobs.push(JobTrack {
                 id: spec.id(),
                 spec,
@@ -262,6 +295,16 @@ impl World {
                 };
                 let heal_after = 200 + self.rand(safety / 3);
                 h.schedule(at, Fault::Partition { groups, heal_after });
+            }
+        }
+        let liars: Vec<u32> = (0..n as u32)
+            .filter(|&i| self.nodes[i as usize].liar.is_some())
+            .collect();
+        for from in liars {
+            for _ in 0..3 {
+                let at = start + self.rand(safety);
+                let to = self.rand(n as u64) as u32;
+                h.schedule(at, Fault::Garbage { from, to });
             }
         }
         // Faults stop here: heal everything; the liveness phase begins.
@@ -350,8 +393,22 @@ impl World {
                     }
                 }
                 let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
-                ops::reduce(&run.spec.op, &refs)
+                let reduced = ops::reduce(&run.spec.op, &refs);
+                if reduced.is_err()
+                    && let Some(bad) = ops::corrupt_input(&run.spec.op, &refs)
+                {
+                    // A forged child result: computed again, as the node does.
+                    return TaskOutcome::InputLost {
+                        child: children[bad].task,
+                        holder: children[bad].holder,
+                    };
+                }
+                reduced
             }
+        };
+        let bytes = match (bytes, self.nodes[i].liar) {
+            (Ok(honest), Some(ordinal)) => Ok(byzantine::corrupt(&run.spec.op, honest, ordinal)),
+            (other, _) => other,
         };
         match bytes {
             Ok(bytes) => TaskOutcome::Done(h.keep_result(i, bytes, self.inline_max)),
@@ -431,7 +488,14 @@ impl World {
             let can_finish = self.can_finish(h, j);
             let t = &self.jobs[j];
             if done {
-                if t.output.as_deref() != Some(expected.as_slice()) {
+                let liars = self.nodes.iter().any(|n| n.liar.is_some());
+                if t.output.as_deref() != Some(expected.as_slice())
+                    && liars
+                    && self.cfg.replicas < 2
+                {
+                    // Taken on faith, a lie reaches the output: what replicas are for.
+                    self.corrupted += 1;
+                } else if t.output.as_deref() != Some(expected.as_slice()) {
                     self.violations.push(format!(
                         "job {}: result differs from the reference (partitions missing or counted twice)",
                         t.id
@@ -505,28 +569,24 @@ impl World {
             tree_tasks: tree.total(),
             slots_total,
             mean_task_ms: self.cfg.task_ms,
+            corrupted_jobs: self.corrupted,
             ..Report::default()
         }
         .with_derived()
     }
 }
 
-impl Env for World {
-    type Event = Fault;
-
-    fn publish(&mut self, h: &mut Harness<Fault>, msg: Rc<Published>, bytes: &[u8]) {
+impl World {
+    /// Delivers `msg` to the reachable listeners of its topic, `extra_delay` late, with the
+    /// network's faults.
+    fn spread(&mut self, h: &mut Harness<Fault>, msg: &Rc<Published>, extra_delay: Millis) {
         let now = h.now();
         let from = msg.from as usize;
-        self.messages += 1;
-        self.trace.update(&now.to_le_bytes());
-        self.trace.update(&(from as u64).to_le_bytes());
-        self.trace.update(bytes);
         let listeners: Vec<u32> = h.topics().listeners(&msg.topic).to_vec();
         let depth = gossip::mesh_depth(listeners.len());
         let per_delivery = gossip::transmissions_per_delivery(listeners.len());
         let f = self.cfg.faults;
         let kind = msg.env.body.kind();
-        self.messages_by_kind[kind] += 1;
         let counts_as_upkeep = kind == 0 && self.first_submit.is_some();
         for to in listeners {
             let t = to as usize;
@@ -536,7 +596,7 @@ impl Env for World {
             if self.faults_on && f.loss && self.rand(100) < 2 {
                 continue;
             }
-            let mut delay = self.latency(depth);
+            let mut delay = extra_delay + self.latency(depth);
             if self.faults_on && f.reordering && self.rand(100) < 5 {
                 delay += self.rand(200);
             }
@@ -552,6 +612,49 @@ impl Env for World {
                 self.deliveries_by_kind[kind] += 1;
                 h.deliver_at(later, to, msg.clone());
             }
+        }
+    }
+
+    /// What liar `msg.from` adds to its own publication: a forged claim and completion with
+    /// each batch, and a replay of something seen earlier, seconds late.
+    fn lie_in_gossip(&mut self, h: &mut Harness<Fault>, msg: &Rc<Published>, ordinal: u32) {
+        if let shoal_protocol::wire::Message::Batch(real) = &msg.env.body {
+            let total = shoal_protocol::tree::Tree::new(self.cfg.tasks, self.cfg.fanin).total();
+            let (claim, done) = (
+                self.rand(total.into()) as u32,
+                self.rand(total.into()) as u32,
+            );
+            let junk = (self.rng.next_u64() ^ u64::from(ordinal)).to_le_bytes();
+            let body = byzantine::forged_batch(real, claim, done, junk);
+            self.forged_id -= 1;
+            let forged = byzantine::publication(self.forged_id, msg.from, msg, body);
+            self.spread(h, &forged, 1);
+        }
+        let pick = self.rng.next_u64();
+        if let Some(old) = self.replays.pick(pick) {
+            let late = 1_000 + self.rand(3_000);
+            self.spread(h, &old, late);
+        }
+    }
+}
+
+impl Env for World {
+    type Event = Fault;
+
+    fn publish(&mut self, h: &mut Harness<Fault>, msg: Rc<Published>, bytes: &[u8]) {
+        let now = h.now();
+        let from = msg.from as usize;
+        self.messages += 1;
+        self.trace.update(&now.to_le_bytes());
+        self.trace.update(&(from as u64).to_le_bytes());
+        self.trace.update(bytes);
+        self.messages_by_kind[msg.env.body.kind()] += 1;
+        self.spread(h, &msg, 0);
+        if let Some(ordinal) = self.nodes[from].liar {
+            self.lie_in_gossip(h, &msg, ordinal);
+        }
+        if self.cfg.byzantine_pct > 0 {
+            self.replays.remember(&msg);
         }
     }
 
@@ -593,7 +696,10 @@ impl Env for World {
             ));
         }
         let outcome = self.run_task(h, node, run);
+        // With one replica, the root's result exists from the moment it is computed; with
+        // more, only once its votes settle it (`finished` reads it then).
         if let TaskOutcome::Done(result) = &outcome
+            && self.cfg.replicas < 2
             && let Some(j) = self.jobs.iter().position(|t| t.id == run.job)
             && run.task == shoal_protocol::tree::Tree::new(self.cfg.tasks, self.cfg.fanin).root()
         {
@@ -673,6 +779,18 @@ impl Env for World {
                     }
                     self.partitioned = true;
                     h.schedule(now + heal_after, Fault::Heal);
+                }
+            }
+            Fault::Garbage { from, to } => {
+                let to = to as usize;
+                let liar = self.nodes[from as usize].id;
+                let len = 1 + self.rand(200) as usize;
+                let garbage: Vec<u8> = (0..len).map(|_| self.rng.next_u64() as u8).collect();
+                if let Some(proto) = h.node_mut(to) {
+                    // Refused and counted (`invalid_messages`), or, should random bytes make a
+                    // well-formed message, handled like any other message of the liar's.
+                    let _ = proto.handle_message(now, liar, &garbage);
+                    h.drain(to, self);
                 }
             }
             Fault::Heal => {

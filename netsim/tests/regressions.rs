@@ -71,3 +71,30 @@ fn the_same_seed_gives_the_same_trace_and_another_seed_does_not() {
     assert_eq!(a.trace_hash, b.trace_hash);
     assert_ne!(a.trace_hash, c.trace_hash);
 }
+
+#[test]
+fn with_two_replicas_liars_never_change_a_result_and_with_one_they_do() {
+    // Every fault but the submitter's departure, so that each job can finish.
+    let faults =
+        Faults::parse("latency,loss,duplication,reordering,partitions,crashes,restarts,slow")
+            .unwrap();
+    let mut corrupted = 0;
+    for seed in 1..=6 {
+        let byzantine = SimConfig {
+            faults,
+            byzantine_pct: 15,
+            ..config(40, 300, seed)
+        };
+        let report = run(SimConfig {
+            replicas: 2,
+            ..byzantine.clone()
+        });
+        assert!(report.ok(), "seed {seed}: {:?}", report.violations);
+        assert_eq!(report.completed_jobs, 1, "seed {seed}");
+        corrupted += run(byzantine).corrupted_jobs;
+    }
+    assert!(
+        corrupted > 0,
+        "the liars never got a lie through one replica"
+    );
+}

@@ -79,16 +79,20 @@ pub fn run_tiny(handle: &Handle, run: &TaskRun) -> (TaskOutcome, u64) {
     let started = Instant::now();
     let result = match tiny_input(run) {
         Some(TinyInput::Part(part)) => {
-            ops::map(&run.spec.op, MapInput::Generated(part)).map_err(|e| e.to_string())
+            ops::map(&run.spec.op, MapInput::Generated(part)).map_err(|e| (e, None))
         }
-        Some(TinyInput::Results(results)) => {
-            ops::reduce(&run.spec.op, &results).map_err(|e| e.to_string())
+        Some(TinyInput::Results(results)) => ops::reduce(&run.spec.op, &results).map_err(|e| {
+            let corrupt = ops::corrupt_input(&run.spec.op, &results);
+            (e, corrupt)
+        }),
+        None => {
+            let outcome = TaskOutcome::Failed("not a tiny task (a bug in the node)".to_string());
+            return (outcome, 0);
         }
-        None => Err("not a tiny task (a bug in the node)".to_string()),
     };
     let outcome = match result {
         Ok(bytes) => TaskOutcome::Done(store_result(handle, run, bytes)),
-        Err(e) => TaskOutcome::Failed(format!("job {} task {}: {e}", run.job, run.task)),
+        Err((e, corrupt)) => reduce_failure(run, e, corrupt),
     };
     (outcome, started.elapsed().as_micros() as u64)
 }
@@ -185,17 +189,44 @@ async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcom
             .await
             .map_err(|e| failed(format!("wasm module {e}")))
         }
-        op => compute(move || match inputs {
-            Inputs::Map(MapBytes::Chunk(chunk)) => ops::map(&op, MapInput::Chunk(&chunk)),
-            Inputs::Map(MapBytes::Generated(part)) => ops::map(&op, MapInput::Generated(part)),
-            Inputs::Reduce(parts) => {
-                let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
-                ops::reduce(&op, &refs)
+        op => {
+            let outcome = tokio::task::spawn_blocking(move || match inputs {
+                Inputs::Map(MapBytes::Chunk(chunk)) => {
+                    ops::map(&op, MapInput::Chunk(&chunk)).map_err(|e| (e, None))
+                }
+                Inputs::Map(MapBytes::Generated(part)) => {
+                    ops::map(&op, MapInput::Generated(part)).map_err(|e| (e, None))
+                }
+                Inputs::Reduce(parts) => {
+                    let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+                    ops::reduce(&op, &refs).map_err(|e| (e, ops::corrupt_input(&op, &refs)))
+                }
+            })
+            .await;
+            match outcome {
+                Ok(Ok(bytes)) => Ok(bytes),
+                Ok(Err((e, corrupt))) => Err(reduce_failure(run, e, corrupt)),
+                Err(e) => Err(failed(format!("executor panicked: {e}"))),
             }
-        })
-        .await
-        .map_err(failed),
+        }
     }
+}
+
+/// How a failed built-in task ends: a reduce whose child result is corrupt reports that
+/// child lost (a broken or lying peer's fault, not the task's: the child is computed again);
+/// anything else is the task's failure.
+fn reduce_failure(run: &TaskRun, error: ops::OpError, corrupt: Option<usize>) -> TaskOutcome {
+    if let (Work::Reduce { children }, Some(i)) = (&run.work, corrupt)
+        && let Some(child) = children.get(i)
+    {
+        tracing::warn!(job = %run.job, task = run.task, child = child.task, holder = %child.holder,
+            "a child result is corrupt: {error}; it will be computed again");
+        return TaskOutcome::InputLost {
+            child: child.task,
+            holder: child.holder,
+        };
+    }
+    TaskOutcome::Failed(format!("job {} task {}: {error}", run.job, run.task))
 }
 
 /// Fetches a queued task's input chunk ahead of time and keeps it in the store (released once

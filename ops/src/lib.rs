@@ -27,4 +27,4 @@ pub mod words;
 
 pub use lie::plausible_lie;
 pub use rng::SplitMix64;
-pub use run::{MapInput, OpError, finalize, map, reduce};
+pub use run::{MapInput, OpError, corrupt_input, finalize, map, reduce};

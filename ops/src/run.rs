@@ -121,6 +121,18 @@ pub fn reduce(op: &Operator, parts: &[&[u8]]) -> Result<Vec<u8>, OpError> {
     }
 }
 
+/// Which of a reduce's inputs is to blame when it fails on a corrupt partial: the first that
+/// does not even reduce on its own. `None` when each is fine alone (the failure is the
+/// combination's, such as an overflow).
+///
+/// A child result that does not decode came from a broken or lying peer: the reducer reports
+/// that child lost, so that it is computed again, instead of failing itself.
+pub fn corrupt_input(op: &Operator, parts: &[&[u8]]) -> Option<usize> {
+    parts
+        .iter()
+        .position(|part| matches!(reduce(op, &[part]), Err(OpError::Corrupt(_))))
+}
+
 /// Turns the root's partial result into the job's final result (JSON text).
 pub fn finalize(op: &Operator, root: &[u8]) -> Result<Vec<u8>, OpError> {
     Ok(match op {

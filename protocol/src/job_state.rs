@@ -82,6 +82,10 @@ pub struct JobState {
     pub checks: IdMap<u32, bool>,
     /// Votes each member lost in this job (its result disagreed with the settled one).
     pub lost_votes: BTreeMap<PeerIx, u32>,
+    /// Settled tasks whose result this node computed too (it agreed with the holder's): it
+    /// re-sends them like the results it holds, so that a member that missed the settlement
+    /// can settle the task again from agreeing votes rather than take one member's word.
+    agreed: BTreeMap<u32, ResultRef>,
     /// The steal delay per rank step (the node's config): how much earlier a replica round
     /// is offered per voter ahead of this node.
     pub steal_delay_ms: Millis,
@@ -146,6 +150,7 @@ impl JobState {
             votes: Votes::default(),
             checks: IdMap::default(),
             lost_votes: BTreeMap::new(),
+            agreed: BTreeMap::new(),
             steal_delay_ms: 250,
         }
     }
@@ -331,7 +336,7 @@ impl JobState {
     }
 
     /// Whether every result of the job is taken as the first member reports it.
-    fn single_vote(&self) -> bool {
+    pub fn single_vote(&self) -> bool {
         self.spec.trust.replicas <= 1 && self.spec.trust.verify_ppm == 0
     }
 
@@ -343,18 +348,20 @@ impl JobState {
         result: ResultRef,
         now: Millis,
     ) -> Completion {
-        match self.tasks[task as usize] {
+        let elsewhere = match self.tasks[task as usize] {
             TaskState::Done { .. } => return Completion::Old,
-            // Done by the submitter's word: this is the result to read.
-            TaskState::DoneElsewhere => return self.record_done(task, by, result, now),
-            _ => {}
-        }
+            TaskState::DoneElsewhere => true,
+            _ => false,
+        };
         if self.single_vote() {
+            // Done by the submitter's word, or not yet: either way this is the result to read.
             return self.record_done(task, by, result, now);
         }
         let need = self.need(task).unwrap_or(u8::MAX);
         match self.votes.add(task, by, result, need) {
             Verdict::Ignored => Completion::Old,
+            // Done elsewhere: the result is known once enough re-sent votes agree.
+            Verdict::Open if elsewhere => Completion::Old,
             Verdict::Open => {
                 self.last_progress = now;
                 self.after_vote(task, now);
@@ -363,8 +370,9 @@ impl JobState {
             Verdict::Settled {
                 result,
                 holder,
+                winners,
                 losers,
-            } => self.settle(task, holder, result, losers, now),
+            } => self.settle(task, holder, result, &winners, losers, now),
         }
     }
 
@@ -374,11 +382,15 @@ impl JobState {
         task: u32,
         holder: PeerIx,
         result: ResultRef,
+        winners: &[PeerIx],
         losers: Vec<PeerIx>,
         now: Millis,
     ) -> Completion {
         for &l in &losers {
             *self.lost_votes.entry(l).or_insert(0) += 1;
+        }
+        if holder != ME && winners.contains(&ME) {
+            self.agreed.insert(task, result.clone());
         }
         match self.record_done(task, holder, result, now) {
             Completion::Done { .. } => Completion::Done { losers },
@@ -406,8 +418,9 @@ impl JobState {
             Some(Verdict::Settled {
                 result,
                 holder,
+                winners,
                 losers,
-            }) => self.settle(task, holder, result, losers, now),
+            }) => self.settle(task, holder, result, &winners, losers, now),
             _ => {
                 if self.votes.count(task) > 0 {
                     self.after_vote(task, now);
@@ -448,19 +461,16 @@ impl JobState {
         Completion::Done { losers: Vec::new() }
     }
 
-    /// Marks ranges of tasks done per the submitter's summary (results unknown here, unless
-    /// this node heard one result for the task and no rival: then that is the one).
-    pub fn record_done_ranges(&mut self, ranges: &[(u32, u32)], now: Millis) {
+    /// Marks ranges of tasks done per the submitter's summary (results unknown here: a
+    /// replicated task's result is known once re-sent votes settle it again).
+    pub fn record_done_ranges(&mut self, ranges: &[(u32, u32)]) {
         for &(lo, hi) in ranges {
             for t in lo..hi.min(self.total()) {
                 if self.tasks[t as usize].is_done() {
                     continue;
                 }
-                if let Some(vote) = self.votes.sole(t).cloned() {
-                    self.record_done(t, vote.by, vote.result, now);
-                    continue;
-                }
-                self.votes.clear(t);
+                // The votes heard so far stay: with the ones members re-send, they settle
+                // which result is the one to read (one member's word is not enough).
                 self.tasks[t as usize] = TaskState::DoneElsewhere;
                 self.count_done(t, 1);
             }
@@ -508,10 +518,24 @@ impl JobState {
         for t in stale {
             self.held.remove(&t);
         }
-        // This node's votes on tasks not settled yet: a vote whose message was lost would
-        // leave the task waiting for a replica that was computed.
+        // This node's votes on tasks not settled yet (a vote whose message was lost would
+        // leave the task waiting for a replica that was computed), and those it agreed with
+        // (see `agreed`) while they are needed.
+        self.agreed.retain(|&t, _| {
+            self.tasks[t as usize].is_done()
+                && self
+                    .tree
+                    .parent(t)
+                    .is_some_and(|p| !self.tasks[p as usize].is_done())
+        });
         let room = max.saturating_sub(out.len());
-        out.extend(self.votes.by(ME).take(room).map(|(t, r)| (t, r.clone())));
+        out.extend(
+            self.votes
+                .by(ME)
+                .chain(self.agreed.iter().map(|(t, r)| (*t, r)))
+                .take(room)
+                .map(|(t, r)| (t, r.clone())),
+        );
         out
     }
 

@@ -34,11 +34,26 @@ pub enum Verdict {
     Settled {
         result: ResultRef,
         holder: PeerIx,
+        /// Every voter whose result won (the holder among them).
+        winners: Vec<PeerIx>,
         losers: Vec<PeerIx>,
     },
     /// The vote was not counted: the member voted on the task already, or the task has all the
     /// votes it may take.
     Ignored,
+}
+
+/// The verdict of a task's `votes` once `winner` settled them.
+fn verdict(votes: Vec<Vote>, winner: BlobHash) -> Verdict {
+    let (winners, losers): (Vec<Vote>, Vec<Vote>) =
+        votes.into_iter().partition(|v| v.digest == winner);
+    let first = winners.first().expect("the winning digest has votes");
+    Verdict::Settled {
+        result: first.result.clone(),
+        holder: first.by,
+        winners: winners.iter().map(|v| v.by).collect(),
+        losers: losers.iter().map(|v| v.by).collect(),
+    }
 }
 
 /// The content hash of a result, whether it travels inline or as a blob.
@@ -69,25 +84,7 @@ impl Votes {
             result,
         });
         match settle(votes, need) {
-            Some(winner) => {
-                let votes = self.open.remove(&task).unwrap_or_default();
-                let holder = votes
-                    .iter()
-                    .find(|v| v.digest == winner)
-                    .expect("the winning digest has votes");
-                let result = holder.result.clone();
-                let holder = holder.by;
-                let losers = votes
-                    .iter()
-                    .filter(|v| v.digest != winner)
-                    .map(|v| v.by)
-                    .collect();
-                Verdict::Settled {
-                    result,
-                    holder,
-                    losers,
-                }
-            }
+            Some(winner) => verdict(self.open.remove(&task).unwrap_or_default(), winner),
             None => Verdict::Open,
         }
     }
@@ -95,19 +92,8 @@ impl Votes {
     /// Settles `task` with what its votes say if `need` replicas are enough now (the need of a
     /// task can drop: a spot check decided against checking it).
     pub fn reconsider(&mut self, task: u32, need: u8) -> Option<Verdict> {
-        let votes = self.open.get(&task)?;
-        let winner = settle(votes, need)?;
-        let votes = self.open.remove(&task).unwrap_or_default();
-        let first = votes.iter().find(|v| v.digest == winner)?;
-        Some(Verdict::Settled {
-            result: first.result.clone(),
-            holder: first.by,
-            losers: votes
-                .iter()
-                .filter(|v| v.digest != winner)
-                .map(|v| v.by)
-                .collect(),
-        })
+        let winner = settle(self.open.get(&task)?, need)?;
+        Some(verdict(self.open.remove(&task).unwrap_or_default(), winner))
     }
 
     /// Whether `by` voted on `task` (and so must not compute it again).
@@ -129,17 +115,6 @@ impl Votes {
     /// Whether `task` took all the votes it may and is still not settled.
     pub fn exhausted(&self, task: u32) -> bool {
         self.count(task) >= MAX_VOTES
-    }
-
-    /// The votes of `task`, for the result a reduce of it reads when it is settled elsewhere
-    /// (one result with no rival).
-    pub fn sole(&self, task: u32) -> Option<&Vote> {
-        let votes = self.open.get(&task)?;
-        let first = votes.first()?;
-        votes
-            .iter()
-            .all(|v| v.digest == first.digest)
-            .then_some(first)
     }
 
     /// Forgets the votes of `task` (it is done by the submitter's word, or computed anew).
@@ -206,6 +181,7 @@ mod tests {
                 result,
                 holder,
                 losers,
+                ..
             } => {
                 assert_eq!((result, holder, losers), (r(7), 2, vec![9]));
             }

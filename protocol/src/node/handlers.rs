@@ -57,7 +57,7 @@ impl Node {
                     // cost a pass over the job's tasks.
                     let listed: u64 = a.done.iter().map(|&(lo, hi)| u64::from(hi - lo)).sum();
                     if u64::from(job.done) < listed {
-                        job.record_done_ranges(&a.done, now);
+                        job.record_done_ranges(&a.done);
                     }
                 }
             }
@@ -81,7 +81,7 @@ impl Node {
         if !a.own_topic {
             job.topic = Topic::Jobs;
         }
-        job.record_done_ranges(&a.done, now);
+        job.record_done_ranges(&a.done);
         self.insert_job(job);
         self.merge_members(id, from, a, now);
     }
@@ -255,7 +255,13 @@ impl Node {
         holder: PeerIx,
         result: ResultRef,
     ) {
-        let Some(j) = self.jobs.get_mut(&job).filter(|j| task < j.total()) else {
+        // A suspect's results are not counted: one that lost a vote does not get to vote again.
+        let suspect = holder != ME && self.is_suspect(&self.view.id(holder), now);
+        let Some(j) = self
+            .jobs
+            .get_mut(&job)
+            .filter(|j| task < j.total() && !(suspect && !j.single_vote()))
+        else {
             self.stats.ignored_entries += 1;
             return;
         };
