@@ -260,7 +260,7 @@ impl Node {
         let Some(j) = self
             .jobs
             .get_mut(&job)
-            .filter(|j| task < j.total() && !(suspect && !j.single_vote()))
+            .filter(|j| task < j.total() && (!suspect || j.single_vote()))
         else {
             self.stats.ignored_entries += 1;
             return;
