@@ -28,7 +28,12 @@ pub fn plausible_lie(op: &Operator, partial: &[u8]) -> Result<Vec<u8>, OpError> 
         }
         Operator::Pi => {
             let (samples, hits): (u64, u64) = codec::decode_blob(partial)?;
-            let hits = if hits < samples { hits + 1 } else { hits - 1 };
+            // A hit more, or one fewer when every sample hit; a partial of no samples gains one.
+            let (samples, hits) = match hits.checked_sub(1) {
+                _ if hits < samples => (samples, hits + 1),
+                Some(fewer) => (samples, fewer),
+                None => (samples.saturating_add(1), hits),
+            };
             codec::encode_blob(&(samples, hits))
         }
         Operator::Wasm { .. } => {
@@ -70,6 +75,9 @@ mod tests {
         };
         let honest = map(&Operator::Pi, MapInput::Generated(part)).unwrap();
         let lie = plausible_lie(&Operator::Pi, &honest).unwrap();
+        // Found by the fuzzer: a partial of no samples and no hits.
+        let empty = shoal_protocol::codec::encode_blob(&(0u64, 0u64));
+        assert_ne!(plausible_lie(&Operator::Pi, &empty).unwrap(), empty);
         assert_ne!(
             finalize(&Operator::Pi, &lie).unwrap(),
             finalize(&Operator::Pi, &honest).unwrap()
