@@ -15,11 +15,14 @@ use shoal_protocol::wire::{
 };
 use shoal_protocol::{BlobHash, Capacity, Config, Input, JobSpec, Node, NodeId, Operator, Trust};
 
+/// What a target does with one input (it fails only by panicking).
+pub type Run = Box<dyn FnMut(&[u8])>;
+
 /// One target: its name, its seeds, and what it does with an input.
 pub struct Target {
     pub name: &'static str,
     pub seeds: Vec<Vec<u8>>,
-    pub run: Box<dyn FnMut(&[u8])>,
+    pub run: Run,
 }
 
 /// Every target, by name.

@@ -4,7 +4,7 @@
 //!     cargo bench -p shoal-node --bench suite -- --smoke      # small sizes, one run, no docs
 //!
 //! Options (after `--`): `--smoke`; `--runs N` (default 3); `--only LIST` (comma-separated:
-//! tiny, latency, pi, wordcount, cold-start, memory, private, real); `--skip-peers LIST` (multiprocessing,
+//! tiny, latency, pi, wordcount, cold-start, memory, private, real, trust); `--skip-peers LIST` (multiprocessing,
 //! ray, dask). The Python peers are installed into target/bench-venv from
 //! bench/requirements.txt on first use. A full run writes docs/benchmarks.json and the table in
 //! docs/BENCHMARKS.md; a smoke run writes target/bench-smoke.json and prints the table.
@@ -21,13 +21,14 @@ mod private;
 mod python;
 mod real;
 mod report;
+mod trust;
 mod workloads;
 
 use report::Row;
 use std::process::Command;
 use workloads::{Bench, Sizes, root};
 
-const WORKLOADS: [&str; 8] = [
+const WORKLOADS: [&str; 9] = [
     "tiny",
     "latency",
     "pi",
@@ -36,6 +37,7 @@ const WORKLOADS: [&str; 8] = [
     "memory",
     "private",
     "real",
+    "trust",
 ];
 const BEGIN: &str = "<!-- suite:begin -->";
 const END: &str = "<!-- suite:end -->";
@@ -127,6 +129,7 @@ fn main() {
                 "memory" => rows.extend(bench.memory().await),
                 "private" => rows.extend(bench.private().await),
                 "real" => rows.extend(bench.real().await),
+                "trust" => rows.extend(bench.trust().await),
                 _ => unreachable!("checked when parsing"),
             }
         });
