@@ -216,6 +216,13 @@ impl Node {
             voting += 1;
             exhausted += usize::from(job.votes.exhausted(task));
         }
+        if !job.lost_votes.is_empty() {
+            why.push(format!(
+                "{} member(s) reported results that lost a vote: they are suspects, get no more \
+                 tasks, and their results are not counted",
+                job.lost_votes.len()
+            ));
+        }
         if voting > 0 {
             why.push(format!(
                 "{voting} task(s) have results that do not settle them yet: they wait for \

@@ -662,8 +662,14 @@
       id: 'suspect',
       label: 'Suspect',
       when: anyHas('suspect'),
-      help: 'this node suspects the peer of misbehaving or being gone',
-      cell: (p) => (p.suspect ? el('span', { class: 'tag bad', text: 'suspect' }) : el('span', { class: 'muted', text: 'no' })),
+      help: 'its results lost votes: this node gives it no work for a while',
+      cell: (p) =>
+        p.suspect
+          ? el('span', {
+              class: 'tag bad',
+              text: 'suspect: ' + fmtInt(p.lost_votes || 0) + ' vote(s) lost, ' + fmtInt(Math.ceil((p.suspect_ms || 0) / 1000)) + ' s left',
+            })
+          : el('span', { class: 'muted', text: 'no' }),
     },
   ];
 
@@ -1035,6 +1041,15 @@
     if (has(job, 'workers')) figs.push({ k: 'Workers', v: fmtInt(job.workers), sub: has(job, 'members') ? fmtInt(job.members) + ' members' : '' });
     if (has(job, 'priority')) figs.push({ k: 'Priority', v: job.priority === null ? DASH : typeof job.priority === 'object' ? JSON.stringify(job.priority) : str(job.priority) });
     if (has(job, 'input')) figs.push({ k: 'Input', v: fmtInput(job.input) });
+    if (has(job, 'replicas') && job.replicas > 1) figs.push({ k: 'Replicas', v: fmtInt(job.replicas), title: 'distinct members whose results must agree for each task' });
+    if (Array.isArray(job.suspects) && job.suspects.length) {
+      figs.push({
+        k: 'Suspects',
+        v: fmtInt(job.suspects.length),
+        sub: job.suspects.map((x) => nodeName(x.node_id) + ' lost ' + fmtInt(x.lost)).join(' · '),
+        title: 'members whose results lost votes in this job',
+      });
+    }
     if (job.here && typeof job.here === 'object') {
       figs.push({
         k: 'Here',
