@@ -134,6 +134,8 @@ pub struct SimConfig {
     pub restricted_pct: u32,
     /// Distinct members whose results must agree for each task (`shoal submit --replicas`).
     pub replicas: u8,
+    /// Spot checks (`shoal submit --verify-fraction`), in parts per million of the tasks.
+    pub verify_ppm: u32,
     /// Percentage of nodes that lie (see [`crate::byzantine`]); job submitters never do.
     pub byzantine_pct: u32,
 }
@@ -154,6 +156,7 @@ impl Default for SimConfig {
             task_ms: 20,
             restricted_pct: 0,
             replicas: 1,
+            verify_ppm: 0,
             byzantine_pct: 0,
         }
     }

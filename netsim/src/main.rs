@@ -59,6 +59,10 @@ struct Args {
     /// Distinct members whose results must agree for each task (1 to 5).
     #[arg(long, default_value_t = 1)]
     replicas: u8,
+    /// With one replica: the fraction of tasks (0 to 1) whose first result a second member
+    /// checks.
+    #[arg(long, default_value_t = 0.0)]
+    verify_fraction: f64,
     /// Percentage of nodes that lie: corrupt results, forged claims and completions, replays,
     /// malformed messages. With --replicas 2 or more every finished job must still be exact.
     #[arg(long, default_value_t = 0)]
@@ -90,13 +94,14 @@ impl Args {
             liveness_ms: self.liveness_ms,
             restricted_pct: self.restricted_pct.min(100),
             replicas: self.replicas,
+            verify_ppm: (self.verify_fraction.clamp(0.0, 1.0) * 1e6).round() as u32,
             byzantine_pct: self.byzantine_pct.min(100),
         }
     }
 
     fn replay(&self, seed: u64) -> String {
         format!(
-            "cargo run --release -p shoal-netsim -- --nodes {} --tasks {} --jobs {} --fanin {} --seed {seed} --faults {} --task-ms {} --join-ms {} --settle-ms {} --safety-ms {} --liveness-ms {} --restricted-pct {} --replicas {} --byzantine-pct {}",
+            "cargo run --release -p shoal-netsim -- --nodes {} --tasks {} --jobs {} --fanin {} --seed {seed} --faults {} --task-ms {} --join-ms {} --settle-ms {} --safety-ms {} --liveness-ms {} --restricted-pct {} --replicas {} --verify-fraction {} --byzantine-pct {}",
             self.nodes,
             self.tasks,
             self.jobs,
@@ -109,6 +114,7 @@ impl Args {
             self.liveness_ms,
             self.restricted_pct,
             self.replicas,
+            self.verify_fraction,
             self.byzantine_pct
         )
     }

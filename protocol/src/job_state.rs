@@ -357,7 +357,13 @@ impl JobState {
             // Done by the submitter's word, or not yet: either way this is the result to read.
             return self.record_done(task, by, result, now);
         }
-        let need = self.need(task).unwrap_or(u8::MAX);
+        // A spot check not decided yet: wait for the submitter's decision. Unless the submitter
+        // already summed the task up as done and its decision never reached this node: then
+        // the first result re-sent is taken, as with one replica (spot checks find liars over
+        // jobs; they do not guarantee one job's output).
+        let need = self
+            .need(task)
+            .unwrap_or(if elsewhere { 1 } else { u8::MAX });
         match self.votes.add(task, by, result, need) {
             Verdict::Ignored => Completion::Old,
             // Done elsewhere: the result is known once enough re-sent votes agree.
@@ -461,9 +467,19 @@ impl JobState {
         Completion::Done { losers: Vec::new() }
     }
 
+    /// Up to `max` tasks whose first result is to be checked and that are not done yet.
+    pub fn open_checks(&self, max: usize) -> Vec<u32> {
+        self.checks
+            .iter()
+            .filter(|&(&t, &check)| check && !self.tasks[t as usize].is_done())
+            .map(|(&t, _)| t)
+            .take(max)
+            .collect()
+    }
+
     /// Marks ranges of tasks done per the submitter's summary (results unknown here: a
     /// replicated task's result is known once re-sent votes settle it again).
-    pub fn record_done_ranges(&mut self, ranges: &[(u32, u32)]) {
+    pub fn record_done_ranges(&mut self, ranges: &[(u32, u32)], now: Millis) {
         for &(lo, hi) in ranges {
             for t in lo..hi.min(self.total()) {
                 if self.tasks[t as usize].is_done() {
@@ -473,6 +489,14 @@ impl JobState {
                 // which result is the one to read (one member's word is not enough).
                 self.tasks[t as usize] = TaskState::DoneElsewhere;
                 self.count_done(t, 1);
+                // A spot check whose decision never arrived here: the result heard stands (see
+                // `record_result`).
+                if self.need(t).is_none()
+                    && let Some(Verdict::Settled { result, holder, .. }) =
+                        self.votes.reconsider(t, 1)
+                {
+                    self.record_done(t, holder, result, now);
+                }
             }
         }
     }

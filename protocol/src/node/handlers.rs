@@ -57,7 +57,7 @@ impl Node {
                     // cost a pass over the job's tasks.
                     let listed: u64 = a.done.iter().map(|&(lo, hi)| u64::from(hi - lo)).sum();
                     if u64::from(job.done) < listed {
-                        job.record_done_ranges(&a.done);
+                        job.record_done_ranges(&a.done, now);
                     }
                 }
             }
@@ -81,7 +81,7 @@ impl Node {
         if !a.own_topic {
             job.topic = Topic::Jobs;
         }
-        job.record_done_ranges(&a.done);
+        job.record_done_ranges(&a.done, now);
         self.insert_job(job);
         self.merge_members(id, from, a, now);
     }
