@@ -39,6 +39,12 @@ fn assert_caught(answer: &serde_json::Value, liar: &str) {
     assert_eq!(answer["replicas"], 2);
     assert_eq!(suspects(answer), vec![liar.to_string()], "{answer}");
     assert!(answer["suspects"][0]["lost"].as_u64().unwrap() >= 1);
+    assert!(
+        answer["suspects"][0]["peer_id"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("12D3")),
+        "{answer}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -436,7 +436,7 @@ impl JobState {
         }
     }
 
-    /// Records a completion. Returns whether it was news.
+    /// Records a completion: `Done` if it was news, `Old` if the task was done already.
     fn record_done(
         &mut self,
         task: u32,

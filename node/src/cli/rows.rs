@@ -96,6 +96,9 @@ fn one() -> u8 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SuspectRow {
     pub node_id: String,
+    /// Its libp2p peer id, when the node knows it (`shoal submit` fills it in).
+    #[serde(default)]
+    pub peer_id: Option<String>,
     pub lost: u32,
 }
 
@@ -139,6 +142,7 @@ impl From<&JobView> for JobRow {
                 .iter()
                 .map(|(n, lost)| SuspectRow {
                     node_id: n.to_string(),
+                    peer_id: None,
                     lost: *lost,
                 })
                 .collect(),

@@ -78,6 +78,21 @@ pub(super) async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         run_submit(&client, request, args.query.json, &accepted),
     )
     .await;
+    // Suspects by peer id too, as `shoal peers` names them (while the node is still up).
+    let outcome = match outcome {
+        Ok(Ok(mut done)) if !done.job.suspects.is_empty() => {
+            if let Ok(peers) = client.peers().await {
+                for s in &mut done.job.suspects {
+                    s.peer_id = peers
+                        .iter()
+                        .find(|p| p.node_id == s.node_id)
+                        .map(|p| p.peer_id.clone());
+                }
+            }
+            Ok(Ok(done))
+        }
+        other => other,
+    };
     let timed_out = match &outcome {
         Err(_) => Some(
             timeout_message(
