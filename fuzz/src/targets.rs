@@ -56,6 +56,13 @@ fn spec() -> JobSpec {
             replicas: 2,
             verify_ppm: 0,
         },
+        sched: shoal_protocol::schedule::Schedule {
+            priority: 3,
+            needs: shoal_protocol::schedule::Needs {
+                tags: vec!["gpu".into()],
+                mem_mb: 64,
+            },
+        },
     }
 }
 
@@ -72,6 +79,7 @@ fn messages() -> Vec<Vec<u8>> {
             load_milli: 300,
             interval_ms: 1000,
             first: false,
+            tags: vec!["gpu".into()],
         }),
         Message::Announce(Announce {
             job,
@@ -104,6 +112,7 @@ fn messages() -> Vec<Vec<u8>> {
                 holder: node_id(2),
             }],
             checks: vec![(4, true)],
+            released: vec![3],
         }),
         Message::Pulse(Pulse {
             job,

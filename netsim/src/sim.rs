@@ -245,6 +245,7 @@ impl World {
                     replicas: self.cfg.replicas,
                     verify_ppm: self.cfg.verify_ppm,
                 },
+                sched: Default::default(),
             };
             // A submitter trusts itself: liars are other people's machines.
             self.nodes[submitter].liar = None;

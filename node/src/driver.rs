@@ -498,6 +498,7 @@ impl Driver {
             age_ms: 0,
             suspect_ms: 0,
             lost_votes: 0,
+            tags: self.node.tags().to_vec(),
         };
         let peers = self
             .node

@@ -331,6 +331,7 @@ mod tests {
                 },
                 fanin: 4,
                 trust: Default::default(),
+                sched: Default::default(),
             }),
             submitter: NodeId([2; 32]),
             workers: Vec::new(),

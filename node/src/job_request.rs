@@ -29,6 +29,12 @@ pub struct JobRequest {
     /// With one replica: the fraction of tasks (0 to 1) checked by a second member.
     #[serde(default)]
     pub verify_fraction: f64,
+    /// Higher first (default 0).
+    #[serde(default)]
+    pub priority: i32,
+    /// What a node must have to run the job's tasks.
+    #[serde(default)]
+    pub needs: shoal_protocol::schedule::Needs,
 }
 
 fn one_replica() -> u8 {
@@ -100,6 +106,8 @@ pub enum UsageError {
     WasmInputs,
     #[error("{0}")]
     Exclude(String),
+    #[error("{0}")]
+    Needs(String),
 }
 
 /// Why a request could not be turned into a job spec on the node. Nothing was submitted.
@@ -224,6 +232,8 @@ impl JobRequest {
             exclude: Vec::new(),
             replicas: 1,
             verify_fraction: 0.0,
+            priority: 0,
+            needs: Default::default(),
         };
         // Check what can be checked without reading the files.
         if let Some(spec) = request.generated_spec() {
@@ -274,6 +284,8 @@ impl JobRequest {
             exclude: Vec::new(),
             replicas: 1,
             verify_fraction: 0.0,
+            priority: 0,
+            needs: Default::default(),
         };
         // Check the limits, the fan-in and a range input now: a usage error, not a failed job.
         let input = match range {
@@ -297,6 +309,7 @@ impl JobRequest {
             input,
             fanin,
             trust: request.trust(),
+            sched: request.sched(),
         }
         .validate()?;
         Ok(request)
@@ -315,6 +328,21 @@ impl JobRequest {
             replicas: self.replicas,
             verify_ppm,
         }
+    }
+
+    /// The job's priority and needs, as the spec carries them.
+    pub fn sched(&self) -> shoal_protocol::schedule::Schedule {
+        shoal_protocol::schedule::Schedule {
+            priority: self.priority,
+            needs: self.needs.clone(),
+        }
+    }
+
+    /// Sets the priority and the needs (as typed: `tag=NAME`, `mem=SIZE`) and checks them.
+    pub fn with_sched(mut self, priority: i32, needs: &[String]) -> Result<Self, UsageError> {
+        self.priority = priority;
+        self.needs = crate::needs::parse(needs).map_err(UsageError::Needs)?;
+        Ok(self)
     }
 
     /// Sets the trust options and checks them (a usage error, not a failed job).
@@ -359,6 +387,7 @@ impl JobRequest {
             input,
             fanin: self.fanin,
             trust: self.trust(),
+            sched: self.sched(),
         })
     }
 
@@ -398,6 +427,7 @@ impl JobRequest {
                         },
                         fanin: self.fanin,
                         trust: self.trust(),
+                        sched: self.sched(),
                     };
                     spec.validate()?;
                     return Ok(spec.into());
@@ -419,6 +449,7 @@ impl JobRequest {
             },
             fanin: self.fanin,
             trust: self.trust(),
+            sched: self.sched(),
         };
         spec.validate()?;
         Ok(Prepared {

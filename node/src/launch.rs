@@ -38,6 +38,9 @@ pub struct NodeOptions {
     /// Corrupt a fraction of this node's results (fault injection for tests; only a build
     /// with the `fault-injection` feature acts on it).
     pub lies: Option<crate::fault::Lies>,
+    /// Labels advertised to the mesh (`--tag`): jobs that need a tag run only on nodes that
+    /// have it.
+    pub tags: Vec<String>,
 }
 
 impl NodeOptions {
@@ -60,6 +63,7 @@ impl NodeOptions {
             submitters: None,
             api_public: false,
             lies: None,
+            tags: Vec::new(),
         }
     }
 }
@@ -193,6 +197,9 @@ pub async fn launch(opts: NodeOptions) -> anyhow::Result<RunningNode> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     let mut protocol = Node::new(me, capacity, Config::default(), seed);
+    protocol
+        .set_tags(opts.tags.clone())
+        .map_err(|e| anyhow::anyhow!("--tag: {e}"))?;
     protocol.set_submitters(
         opts.submitters
             .as_ref()

@@ -11,7 +11,8 @@
 //!   handshake, with [`mesh_key`]; [`blob_proto`]: the blob request/response codec; [`serve`]:
 //!   who may have which blob; [`probe`]: `shoal probe blob`.
 //! - [`exec`]: runs tasks and collects results; [`store`]: content-addressed blobs;
-//!   [`input`]: line-aligned chunking of input files; [`job_request`]: what users ask for.
+//!   [`input`]: line-aligned chunking of input files; [`job_request`]: what users ask for,
+//!   with [`needs`] (`--needs tag=NAME`, `mem=SIZE`).
 //! - [`api`] and [`client`]: the local control API (JSON lines over TCP) and its client.
 //! - [`cli`]: the `shoal` subcommands; [`demo`]: `shoal demo`.
 #![forbid(unsafe_code)]
@@ -34,6 +35,7 @@ pub mod job_request;
 pub mod launch;
 pub mod mesh_key;
 pub mod metrics;
+pub mod needs;
 pub mod net;
 pub mod peers;
 pub mod probe;

@@ -240,6 +240,7 @@ mod tests {
             },
             fanin: 3,
             trust: Default::default(),
+            sched: Default::default(),
         };
         let partials: Vec<Vec<u8>> = (0..7)
             .map(|i| {
@@ -268,6 +269,7 @@ mod tests {
             },
             fanin: 4,
             trust: Default::default(),
+            sched: Default::default(),
         };
         let a = reference::pi(&spec).unwrap();
         assert_eq!(a, reference::pi(&spec).unwrap());

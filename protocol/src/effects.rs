@@ -105,6 +105,11 @@ pub enum TaskOutcome {
 /// A job's state as seen from one node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum JobStatus {
+    /// Submitted here and waiting for room in this node's job table; `ahead` submissions go
+    /// first.
+    Queued {
+        ahead: u32,
+    },
     Running,
     /// No live node offers a slot: the job waits.
     WaitingForCapacity,
@@ -137,6 +142,8 @@ pub struct JobView {
     pub replicas: u8,
     /// Members whose results lost votes in this job, with how many each lost.
     pub suspects: Vec<(NodeId, u32)>,
+    /// Its priority (higher first).
+    pub priority: i32,
 }
 
 /// A job's size in its own unit: bytes of files, or items of a generated input.
@@ -191,6 +198,8 @@ pub struct PeerStatus {
     pub suspect_ms: u64,
     /// Votes it lost, in all.
     pub lost_votes: u32,
+    /// The labels it advertises (`shoal node --tag`).
+    pub tags: Vec<String>,
 }
 
 /// The content address of a blob result, for the driver deciding between inline and blob.

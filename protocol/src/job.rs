@@ -114,6 +114,8 @@ pub struct JobSpec {
     pub fanin: u32,
     /// How far a result is taken on a peer's word.
     pub trust: Trust,
+    /// Its priority and what a node needs to run it.
+    pub sched: crate::schedule::Schedule,
 }
 
 /// How many members must agree on each task's result (see [`crate::quorum`]).
@@ -184,6 +186,8 @@ pub enum SpecError {
     Replicas(u8),
     #[error("the verify fraction must be between 0 and 1")]
     VerifyFraction,
+    #[error("needs: {0}")]
+    Needs(#[from] crate::schedule::TagError),
     #[error(
         "a verify fraction applies to jobs of one replica: every task of a job with more is checked already"
     )]
@@ -210,6 +214,7 @@ impl JobSpec {
             return Err(SpecError::Fanin(self.fanin));
         }
         self.trust.validate()?;
+        crate::schedule::check_tags(&self.sched.needs.tags)?;
         let tasks = self.map_tasks();
         if tasks == 0 || tasks > MAX_TASKS {
             return Err(SpecError::TaskCount(tasks.into()));
@@ -358,6 +363,7 @@ mod tests {
             input: Input::Range { start, end, tasks },
             fanin: 4,
             trust: Default::default(),
+            sched: Default::default(),
         }
     }
 

@@ -10,7 +10,7 @@
 //!
 //! - [`ids`]: node, job and blob ids; [`codec`]: the one bincode module, with decode limits;
 //!   [`bounded`]: the one bounded map, for every table a peer can make grow.
-//! - [`job`]: job specs and their validation; [`tree`]: the k-ary reduction tree;
+//! - [`job`]: job specs and their validation; [`schedule`]: priorities and needs; [`tree`]: the k-ary reduction tree;
 //!   [`partition`]: line-aligned chunking.
 //! - [`wire`]: gossip messages; [`topic`]: where they go; [`rendezvous`]: weighted rendezvous
 //!   hashing of (task, peer).
@@ -39,6 +39,7 @@ pub mod quorum;
 pub mod ranking;
 pub mod ready;
 pub mod rendezvous;
+pub mod schedule;
 pub mod topic;
 pub mod tree;
 pub mod view;

@@ -245,6 +245,7 @@ mod tests {
             load_milli: 0,
             interval_ms,
             first: false,
+            tags: Vec::new(),
         }
     }
 

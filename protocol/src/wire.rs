@@ -82,6 +82,9 @@ pub struct Advert {
     /// The sender's first advert since it started: not part of its periodic stream, so a
     /// receiver estimating the mesh's size from the rate of adverts leaves it out.
     pub first: bool,
+    /// Labels the sender's operator gave it (`shoal node --tag`), sorted: what jobs' tag
+    /// needs are matched against.
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,11 +122,15 @@ pub struct Batch {
     /// From the submitter of a spot-checked job only: for tasks whose first result is in,
     /// whether a second member must compute them (`true`) or the first result stands.
     pub checks: Vec<(u32, bool)>,
+    /// Tasks the sender claimed and gives back unstarted (to run a higher-priority job's
+    /// tasks first): they are open again.
+    pub released: Vec<u32>,
 }
 
 impl Batch {
     pub fn entries(&self) -> usize {
-        self.claims.len()
+        self.released.len()
+            + self.claims.len()
             + self.done.len()
             + self.failed.len()
             + self.lost.len()
@@ -233,7 +240,9 @@ impl Envelope {
     /// Structural limits. Task indices are checked against each job's size where they are used.
     pub fn validate(&self) -> Result<(), InvalidMessage> {
         match &self.body {
-            Message::Advert(_) | Message::Finished(_) | Message::Decline(_) => Ok(()),
+            Message::Advert(a) => crate::schedule::check_tags(&a.tags)
+                .map_err(|e| InvalidMessage::Spec(crate::job::SpecError::Needs(e))),
+            Message::Finished(_) | Message::Decline(_) => Ok(()),
             Message::Announce(a) => {
                 a.spec.validate()?;
                 let actual = a.spec.id();
@@ -314,6 +323,7 @@ mod tests {
                     },
                     fanin: 2,
                     trust: Default::default(),
+                    sched: Default::default(),
                 },
                 epoch: 1,
                 members,

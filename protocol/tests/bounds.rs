@@ -63,6 +63,7 @@ fn announcements_of_more_jobs_than_a_node_tracks_are_refused_and_counted() {
             },
             fanin: 4,
             trust: Default::default(),
+            sched: Default::default(),
         };
         let mut members = vec![
             Member { id: me, weight: 1 },

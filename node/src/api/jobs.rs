@@ -96,7 +96,7 @@ pub async fn submit(
         .map_err(|e| ApiError::BadRequest(format!("malformed job request: {}", e.body_text())))?;
     let started = Instant::now();
     let (job, prepared) = api.handle.submit(request).await.map_err(|e| match e {
-        SubmitFailure::Refused(SubmitError::TooManyJobs(_)) | SubmitFailure::Gone(_) => {
+        SubmitFailure::Refused(SubmitError::QueueFull(_)) | SubmitFailure::Gone(_) => {
             ApiError::Unavailable(e.to_string())
         }
         SubmitFailure::Prepare(_) | SubmitFailure::Refused(_) => {

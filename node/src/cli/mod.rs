@@ -130,6 +130,10 @@ pub struct NodeArgs {
     /// starts a comment); jobs from anyone else are declined. This node's own jobs always run.
     #[arg(long, value_name = "FILE")]
     pub submitters: Option<PathBuf>,
+    /// Advertise the label NAME (repeatable): a GPU, a dataset, a site. Jobs submitted with
+    /// `--needs tag=NAME` run only on nodes that have it. Letters, digits, '.', '_', ':', '-'.
+    #[arg(long = "tag", value_name = "NAME")]
+    pub tags: Vec<String>,
     /// Fault injection: corrupt this fraction (0 to 1) of the node's task results, plausibly.
     #[cfg(feature = "fault-injection")]
     #[arg(long, value_name = "P")]
@@ -202,6 +206,21 @@ pub struct SubmitArgs {
     /// a second member (see docs/security.md for the detection odds).
     #[arg(long, value_name = "F", default_value_t = 0.0)]
     pub verify_fraction: f64,
+    /// Higher runs first (default 0; negative for background work): a member with a free
+    /// slot starts the ready tasks of its highest-priority job first, then the earliest
+    /// submitted. Running tasks are not preempted.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        allow_hyphen_values = true
+    )]
+    pub priority: i32,
+    /// What a node must have to run the job's tasks (repeatable): `tag=NAME` (advertised with
+    /// `shoal node --tag NAME`) or `mem=SIZE` (memory per task, e.g. `4GiB`). A job no live
+    /// node can satisfy waits, says which need nobody meets, and fails at --timeout.
+    #[arg(long, value_name = "NEED")]
+    pub needs: Vec<String>,
     /// Start a temporary peer in this process that joins the mesh, submits, contributes no
     /// slots, and exits with the result.
     #[arg(long)]
@@ -390,6 +409,7 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         submitters: submitters.clone(),
         api_public: args.api_public,
         lies,
+        tags: args.tags.clone(),
     })
     .await?;
     println!("peer id: {}", node.peer_id);
@@ -418,6 +438,9 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         println!("dashboard: {}", client.dashboard_url(None));
     }
     println!("slots: {slots}; data dir: {}", data_dir.display());
+    if !args.tags.is_empty() {
+        println!("tags: {}", args.tags.join(", "));
+    }
     wait_for_signal().await;
     node.handle.shutdown().await;
     let _ = std::fs::remove_file(NodeInfo::path(&data_dir));

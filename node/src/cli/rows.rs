@@ -29,6 +29,9 @@ pub struct PeerRow {
     /// Votes it lost, in all.
     #[serde(default)]
     pub lost_votes: u32,
+    /// The labels it advertises (`shoal node --tag`).
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 impl PeerRow {
@@ -49,6 +52,7 @@ impl PeerRow {
                 suspect: p.suspect_ms > 0,
                 suspect_ms: p.suspect_ms,
                 lost_votes: p.lost_votes,
+                tags: p.tags.clone(),
             };
         let mut rows = vec![row(&view.me, view.me_peer.to_string(), true, None)];
         rows.extend(view.peers.iter().map(|(p, peer, connection)| {
@@ -86,6 +90,9 @@ pub struct JobRow {
     /// Members whose results lost votes in this job (short node ids, as in `spread`).
     #[serde(default)]
     pub suspects: Vec<SuspectRow>,
+    /// Higher runs first.
+    #[serde(default)]
+    pub priority: i32,
 }
 
 fn one() -> u8 {
@@ -113,6 +120,7 @@ pub struct InputRow {
 impl From<&JobView> for JobRow {
     fn from(v: &JobView) -> Self {
         let status = match &v.status {
+            JobStatus::Queued { ahead } => format!("queued ({ahead} ahead)"),
             JobStatus::Running => "running".to_string(),
             JobStatus::WaitingForCapacity => "waiting for capacity".to_string(),
             JobStatus::Complete => "complete".to_string(),
@@ -146,6 +154,7 @@ impl From<&JobView> for JobRow {
                     lost: *lost,
                 })
                 .collect(),
+            priority: v.priority,
         }
     }
 }
@@ -173,6 +182,7 @@ impl JobRow {
             },
             replicas: 1,
             suspects: Vec::new(),
+            priority: 0,
         }
     }
 }
@@ -180,8 +190,8 @@ impl JobRow {
 /// The `shoal peers` table.
 pub fn peers_table(rows: &[PeerRow]) -> String {
     let mut out = format!(
-        "{:<54} {:>5} {:>5} {:>5} {:>8} {:>6} {:>7}  SUSPECT\n",
-        "PEER", "SLOTS", "FREE", "CORES", "MEM_MB", "LOAD", "AGE_MS"
+        "{:<54} {:>5} {:>5} {:>5} {:>8} {:>6} {:>7}  {:<10} SUSPECT\n",
+        "PEER", "SLOTS", "FREE", "CORES", "MEM_MB", "LOAD", "AGE_MS", "TAGS"
     );
     for p in rows {
         let name = if p.is_self {
@@ -198,9 +208,22 @@ pub fn peers_table(rows: &[PeerRow]) -> String {
         } else {
             "-".to_string()
         };
+        let tags = if p.tags.is_empty() {
+            "-".to_string()
+        } else {
+            p.tags.join(",")
+        };
         out.push_str(&format!(
-            "{:<54} {:>5} {:>5} {:>5} {:>8} {:>6.2} {:>7}  {}\n",
-            name, p.slots_total, p.slots_free, p.cores, p.mem_mb, p.load, p.advert_age_ms, suspect
+            "{:<54} {:>5} {:>5} {:>5} {:>8} {:>6.2} {:>7}  {:<10} {}\n",
+            name,
+            p.slots_total,
+            p.slots_free,
+            p.cores,
+            p.mem_mb,
+            p.load,
+            p.advert_age_ms,
+            tags,
+            suspect
         ));
     }
     out
@@ -209,14 +232,15 @@ pub fn peers_table(rows: &[PeerRow]) -> String {
 /// The `shoal jobs` table.
 pub fn jobs_table(rows: &[JobRow]) -> String {
     let mut out = format!(
-        "{:<18} {:<10} {:>15} {:>8}  STATUS\n",
-        "JOB", "OP", "DONE/TOTAL", "WORKERS"
+        "{:<18} {:<10} {:>5} {:>15} {:>8}  STATUS\n",
+        "JOB", "OP", "PRIO", "DONE/TOTAL", "WORKERS"
     );
     for j in rows {
         out.push_str(&format!(
-            "{:<18} {:<10} {:>15} {:>8}  {}\n",
+            "{:<18} {:<10} {:>5} {:>15} {:>8}  {}\n",
             short_id(&j.id),
             j.op,
+            j.priority,
             format!("{}/{}", j.done, j.total),
             j.workers,
             j.status

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 /// Builds the request from the command line, or says what is wrong with it.
 fn parse_request(args: &SubmitArgs) -> Result<JobRequest, UsageError> {
-    let mut request = parse_job(args)?.with_trust(args.replicas, args.verify_fraction)?;
+    let mut request = parse_job(args)?
+        .with_trust(args.replicas, args.verify_fraction)?
+        .with_sched(args.priority, &args.needs)?;
     crate::input::walk::Excludes::new(&args.exclude)
         .map_err(|e| UsageError::Exclude(e.to_string()))?;
     request.exclude = args.exclude.clone();

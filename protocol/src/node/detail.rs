@@ -22,8 +22,21 @@ pub struct TaskCounts {
     pub waiting: u32,
     /// Claimable, not claimed.
     pub ready: u32,
-    /// Claimed (and perhaps running) by some member.
+    /// Claimed by some member (running ones included).
     pub claimed: u32,
+    /// Of `claimed`, those running: here, or on a member whose pulses say so.
+    pub running: u32,
+    pub done: u32,
+}
+
+/// What one node does for a job, as this node knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeTasks {
+    pub node: NodeId,
+    /// Tasks it claimed, not known to be running.
+    pub claimed: u32,
+    pub running: u32,
+    /// Results it holds.
     pub done: u32,
 }
 
@@ -62,6 +75,8 @@ pub struct JobDetail {
     pub tasks: TaskCounts,
     pub tree: Vec<LevelProgress>,
     pub grid: TaskGrid,
+    /// Who claimed, runs and holds what, busiest first.
+    pub placement: Vec<NodeTasks>,
     /// Why what is not moving is not moving, in sentences.
     pub why: Vec<String>,
 }
@@ -72,8 +87,43 @@ impl Node {
     pub fn job_detail(&self, id: &JobId) -> Option<JobDetail> {
         match self.jobs.get(id) {
             Some(job) => Some(self.detail_of(job)),
-            None => self.ended_details.get(id).cloned(),
+            None => self
+                .ended_details
+                .get(id)
+                .cloned()
+                .or_else(|| self.queued_detail(id)),
         }
+    }
+
+    /// The detail of a submission waiting for room in the job table: no task exists yet.
+    fn queued_detail(&self, id: &JobId) -> Option<JobDetail> {
+        let at = self.waiting.iter().position(|w| w.id == *id)?;
+        let w = &self.waiting[at];
+        let tree = crate::tree::Tree::new(w.spec.map_tasks(), w.spec.fanin);
+        Some(JobDetail {
+            tasks: TaskCounts::default(),
+            tree: tree
+                .levels()
+                .iter()
+                .enumerate()
+                .map(|(level, &(_, tasks))| LevelProgress {
+                    level: level as u32,
+                    tasks,
+                    done: 0,
+                })
+                .collect(),
+            grid: TaskGrid {
+                tasks_per_cell: 1,
+                nodes: Vec::new(),
+                cells: Vec::new(),
+            },
+            placement: Vec::new(),
+            why: vec![format!(
+                "queued: this node tracks {} jobs, its most; {at} submission(s) are ahead of this \
+                 one (higher priority first, then the earliest), and it starts as others finish",
+                self.jobs.len()
+            )],
+        })
     }
 
     /// Keeps the detail of a job this node stops tracking.
@@ -113,6 +163,23 @@ impl Node {
         let mut cells: Vec<(CellState, Option<u32>)> =
             Vec::with_capacity(total.div_ceil(per_cell) as usize);
         let mut level = 0;
+        let mut placement: Vec<NodeTasks> = Vec::new();
+        let mut place = |ix: PeerIx, view: &crate::view::View, f: &dyn Fn(&mut NodeTasks)| {
+            let node = view.id(ix);
+            let at = match placement.iter().position(|p| p.node == node) {
+                Some(i) => i,
+                None => {
+                    placement.push(NodeTasks {
+                        node,
+                        claimed: 0,
+                        running: 0,
+                        done: 0,
+                    });
+                    placement.len() - 1
+                }
+            };
+            f(&mut placement[at]);
+        };
         for (t, state) in job.tasks.iter().enumerate() {
             let t = t as u32;
             while t >= tree[level].tasks + job.tree.levels()[level].0 {
@@ -129,9 +196,21 @@ impl Node {
                 }
                 TaskState::Claimed { by, .. } => {
                     counts.claimed += 1;
+                    let running = if *by == crate::view::ME {
+                        self.running.contains_key(&(job.id, t))
+                    } else {
+                        job.members.runs(*by, t)
+                    };
+                    counts.running += u32::from(running);
+                    if running {
+                        place(*by, &self.view, &|p| p.running += 1);
+                    } else {
+                        place(*by, &self.view, &|p| p.claimed += 1);
+                    }
                     (CellState::Claimed, Some(*by))
                 }
                 TaskState::Done { holder, .. } => {
+                    place(*holder, &self.view, &|p| p.done += 1);
                     counts.done += 1;
                     tree[level].done += 1;
                     (CellState::Done, Some(*holder))
@@ -156,7 +235,11 @@ impl Node {
             }
         }
         let why = self.why_not_moving(job, &counts);
+        placement.sort_by(|a, b| {
+            (b.running + b.claimed, b.done, a.node).cmp(&(a.running + a.claimed, a.done, b.node))
+        });
         JobDetail {
+            placement,
             tasks: counts,
             tree,
             grid: TaskGrid {
@@ -182,7 +265,19 @@ impl Node {
                 "no live member offers a free slot: the job waits for capacity (start a node with slots, or free some)"
                     .into(),
             ),
-            JobStatus::Running => {}
+            JobStatus::Running | JobStatus::Queued { .. } => {}
+        }
+        self.why_needs(job, &mut why);
+        self.why_priority(job, counts, &mut why);
+        if job.submitter != crate::view::ME
+            && matches!(job.spec.input, crate::job::Input::Chunks { .. })
+            && job.maps_done < job.tree.maps()
+            && self.view.gone(job.submitter, self.view_now())
+        {
+            why.push(
+                "the input's holder (the job's submitter) is unreachable: map tasks cannot fetch their chunks until it is back"
+                    .into(),
+            );
         }
         if job.declined > 0 {
             why.push(format!(
@@ -192,7 +287,7 @@ impl Node {
         }
         if counts.ready > 0 {
             why.push(format!(
-                "{} task(s) are ready and not yet claimed: the members' slots are busy, or a claim is on its way",
+                "{} task(s) are ready and not yet claimed: no free slot (the members' slots are busy), or a claim is on its way",
                 counts.ready
             ));
         }
@@ -244,5 +339,80 @@ impl Node {
             ));
         }
         why
+    }
+
+    /// The needs of `job` that no live node of this node's view meets (this node included),
+    /// each in a sentence.
+    fn why_needs(&self, job: &JobState, why: &mut Vec<String>) {
+        let needs = &job.spec.sched.needs;
+        if needs.is_empty() {
+            return;
+        }
+        let now = self.view_now();
+        for unmet in self.unmet_needs(needs, now) {
+            why.push(format!(
+                "no live node meets the need {unmet}: the job waits for one (nodes advertise tags with `shoal node --tag NAME`; memory is what the node has)"
+            ));
+        }
+    }
+
+    /// The single needs of `needs` that neither this node nor any live peer meets.
+    pub fn unmet_needs(
+        &self,
+        needs: &crate::schedule::Needs,
+        now: crate::ids::Millis,
+    ) -> Vec<crate::schedule::Unmet> {
+        use crate::schedule::{Needs, Unmet};
+        let mut singles: Vec<Needs> = needs
+            .tags
+            .iter()
+            .map(|t| Needs {
+                tags: vec![t.clone()],
+                mem_mb: 0,
+            })
+            .collect();
+        if needs.mem_mb > 0 {
+            singles.push(Needs {
+                tags: Vec::new(),
+                mem_mb: needs.mem_mb,
+            });
+        }
+        let met_here =
+            |n: &Needs| n.slots(&self.tags, self.capacity.slots, self.capacity.mem_mb) > 0;
+        singles
+            .into_iter()
+            .filter(|n| {
+                !met_here(n)
+                    && !self.view.live_peers(now).any(|(_, p)| {
+                        n.slots(&p.advert.tags, p.advert.slots_total, p.advert.mem_mb) > 0
+                    })
+            })
+            .filter_map(|n| match n.tags.first() {
+                Some(t) => Some(Unmet::Tag(t.clone())),
+                None => (n.mem_mb > 0).then_some(Unmet::Mem(n.mem_mb)),
+            })
+            .collect()
+    }
+
+    /// Higher-priority jobs that hold this node's slots while `job` has tasks ready.
+    fn why_priority(&self, job: &JobState, counts: &TaskCounts, why: &mut Vec<String>) {
+        if counts.ready == 0 {
+            return;
+        }
+        let priority = job.spec.sched.priority;
+        let ahead: Vec<String> = self
+            .order
+            .iter()
+            .filter_map(|id| self.jobs.get(id))
+            .filter(|j| j.spec.sched.priority > priority && !j.is_complete() && j.failed.is_none())
+            .take(4)
+            .map(|j| format!("{} (priority {})", j.id, j.spec.sched.priority))
+            .collect();
+        if !ahead.is_empty() {
+            why.push(format!(
+                "behind higher-priority job(s) {}: members start their tasks first",
+                ahead.join(", ")
+            ));
+        }
     }
 }

@@ -35,7 +35,10 @@ impl Node {
         let Ok(mine) = a.members.binary_search_by_key(&me, |m| m.id) else {
             return; // not a member: the job is none of this node's business
         };
-        if !self.accepts_jobs_from(&self.view.id(from)) {
+        let my_slots = self.slots_for(&a.spec.sched.needs);
+        if !self.accepts_jobs_from(&self.view.id(from))
+            || (my_slots == 0 && a.members[mine].weight > 0)
+        {
             if self.declined.get(&id) != Some(&a.epoch) {
                 self.declined.insert(id, a.epoch);
                 self.stats.jobs_declined += 1;
@@ -67,7 +70,7 @@ impl Node {
             self.stats.jobs_refused += 1;
             return;
         }
-        let weight = a.members[mine].weight.min(self.capacity.slots);
+        let weight = a.members[mine].weight.min(my_slots);
         let mut job = JobState::new(
             Arc::new(a.spec.clone()),
             id,
@@ -148,6 +151,21 @@ impl Node {
         }
         if !b.checks.is_empty() {
             self.on_checks(now, job, from, &b.checks);
+        }
+        for &task in &b.released {
+            self.on_released(now, job, task, from);
+        }
+    }
+
+    /// `by` gave back its unstarted claim of `task`: it is open again (a claim by anyone
+    /// else stands).
+    fn on_released(&mut self, now: Millis, job: JobId, task: u32, by: PeerIx) {
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        match j.tasks.get(task as usize) {
+            Some(TaskState::Claimed { by: cur, .. }) if *cur == by => j.reopen(task, now),
+            _ => self.stats.ignored_entries += 1,
         }
     }
 

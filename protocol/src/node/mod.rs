@@ -27,7 +27,9 @@ mod outbox;
 mod status;
 mod trust;
 
-pub use detail::{CellState, GRID_CELLS_MAX, JobDetail, LevelProgress, TaskCounts, TaskGrid};
+pub use detail::{
+    CellState, GRID_CELLS_MAX, JobDetail, LevelProgress, NodeTasks, TaskCounts, TaskGrid,
+};
 pub use status::TableSizes;
 pub use trust::{SUSPECT_BASE_MS, SUSPECT_MAX_MS, SUSPECTS_MAX, Suspicion};
 mod upkeep;
@@ -170,8 +172,10 @@ pub struct Stats {
 pub enum SubmitError {
     #[error(transparent)]
     Spec(#[from] SpecError),
-    #[error("this node already tracks {0} jobs; wait for some to finish")]
-    TooManyJobs(usize),
+    #[error(
+        "{0} submissions already wait for room on this node (the queue is full); wait for some to finish"
+    )]
+    QueueFull(usize),
 }
 
 /// Remembered end of a job this node no longer tracks: its last view, or none when the end
@@ -199,7 +203,8 @@ pub struct Node {
     load_milli: u32,
     view: View,
     jobs: IdMap<JobId, JobState>,
-    /// Job ids in arrival order: older jobs are served first.
+    /// Job ids by priority (highest first), then in arrival order: the order in which tasks
+    /// are claimed.
     order: Vec<JobId>,
     finished: BoundedIdMap<JobId, FinishedJob>,
     /// Jobs this node submitted and waits for.
@@ -250,7 +255,25 @@ pub struct Node {
     suspects: BoundedIdMap<NodeId, Suspicion>,
     /// The key spot checks are drawn with ([`Node::set_secret`]).
     secret: [u8; 32],
+    /// Labels this node advertises ([`Node::set_tags`]), sorted.
+    tags: Vec<String>,
+    /// The latest time an input brought: what read-only views judge liveness by.
+    last_now: Millis,
+    /// Submissions waiting for room in the job table, highest priority first
+    /// ([`Node::submit`]).
+    waiting: VecDeque<Waiting>,
 }
+
+/// A submission that waits for room in the job table.
+#[derive(Debug, Clone)]
+struct Waiting {
+    id: JobId,
+    spec: JobSpec,
+    epoch: u64,
+}
+
+/// Most submissions one node keeps waiting for room in its job table.
+pub const WAITING_MAX: usize = 4096;
 
 impl Node {
     /// A node with identity `me`. `seed` decorrelates this node's message sequence numbers from
@@ -305,6 +328,9 @@ impl Node {
             // Until the driver sets a random one: derived from the seed, so a simulation stays
             // reproducible (and still unguessable by peers that do not know the seed).
             secret: *blake3::hash(&[&seed.to_le_bytes()[..], &me.0[..]].concat()).as_bytes(),
+            tags: Vec::new(),
+            last_now: 0,
+            waiting: VecDeque::new(),
         }
     }
 
@@ -338,6 +364,28 @@ impl Node {
                 .submitters
                 .as_ref()
                 .is_none_or(|s| s.contains(submitter))
+    }
+
+    /// Sets the labels this node advertises (checked and sorted first; see
+    /// [`crate::schedule::normalize_tags`]). Jobs that need a tag run only on nodes that have it.
+    pub fn set_tags(&mut self, tags: Vec<String>) -> Result<(), crate::schedule::TagError> {
+        self.tags = crate::schedule::normalize_tags(tags)?;
+        Ok(())
+    }
+
+    /// The labels this node advertises.
+    pub fn tags(&self) -> &[String] {
+        &self.tags
+    }
+
+    /// The latest time an input brought (read-only views have no `now` of their own).
+    fn view_now(&self) -> Millis {
+        self.last_now
+    }
+
+    /// How many tasks of a job with `needs` this node runs at once (0: it does not meet them).
+    fn slots_for(&self, needs: &crate::schedule::Needs) -> u32 {
+        needs.slots(&self.tags, self.capacity.slots, self.capacity.mem_mb)
     }
 
     /// Updates the load figure carried in adverts (the driver reads it from the OS).
@@ -471,22 +519,60 @@ impl Node {
     pub fn submit(&mut self, now: Millis, spec: JobSpec, epoch: u64) -> Result<JobId, SubmitError> {
         spec.validate()?;
         let id = spec.id();
-        self.mine.insert(id);
         if let Some(job) = self.jobs.get_mut(&id) {
             // Already running (perhaps submitted elsewhere): wait for the same result.
+            self.mine.insert(id);
             if job.is_complete() {
                 self.request_collect(id);
             }
             self.after_step(now);
             return Ok(id);
         }
-        if self.jobs.len() >= self.cfg.max_jobs {
-            self.mine.remove(&id);
-            return Err(SubmitError::TooManyJobs(self.jobs.len()));
+        if self.waiting.iter().any(|w| w.id == id) {
+            return Ok(id);
         }
+        if self.jobs.len() >= self.cfg.max_jobs || !self.waiting.is_empty() {
+            // No room in the job table (or others wait already): the job waits its turn,
+            // behind the waiting jobs of its priority or higher.
+            if self.waiting.len() >= WAITING_MAX {
+                return Err(SubmitError::QueueFull(self.waiting.len()));
+            }
+            let priority = spec.sched.priority;
+            let at = self
+                .waiting
+                .partition_point(|w| w.spec.sched.priority >= priority);
+            self.waiting.insert(at, Waiting { id, spec, epoch });
+            self.after_step(now);
+            return Ok(id);
+        }
+        self.start_job(now, spec, epoch, id);
+        self.after_step(now);
+        Ok(id)
+    }
+
+    /// Starts waiting submissions while the job table has room.
+    fn start_waiting(&mut self, now: Millis) {
+        while self.jobs.len() < self.cfg.max_jobs {
+            let Some(w) = self.waiting.pop_front() else {
+                break;
+            };
+            if self.jobs.contains_key(&w.id) {
+                // Announced by another submitter meanwhile: wait for that run's result.
+                self.mine.insert(w.id);
+                continue;
+            }
+            self.start_job(now, w.spec, w.epoch, w.id);
+        }
+    }
+
+    /// Starts tracking a job submitted here: recruits its members and announces it.
+    fn start_job(&mut self, now: Millis, spec: JobSpec, epoch: u64, id: JobId) {
+        self.mine.insert(id);
         self.finished.remove(&id);
         let me = self.id();
-        let mut job = JobState::new(Arc::new(spec), id, ME, epoch, now, &me, self.capacity.slots);
+        // The submitter runs tasks only if it meets the job's needs itself.
+        let weight = self.slots_for(&spec.sched.needs);
+        let mut job = JobState::new(Arc::new(spec), id, ME, epoch, now, &me, weight);
         job.steal_delay_ms = self.cfg.steal_delay_ms;
         let added = self.recruit_into(&mut job, now);
         job.apply(&added);
@@ -498,8 +584,6 @@ impl Node {
         }
         self.insert_job(job);
         self.announce(id);
-        self.after_step(now);
-        Ok(id)
     }
 
     /// The driver finished (or failed) a task that an [`Effect::Run`] started.
@@ -625,7 +709,14 @@ impl Node {
             self.subscriptions.push_back(Subscription::Join(job.topic));
         }
         let submitted_here = job.submitter == ME;
-        self.order.push(id);
+        // Highest priority first, then in the order this node heard of them.
+        let priority = job.spec.sched.priority;
+        let jobs = &self.jobs;
+        let at = self.order.partition_point(|o| {
+            jobs.get(o)
+                .is_some_and(|j| j.spec.sched.priority >= priority)
+        });
+        self.order.insert(at, id);
         self.jobs.insert(id, job);
         // A new job's members hear from this node at once (its submitter's announcement
         // says as much). Only this job: pulsing every job on each new one flooded meshes
@@ -647,7 +738,7 @@ impl Node {
         };
         let me = crate::wire::Member {
             id: self.view.id(ME),
-            weight: self.capacity.slots,
+            weight: self.slots_for(&job.spec.sched.needs),
         };
         let mut members: Vec<crate::wire::Member> = job
             .members
@@ -720,6 +811,10 @@ impl Node {
     }
 
     fn after_step(&mut self, now: Millis) {
+        self.last_now = self.last_now.max(now);
+        if !self.waiting.is_empty() {
+            self.start_waiting(now);
+        }
         self.fill_queue(now);
         self.start_tasks(now);
         // Refill right away: starting tasks may have freed room in the window.

@@ -107,7 +107,39 @@ impl Node {
         if let Some(job) = self.jobs.get(id) {
             return Some(self.job_view(job));
         }
+        if let Some(at) = self.waiting.iter().position(|w| w.id == *id) {
+            return Some(self.queued_view(at));
+        }
         self.finished.get(id).and_then(|f| f.view.clone())
+    }
+
+    /// The view of the submission `at` places from the front of the waiting queue.
+    fn queued_view(&self, at: usize) -> JobView {
+        let w = &self.waiting[at];
+        let tree = crate::tree::Tree::new(w.spec.map_tasks(), w.spec.fanin);
+        JobView {
+            id: w.id,
+            op: w.spec.op.name(),
+            maps: tree.maps(),
+            total: tree.total(),
+            done: 0,
+            maps_done: 0,
+            depth: tree.depth(),
+            submitter: self.id(),
+            status: JobStatus::Queued { ahead: at as u32 },
+            workers: Vec::new(),
+            members: 0,
+            local: Default::default(),
+            input: crate::effects::InputSize::of(&w.spec.input),
+            replicas: w.spec.trust.replicas,
+            suspects: Vec::new(),
+            priority: w.spec.sched.priority,
+        }
+    }
+
+    /// How many submissions wait for room in the job table.
+    pub fn queued_jobs(&self) -> usize {
+        self.waiting.len()
     }
 
     /// All tracked and recently finished jobs.
@@ -118,6 +150,7 @@ impl Node {
             .filter_map(|id| self.jobs.get(id))
             .map(|j| self.job_view(j))
             .collect();
+        out.extend((0..self.waiting.len()).map(|at| self.queued_view(at)));
         out.extend(self.finished.iter().filter_map(|(_, end)| end.view.clone()));
         out
     }
@@ -139,6 +172,7 @@ impl Node {
                     .get(&id)
                     .map_or(0, |s| s.until.saturating_sub(now)),
                 lost_votes: self.suspects.get(&id).map_or(0, |s| s.lost),
+                tags: p.advert.tags.clone(),
             })
             .collect()
     }
@@ -186,6 +220,7 @@ impl Node {
                 .iter()
                 .map(|(&ix, &n)| (self.view.id(ix), n))
                 .collect(),
+            priority: job.spec.sched.priority,
         }
     }
 }

@@ -86,6 +86,7 @@ impl Node {
             load_milli: self.load_milli,
             interval_ms: u32::try_from(interval).unwrap_or(u32::MAX),
             first: self.last_advert.is_none(),
+            tags: self.tags.clone(),
         };
         let shard = self.view.home_shard();
         self.publish(Topic::Adverts(shard), Message::Advert(advert));
@@ -177,6 +178,7 @@ impl Node {
             return Vec::new();
         }
         let id = job.id;
+        let needs = &job.spec.sched.needs;
         let mut fresh: Vec<(f64, u32, u32)> = self
             .view
             .candidates(now)
@@ -185,6 +187,12 @@ impl Node {
                 ix != ME
                     && job.members.get(ix).is_none()
                     && !self.is_suspect(&self.view.id(ix), now)
+            })
+            // Only nodes that meet every need, each weighted by the tasks it can run at once.
+            .filter_map(|(ix, slots)| {
+                let advert = &self.view.info(ix)?.advert;
+                let w = needs.slots(&advert.tags, slots, advert.mem_mb);
+                (w > 0).then_some((ix, w))
             })
             .map(|(ix, w)| {
                 (

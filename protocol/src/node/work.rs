@@ -25,7 +25,17 @@ impl Node {
         slots * per_slot
     }
 
-    /// Claims what this node may claim now, oldest jobs first, up to its window.
+    /// The priority of a tracked job (jobs no longer tracked rank lowest).
+    fn priority_of(&self, id: &JobId) -> i32 {
+        self.jobs
+            .get(id)
+            .map_or(i32::MIN, |j| j.spec.sched.priority)
+    }
+
+    /// Claims what this node may claim now, up to its window: the jobs in [`Node::order`]
+    /// (highest priority first, then oldest). Tasks claimed but not started that belong to
+    /// lower-priority jobs make room for a higher-priority job's ready tasks: they are released
+    /// (and their release is sent, so other members may take them at once).
     pub(super) fn fill_queue(&mut self, now: Millis) {
         if self.capacity.slots == 0 {
             return;
@@ -33,44 +43,147 @@ impl Node {
         let mut want = self
             .window()
             .saturating_sub(self.queue.len() + self.running.len());
-        if want == 0 {
-            return;
-        }
         let mut wake: Option<Millis> = None;
         for k in 0..self.order.len() {
-            if want == 0 {
+            let id = self.order[k];
+            let priority = self.priority_of(&id);
+            // Queued claims of lower-priority jobs, from the back of the (sorted) queue.
+            let displaceable = self
+                .queue
+                .iter()
+                .rev()
+                .take_while(|(j, _)| self.priority_of(j) < priority)
+                .count();
+            if want + displaceable == 0 {
+                // Jobs further down have lower priority still: none can displace anything.
                 break;
             }
-            let id = self.order[k];
+            let cap = self.room_for(&id);
             let job = self.jobs.get_mut(&id).expect("listed in order");
             if job.failed.is_some() || job.is_complete() || !job.takes_tasks() {
                 continue;
             }
-            let (tasks, w) = job.take_claimable(want, now, self.cfg.steal_delay_ms);
+            let limit = (want + displaceable).min(cap);
+            let (mut tasks, w) = job.take_claimable(limit, now, self.cfg.steal_delay_ms);
             if let Some(w) = w {
                 wake = Some(wake.map_or(w, |x: Millis| x.min(w)));
             }
+            // Priority beats rank: a slot that would otherwise go to a lower-priority job (or
+            // idle behind its queued claims) takes this job's ready tasks at once, best-ranked
+            // first, rather than after their steal delay. Only slots that are idle now: the
+            // window's look-ahead still waits its turn, so members race for few tasks.
+            if w.is_some() && tasks.len() < limit {
+                let idle = (self.capacity.slots as usize).saturating_sub(
+                    self.running.len() + self.queue.len() - displaceable + tasks.len(),
+                );
+                if idle > 0 && self.lower_priority_work_after(k) {
+                    let job = self.jobs.get_mut(&id).expect("listed in order");
+                    let more = idle.min(limit - tasks.len());
+                    let (stolen, _) =
+                        job.take_claimable(more, Millis::MAX / 2, self.cfg.steal_delay_ms);
+                    tasks.extend(stolen);
+                }
+            }
+            let job = self.jobs.get_mut(&id).expect("listed in order");
             if tasks.is_empty() {
                 continue;
             }
             for &t in &tasks {
                 job.claim(t, ME, now);
-                self.queue.push_back((id, t));
-                self.queued.insert((id, t));
             }
-            want -= tasks.len();
+            let over = tasks.len().saturating_sub(want);
+            want = want.saturating_sub(tasks.len());
+            self.release_lowest(over, now);
+            for &t in &tasks {
+                self.enqueue(id, t, priority);
+            }
             let bytes = 5 * tasks.len();
-            self.queue_entry(id, bytes, |b| b.claims.extend(tasks));
+            self.queue_entry(id, bytes, |b| {
+                // A task released and claimed again before the batch went out is claimed.
+                if !b.released.is_empty() {
+                    b.released.retain(|r| !tasks.contains(r));
+                }
+                b.claims.extend(tasks)
+            });
         }
         self.claim_wakeup = wake;
     }
 
-    /// Starts queued tasks while slots are free.
-    pub(super) fn start_tasks(&mut self, now: Millis) {
-        while self.running.len() < self.capacity.slots as usize {
-            let Some((id, task)) = self.queue.pop_front() else {
-                break;
+    /// Whether a job after position `k` of [`Node::order`] has a lower priority and tasks
+    /// this node may run: the work a free slot would otherwise go to.
+    fn lower_priority_work_after(&self, k: usize) -> bool {
+        let priority = self.priority_of(&self.order[k]);
+        self.order[k + 1..].iter().any(|id| {
+            self.jobs.get(id).is_some_and(|j| {
+                j.spec.sched.priority < priority
+                    && j.takes_tasks()
+                    && j.failed.is_none()
+                    && !j.is_complete()
+            })
+        })
+    }
+
+    /// How many more tasks of job `id` this node may hold (queued or running): unbounded
+    /// unless the job needs memory per task, when this node's memory bounds it.
+    fn room_for(&self, id: &JobId) -> usize {
+        let Some(job) = self.jobs.get(id) else {
+            return 0;
+        };
+        if job.spec.sched.needs.mem_mb == 0 {
+            return usize::MAX;
+        }
+        let cap = self.slots_for(&job.spec.sched.needs) as usize;
+        let held = self.queue.iter().filter(|(j, _)| j == id).count()
+            + self.running.keys().filter(|(j, _)| j == id).count();
+        cap.saturating_sub(held)
+    }
+
+    /// Adds a claimed task to the queue behind every queued task of its priority or higher.
+    fn enqueue(&mut self, id: JobId, task: u32, priority: i32) {
+        let at = match self.queue.back() {
+            // The common case: tasks of one job, or of jobs of equal priority, in claim order.
+            Some((j, _)) if self.priority_of(j) >= priority => self.queue.len(),
+            None => 0,
+            Some(_) => self
+                .queue
+                .partition_point(|(j, _)| self.priority_of(j) >= priority),
+        };
+        self.queue.insert(at, (id, task));
+        self.queued.insert((id, task));
+    }
+
+    /// Gives back the `n` queued claims of lowest priority: they go back into play here and,
+    /// once the release is sent, on every member.
+    fn release_lowest(&mut self, n: usize, now: Millis) {
+        for _ in 0..n {
+            let Some((id, task)) = self.queue.pop_back() else {
+                return;
             };
+            self.queued.remove(&(id, task));
+            self.prefetched.remove(&(id, task));
+            if let Some(job) = self.jobs.get_mut(&id)
+                && matches!(job.tasks[task as usize], TaskState::Claimed { by: ME, .. })
+            {
+                job.reopen(task, now);
+                self.queue_entry(id, 5, |b| {
+                    b.claims.retain(|&c| c != task);
+                    b.released.push(task)
+                });
+            }
+        }
+    }
+
+    /// Starts queued tasks while slots are free, highest priority first (the queue is kept in
+    /// that order), skipping a job whose memory need leaves no room for another running task.
+    pub(super) fn start_tasks(&mut self, now: Millis) {
+        let mut skipped = 0;
+        while self.running.len() < self.capacity.slots as usize && skipped < self.queue.len() {
+            let (id, task) = self.queue[skipped];
+            if !self.may_start(&id) {
+                skipped += 1;
+                continue;
+            }
+            self.queue.remove(skipped);
             self.queued.remove(&(id, task));
             self.prefetched.remove(&(id, task));
             let Some(run) = self.task_run(id, task, now) else {
@@ -87,6 +200,19 @@ impl Node {
             self.effects.push_back(Effect::Run(run));
         }
         self.prefetch_queued();
+    }
+
+    /// Whether another task of job `id` may start: always, unless the job needs memory per
+    /// task and as many as this node's memory holds run already.
+    fn may_start(&self, id: &JobId) -> bool {
+        let Some(job) = self.jobs.get(id) else {
+            return true;
+        };
+        if job.spec.sched.needs.mem_mb == 0 {
+            return true;
+        }
+        let running = self.running.keys().filter(|(j, _)| j == id).count();
+        running < self.slots_for(&job.spec.sched.needs) as usize
     }
 
     /// Asks the driver to fetch, ahead of time, the input chunks of the next queued map tasks
