@@ -138,6 +138,9 @@ pub struct SimConfig {
     pub verify_ppm: u32,
     /// Percentage of nodes that lie (see [`crate::byzantine`]); job submitters never do.
     pub byzantine_pct: u32,
+    /// Scheduling mode: nodes get tags and memory sizes, jobs priorities and needs, and some
+    /// jobs take the output of earlier ones as pipeline stages (see [`crate::sim`]).
+    pub scheduling: bool,
 }
 
 impl Default for SimConfig {
@@ -158,6 +161,7 @@ impl Default for SimConfig {
             replicas: 1,
             verify_ppm: 0,
             byzantine_pct: 0,
+            scheduling: false,
         }
     }
 }

@@ -14,6 +14,8 @@
 //! - [`gossip`]: the hops and copies a message costs.
 //! - [`byzantine`]: what lying nodes do (corrupt results, forged claims and completions,
 //!   replays, malformed messages).
+//! - [`scheduling`]: the `--scheduling` mode: tags, memory, priorities, needs, pipeline
+//!   stages, and the checks of what a node starts.
 //! - [`report`]: what a run reports, with cost per task and per node and the cost models.
 //!
 //! Determinism: all randomness comes from one seeded generator; events are ordered by
@@ -24,6 +26,7 @@ pub mod byzantine;
 pub mod config;
 pub mod gossip;
 pub mod report;
+pub mod scheduling;
 pub mod sim;
 
 pub use config::{Faults, SimConfig};

@@ -67,6 +67,12 @@ struct Args {
     /// malformed messages. With --replicas 2 or more every finished job must still be exact.
     #[arg(long, default_value_t = 0)]
     byzantine_pct: u32,
+    /// Scheduling mode: node tags and memory, job priorities and needs (tag=gpu, mem=1GiB),
+    /// and pipeline stages (a job that starts once the jobs it depends on are complete). Checks
+    /// that no task runs on a node lacking a need, that no node starts a lower-priority task
+    /// while holding a startable claim of a higher-priority job, and that no stage starts early.
+    #[arg(long)]
+    scheduling: bool,
     /// Run every seed twice and fail if the traces differ.
     #[arg(long)]
     check_determinism: bool,
@@ -96,12 +102,13 @@ impl Args {
             replicas: self.replicas,
             verify_ppm: (self.verify_fraction.clamp(0.0, 1.0) * 1e6).round() as u32,
             byzantine_pct: self.byzantine_pct.min(100),
+            scheduling: self.scheduling,
         }
     }
 
     fn replay(&self, seed: u64) -> String {
         format!(
-            "cargo run --release -p shoal-netsim -- --nodes {} --tasks {} --jobs {} --fanin {} --seed {seed} --faults {} --task-ms {} --join-ms {} --settle-ms {} --safety-ms {} --liveness-ms {} --restricted-pct {} --replicas {} --verify-fraction {} --byzantine-pct {}",
+            "cargo run --release -p shoal-netsim -- --nodes {} --tasks {} --jobs {} --fanin {} --seed {seed} --faults {} --task-ms {} --join-ms {} --settle-ms {} --safety-ms {} --liveness-ms {} --restricted-pct {} --replicas {} --verify-fraction {} --byzantine-pct {}{}",
             self.nodes,
             self.tasks,
             self.jobs,
@@ -115,7 +122,8 @@ impl Args {
             self.restricted_pct,
             self.replicas,
             self.verify_fraction,
-            self.byzantine_pct
+            self.byzantine_pct,
+            if self.scheduling { " --scheduling" } else { "" }
         )
     }
 }

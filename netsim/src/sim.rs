@@ -15,8 +15,10 @@ use crate::byzantine::{self, ReplayPool};
 use crate::config::SimConfig;
 use crate::gossip;
 use crate::report::Report;
+use crate::scheduling;
 use shoal_ops::{self as ops, MapInput, SplitMix64};
 use shoal_protocol::harness::{Env, Harness, Published};
+use shoal_protocol::pipeline::{Plan, StageState};
 use shoal_protocol::wire::{InvalidMessage, ResultRef};
 use shoal_protocol::{
     BlobHash, Capacity, Config, Input, JobId, JobSpec, MapSource, Millis, Node, NodeId, Operator,
@@ -63,6 +65,9 @@ struct SimNode {
     restricted: bool,
     /// A liar, and its ordinal among the liars ([`crate::byzantine`]).
     liar: Option<u32>,
+    /// What it advertises: tags (scheduling mode) and memory.
+    tags: Vec<String>,
+    mem_mb: u64,
 }
 
 struct JobTrack {
@@ -75,6 +80,8 @@ struct JobTrack {
     failed: Option<String>,
     /// A map task found its input gone (the submitter left): the job may be unable to finish.
     input_missing: bool,
+    /// Jobs whose output this one takes as a pipeline stage (scheduling mode).
+    deps: Vec<usize>,
 }
 
 /// A simulation in progress.
@@ -114,6 +121,9 @@ struct World {
     forged_id: u64,
     /// Jobs whose result a liar corrupted (expected with one replica).
     corrupted: usize,
+    /// The jobs as pipeline stages (scheduling mode): a job is submitted once the jobs it
+    /// depends on are complete.
+    plan: Option<Plan>,
 }
 
 /// The kinds of message, as reported.
@@ -121,6 +131,12 @@ pub use shoal_protocol::wire::MESSAGE_KINDS as KINDS;
 
 fn node_id(i: usize) -> NodeId {
     NodeId::from_identity_bytes(format!("sim-node-{i}").as_bytes())
+}
+
+/// A job's name as a pipeline stage: zero-padded, so that the plan's (sorted) order is the
+/// jobs' order.
+fn stage_name(job: usize) -> String {
+    format!("job{job:05}")
 }
 
 fn mix(mut z: u64) -> u64 {
@@ -141,9 +157,16 @@ impl Sim {
                 restricted: cfg.restricted_pct > 0
                     && rng.next_u64() % 100 < u64::from(cfg.restricted_pct),
                 liar: None,
+                tags: Vec::new(),
+                mem_mb: 1024,
             })
             .collect();
         let mut nodes = nodes;
+        if cfg.scheduling {
+            for (i, n) in nodes.iter_mut().enumerate() {
+                (n.tags, n.mem_mb) = scheduling::node_resources(&mut rng, i);
+            }
+        }
         if cfg.byzantine_pct > 0 {
             let mut ordinal = 0;
             for n in &mut nodes {
@@ -184,6 +207,7 @@ impl Sim {
                 replays: ReplayPool::default(),
                 forged_id: u64::MAX,
                 corrupted: 0,
+                plan: None,
             },
         };
         sim.w.schedule(&mut sim.h);
@@ -245,7 +269,16 @@ impl World {
                     replicas: self.cfg.replicas,
                     verify_ppm: self.cfg.verify_ppm,
                 },
-                sched: Default::default(),
+                sched: if self.cfg.scheduling {
+                    scheduling::job_schedule(&mut self.rng)
+                } else {
+                    Default::default()
+                },
+            };
+            let deps = if self.cfg.scheduling {
+                scheduling::job_deps(&mut self.rng, job)
+            } else {
+                Vec::new()
             };
             // A submitter trusts itself: liars are other people's machines.
             self.nodes[submitter].liar = None;
@@ -258,8 +291,23 @@ impl World {
                 output: None,
                 failed: None,
                 input_missing: false,
+                deps,
             });
             h.schedule(start + job as u64 * 250, Fault::Submit { job: job as u32 });
+        }
+        if self.cfg.scheduling {
+            let graph = self
+                .jobs
+                .iter()
+                .enumerate()
+                .map(|(j, t)| {
+                    (
+                        stage_name(j),
+                        t.deps.iter().map(|&d| stage_name(d)).collect(),
+                    )
+                })
+                .collect();
+            self.plan = Some(Plan::new(&graph).expect("earlier jobs only: no cycle"));
         }
         let f = self.cfg.faults;
         let safety = self.cfg.safety_phase_ms();
@@ -330,21 +378,27 @@ impl World {
     fn finalize(&mut self, now: Millis, job: JobId, op: &Operator, root: &[u8]) {
         match ops::finalize(op, root) {
             Ok(out) => {
-                if let Some(t) = self.jobs.iter_mut().find(|t| t.id == job)
-                    && t.output.is_none()
+                if let Some(j) = self.jobs.iter().position(|t| t.id == job)
+                    && self.jobs[j].output.is_none()
                 {
-                    t.output = Some(out);
-                    t.finished_at = Some(now);
+                    self.jobs[j].output = Some(out);
+                    self.jobs[j].finished_at = Some(now);
+                    if let Some(plan) = &mut self.plan {
+                        plan.complete(j);
+                    }
                 }
             }
             // Taken on one member's word, a liar's forged root is what the job ends with
             // (counted as corrupted by the checks); with replicas it would be a bug.
             Err(_) if self.cfg.replicas < 2 && self.nodes.iter().any(|n| n.liar.is_some()) => {
-                if let Some(t) = self.jobs.iter_mut().find(|t| t.id == job)
-                    && t.output.is_none()
+                if let Some(j) = self.jobs.iter().position(|t| t.id == job)
+                    && self.jobs[j].output.is_none()
                 {
-                    t.output = Some(Vec::new());
-                    t.finished_at = Some(now);
+                    self.jobs[j].output = Some(Vec::new());
+                    self.jobs[j].finished_at = Some(now);
+                    if let Some(plan) = &mut self.plan {
+                        plan.complete(j);
+                    }
                 }
             }
             Err(e) => self
@@ -432,7 +486,7 @@ impl World {
         let cap = Capacity {
             slots: node.slots,
             cores: node.slots,
-            mem_mb: 1024,
+            mem_mb: node.mem_mb,
         };
         // A restart is a new incarnation: its sequence numbers must not repeat the last one's.
         let seed = (i as u64) << 8 | u64::from(h.incarnation(i) + 1);
@@ -440,6 +494,9 @@ impl World {
         if node.restricted {
             proto.set_submitters(Some(Default::default()));
         }
+        proto
+            .set_tags(node.tags.clone())
+            .expect("the simulator's tags are valid");
         h.start(i, proto, self);
     }
 }
@@ -487,9 +544,30 @@ impl World {
     ///
     /// A spot-checked job needs its submitter too: only it decides which results are checked
     /// (a successor that takes over is #17's work).
+    ///
+    /// In scheduling mode, a job also needs a live node that meets its needs, and a stage
+    /// every stage it takes output from.
     fn can_finish(&self, h: &Harness<Fault>, j: usize) -> bool {
-        h.alive(self.jobs[j].submitter)
-            || (!self.jobs[j].input_missing && self.jobs[j].spec.trust.verify_ppm == 0)
+        let t = &self.jobs[j];
+        if t.output.is_some() {
+            return true;
+        }
+        let needs = &t.spec.sched.needs;
+        let servable = needs.is_empty()
+            || (0..self.nodes.len()).any(|i| {
+                h.alive(i)
+                    && needs
+                        .unmet(&self.nodes[i].tags, self.nodes[i].mem_mb)
+                        .is_none()
+            });
+        // Without its submitter, a job lives on only if some live node tracks it: a stage
+        // submitted just before its submitter left (or never, as it left first) is lost with
+        // it (#17's work).
+        let tracked =
+            || (0..h.len()).any(|i| h.node(i).is_some_and(|p| p.map_progress(&t.id).is_some()));
+        (h.alive(t.submitter) || (!t.input_missing && t.spec.trust.verify_ppm == 0 && tracked()))
+            && servable
+            && t.deps.iter().all(|&d| self.can_finish(h, d))
     }
 
     /// The checks after a run: results, exactly-once accounting, liveness.
@@ -522,6 +600,15 @@ impl World {
                 }
             } else if can_finish {
                 if std::env::var_os("SHOAL_SIM_DEBUG").is_some() {
+                    eprintln!(
+                        "job {j}: submitter {} (alive {}), submitted at {:?}, deps {:?}, stage {:?}, schedule {:?}",
+                        t.submitter,
+                        h.alive(t.submitter),
+                        t.submitted_at,
+                        t.deps,
+                        self.plan.as_ref().map(|p| p.state(j).clone()),
+                        t.spec.sched
+                    );
                     for i in 0..h.len() {
                         if let Some(p) = h.node(i) {
                             eprintln!("node {i} ({}): {}", p.id(), p.debug_job(&t.id, h.now()));
@@ -748,8 +835,32 @@ impl Env for World {
     }
 
     fn job_failed(&mut self, _node: usize, job: JobId, error: String) {
-        if let Some(t) = self.jobs.iter_mut().find(|t| t.id == job) {
-            t.failed = Some(error);
+        if let Some(j) = self.jobs.iter().position(|t| t.id == job) {
+            if let Some(plan) = &mut self.plan {
+                plan.fail(j, &error);
+            }
+            self.jobs[j].failed = Some(error);
+        }
+    }
+
+    fn task_started(&mut self, h: &Harness<Fault>, node: usize, run: &TaskRun) {
+        if !self.cfg.scheduling {
+            return;
+        }
+        if let Some(proto) = h.node(node) {
+            let n = &self.nodes[node];
+            let wrong = scheduling::check_start(proto, node, &n.tags, n.mem_mb, run, h.now());
+            self.violations.extend(wrong);
+        }
+        if let Some(j) = self.jobs.iter().position(|t| t.id == run.job) {
+            for &d in &self.jobs[j].deps {
+                if self.jobs[d].output.is_none() {
+                    self.violations.push(format!(
+                        "pipeline: job {} started a task before job {} it takes output from was complete",
+                        run.job, self.jobs[d].id
+                    ));
+                }
+            }
         }
     }
 
@@ -759,6 +870,22 @@ impl Env for World {
             Fault::Join { node } => self.start_node(h, node as usize),
             Fault::Submit { job } => {
                 let job = job as usize;
+                if let Some(plan) = &mut self.plan {
+                    match plan.state(job) {
+                        // A stage whose input failed fails with it; it is never submitted.
+                        StageState::Failed(cause) => {
+                            self.jobs[job].failed = Some(cause.clone());
+                            return;
+                        }
+                        StageState::Waiting if plan.ready().contains(&job) => plan.start(job),
+                        StageState::Waiting => {
+                            // Its inputs are not complete: look again shortly.
+                            h.schedule(now + 50, Fault::Submit { job: job as u32 });
+                            return;
+                        }
+                        StageState::Running | StageState::Complete => return,
+                    }
+                }
                 let s = self.jobs[job].submitter;
                 let spec = self.jobs[job].spec.clone();
                 self.first_submit.get_or_insert(now);

@@ -62,6 +62,8 @@ impl Finished {
 
 /// What a submission hears before the job ends.
 #[derive(Debug, Clone)]
+// One value at a time, read from a stream and handed on at once: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Update {
     Accepted(Accepted),
     Progress(Progress),

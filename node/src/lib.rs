@@ -38,6 +38,7 @@ pub mod metrics;
 pub mod needs;
 pub mod net;
 pub mod peers;
+pub mod pipeline_file;
 pub mod probe;
 pub mod serve;
 pub mod store;

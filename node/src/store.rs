@@ -183,13 +183,14 @@ impl BlobStore {
         }
     }
 
-    /// Registers the input chunk `hash`, whose bytes are `pieces` of local files.
+    /// Registers the input chunk `hash`, whose bytes are `pieces` of local files. A chunk
+    /// registered before from other files (or the same files, since changed and changed
+    /// back) now reads from these, just hashed: the old ones may be gone.
     pub fn put_pieces(&self, hash: BlobHash, pieces: Vec<Piece>) {
         let mut inner = self.inner.lock().expect("store lock poisoned");
-        inner
-            .entries
-            .entry(hash)
-            .or_insert_with(|| Entry::Pieces(pieces.into()));
+        if !matches!(inner.entries.get(&hash), Some(Entry::Memory(_))) {
+            inner.entries.insert(hash, Entry::Pieces(pieces.into()));
+        }
     }
 
     pub fn contains(&self, hash: &BlobHash) -> bool {
@@ -271,5 +272,28 @@ mod tests {
         store.put_pieces(hash, vec![piece(6, 5, true)]);
         assert_eq!(store.get(&hash).unwrap().as_slice(), b"world\n");
         assert_eq!(store.usage(), (0, 1), "nothing of it is held in memory");
+    }
+
+    #[test]
+    fn a_chunk_registered_again_reads_from_its_new_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let piece = |name: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, b"same\n").unwrap();
+            Piece {
+                stamp: FileStamp::now(&path).unwrap(),
+                path,
+                offset: 0,
+                len: 5,
+                newline: false,
+            }
+        };
+        let store = BlobStore::new(10);
+        let hash = BlobHash::of(b"same\n");
+        store.put_pieces(hash, vec![piece("old")]);
+        std::fs::remove_file(dir.path().join("old")).unwrap();
+        assert!(store.get(&hash).is_none(), "its file is gone");
+        store.put_pieces(hash, vec![piece("new")]);
+        assert_eq!(store.get(&hash).unwrap().as_slice(), b"same\n");
     }
 }

@@ -144,6 +144,8 @@ pub struct JobView {
     pub suspects: Vec<(NodeId, u32)>,
     /// Its priority (higher first).
     pub priority: i32,
+    /// What a node must have to run its tasks.
+    pub needs: crate::schedule::Needs,
 }
 
 /// A job's size in its own unit: bytes of files, or items of a generated input.

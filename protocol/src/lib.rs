@@ -35,6 +35,7 @@ pub mod members;
 pub mod node;
 pub mod pacer;
 pub mod partition;
+pub mod pipeline;
 pub mod quorum;
 pub mod ranking;
 pub mod ready;

@@ -155,14 +155,32 @@ pub struct JobDetailRow {
     pub tasks: TaskCounts,
     pub tree: Vec<LevelRow>,
     pub grid: GridRow,
+    /// Who claimed, runs and holds the job's tasks, busiest first (short node ids).
+    #[serde(default)]
+    pub placement: Vec<PlacementRow>,
     pub why: Vec<String>,
+}
+
+/// What one node does for a job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlacementRow {
+    pub node_id: String,
+    /// Tasks it claimed and has not started (as far as this node knows).
+    pub claimed: u32,
+    pub running: u32,
+    /// Results it holds.
+    pub done: u32,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct TaskCounts {
     pub waiting: u32,
     pub ready: u32,
+    /// Claimed by a member, running ones included.
     pub claimed: u32,
+    /// Of `claimed`, those running.
+    #[serde(default)]
+    pub running: u32,
     pub done: u32,
 }
 
@@ -190,6 +208,7 @@ impl JobDetailRow {
                 waiting: d.tasks.waiting,
                 ready: d.tasks.ready,
                 claimed: d.tasks.claimed,
+                running: d.tasks.running,
                 done: d.tasks.done,
             },
             tree: d
@@ -211,6 +230,16 @@ impl JobDetailRow {
                     .map(|(state, node)| (*state as u8, node.map_or(-1, i64::from)))
                     .collect(),
             },
+            placement: d
+                .placement
+                .iter()
+                .map(|p| PlacementRow {
+                    node_id: p.node.to_string(),
+                    claimed: p.claimed,
+                    running: p.running,
+                    done: p.done,
+                })
+                .collect(),
             why: d.why.clone(),
         }
     }

@@ -1,11 +1,13 @@
-//! The `shoal` command line: `node`, `submit`, `peers`, `jobs`, `demo`.
+//! The `shoal` command line: `node`, `submit`, `peers`, `jobs`, `why`, `run`, `demo`.
 //!
 //! `submit` lives in its own module; the rows and tables of `peers` and `jobs` in [`rows`].
 
 pub mod progress;
 pub mod rows;
+mod run;
 mod submit;
 pub mod submitters;
+pub mod why;
 
 use crate::api::token::ApiToken;
 use crate::client::Client;
@@ -43,6 +45,12 @@ pub enum Command {
     Peers(QueryArgs),
     /// List the jobs the local node knows.
     Jobs(QueryArgs),
+    /// A job's tasks by state and where they run, and why what is not moving is not moving
+    /// (no free slot, a need nobody meets, higher-priority jobs, an unreachable input, ...).
+    Why(WhyArgs),
+    /// Run a pipeline: a DAG of stages (PIPELINE.toml, see the README), each a job whose
+    /// inputs may be other stages' outputs; a stage starts when those are complete.
+    Run(RunArgs),
     /// Start a 3-node mesh on loopback, run a sample job, print the result and the spread.
     Demo,
     /// Mesh keys: `shoal key new PATH` writes a new one.
@@ -175,6 +183,27 @@ pub struct QueryArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct WhyArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// The job id, or the start of it as `shoal jobs` shows it.
+    #[arg(value_name = "JOB")]
+    pub job: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// Give up on what is not done after this long (e.g. 30s, 10m), for the whole pipeline.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// The pipeline file: one [stages.NAME] table per stage.
+    #[arg(value_name = "PIPELINE.toml")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
 pub struct SubmitArgs {
     #[command(flatten)]
     pub query: QueryArgs,
@@ -301,6 +330,8 @@ pub fn main() -> ExitCode {
             Command::Submit(args) => submit::submit(args).await,
             Command::Peers(args) => peers(args).await,
             Command::Jobs(args) => jobs(args).await,
+            Command::Why(args) => why::why(args.query, args.job).await,
+            Command::Run(args) => run::run(args.query, &args.file, args.timeout).await,
             Command::Demo => crate::demo::run().await,
             Command::Key(KeyCommand::New { path }) => new_key(&path),
             Command::Probe(ProbeCommand::Blob {

@@ -93,6 +93,9 @@ pub struct JobRow {
     /// Higher runs first.
     #[serde(default)]
     pub priority: i32,
+    /// What a node must have to run its tasks, as `--needs` takes them (`tag=gpu`, `mem=4096MiB`).
+    #[serde(default)]
+    pub needs: Vec<String>,
 }
 
 fn one() -> u8 {
@@ -155,6 +158,7 @@ impl From<&JobView> for JobRow {
                 })
                 .collect(),
             priority: v.priority,
+            needs: crate::needs::describe(&v.needs),
         }
     }
 }
@@ -183,6 +187,7 @@ impl JobRow {
             replicas: 1,
             suspects: Vec::new(),
             priority: 0,
+            needs: Vec::new(),
         }
     }
 }

@@ -151,7 +151,11 @@ async fn wait_for_capacity(client: &Client, limit: Duration, quiet: bool) -> any
 }
 
 /// What a submission that timed out says: why the job is not done, as its node sees it.
-async fn timeout_message(client: &Client, job: Option<String>, timeout: Duration) -> String {
+pub(super) async fn timeout_message(
+    client: &Client,
+    job: Option<String>,
+    timeout: Duration,
+) -> String {
     let after = humantime::format_duration(timeout);
     let Some(job) = job else {
         return format!("error: no result after {after}; the job was not accepted yet");
@@ -167,7 +171,7 @@ async fn timeout_message(client: &Client, job: Option<String>, timeout: Duration
     )
 }
 
-async fn run_submit(
+pub(super) async fn run_submit(
     client: &Client,
     request: JobRequest,
     json: bool,
@@ -229,42 +233,12 @@ fn print_result(
             .map_err(|e| anyhow::anyhow!("cannot write the output to {}: {e}", path.display()))?;
     }
     if json {
-        let mut out = serde_json::json!({
-            "job": done.job.id,
-            "tasks": done.job.total,
-            "peers": done.job.workers,
-            "spread": done.job.spread,
-            "elapsed_ms": done.elapsed_ms,
-            "skipped": done.skipped,
-            "replicas": done.job.replicas,
-            "suspects": done.job.suspects,
-        });
-        if output.is_none() {
-            // JSON output is embedded as JSON; anything else as base64, and says so.
-            match done.json() {
-                Some(v) => out["result"] = v,
-                None => {
-                    use base64::Engine as _;
-                    out["result"] = base64::engine::general_purpose::STANDARD
-                        .encode(&done.output)
-                        .into();
-                    out["result_encoding"] = "base64".into();
-                }
-            }
-        }
-        println!("{out}");
+        println!("{}", submit_json(done, output.is_none()));
         return Ok(());
     }
     if output.is_none() {
-        match done.json() {
-            // A bare JSON string (sumsq's decimal) prints without quotes.
-            Some(serde_json::Value::String(s)) => println!("{s}"),
-            Some(_) => println!("{}", String::from_utf8_lossy(&done.output)),
-            None => {
-                use std::io::Write as _;
-                std::io::stdout().write_all(&done.output)?;
-            }
-        }
+        use std::io::Write as _;
+        std::io::stdout().write_all(&printed(done))?;
     }
     eprintln!(
         "job {}: {} tasks ({} map, tree depth {}) on {} workers in {} ms",
@@ -276,4 +250,48 @@ fn print_result(
         done.elapsed_ms
     );
     Ok(())
+}
+
+/// What `shoal submit --json` prints for a finished job; the output embedded as `result`
+/// when `with_result` (JSON as JSON, anything else as base64, and says so).
+pub(super) fn submit_json(done: &Finished, with_result: bool) -> serde_json::Value {
+    let mut out = serde_json::json!({
+        "job": done.job.id,
+        "tasks": done.job.total,
+        "peers": done.job.workers,
+        "spread": done.job.spread,
+        "elapsed_ms": done.elapsed_ms,
+        "skipped": done.skipped,
+        "replicas": done.job.replicas,
+        "suspects": done.job.suspects,
+    });
+    if with_result {
+        match done.json() {
+            Some(v) => out["result"] = v,
+            None => {
+                use base64::Engine as _;
+                out["result"] = base64::engine::general_purpose::STANDARD
+                    .encode(&done.output)
+                    .into();
+                out["result_encoding"] = "base64".into();
+            }
+        }
+    }
+    out
+}
+
+/// The output as `shoal submit` prints it: a bare JSON string (sumsq's decimal) without
+/// quotes, other JSON as it is, each with a final newline; anything else byte for byte.
+pub(super) fn printed(done: &Finished) -> Vec<u8> {
+    match done.json() {
+        Some(serde_json::Value::String(s)) => format!("{s}\n").into_bytes(),
+        Some(_) => {
+            let mut out = String::from_utf8_lossy(&done.output)
+                .into_owned()
+                .into_bytes();
+            out.push(b'\n');
+            out
+        }
+        None => done.output.clone(),
+    }
 }

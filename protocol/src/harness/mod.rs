@@ -84,6 +84,12 @@ pub trait Env: Sized {
     /// Node `node` started `run`: how long it takes, in virtual milliseconds.
     fn task_duration(&mut self, node: usize, run: &TaskRun) -> Millis;
 
+    /// Node `node` started `run` in the step just drained (`h` shows the node as it is after
+    /// that step): for checks of what it chose to start.
+    fn task_started(&mut self, h: &Harness<Self::Event>, node: usize, run: &TaskRun) {
+        let _ = (h, node, run);
+    }
+
     /// `run` has run its time on `node`: its outcome, computed from what is reachable now, and
     /// the run time to report (µs). Results that stay on `node` go in with
     /// [`Harness::keep_result`].
@@ -426,6 +432,7 @@ impl<X> Harness<X> {
     fn effect<E: Env<Event = X>>(&mut self, i: usize, effect: Effect, env: &mut E) {
         match effect {
             Effect::Run(run) => {
+                env.task_started(self, i, &run);
                 let took = env.task_duration(i, &run);
                 let incarnation = self.slots[i].incarnation;
                 self.queue.push(

@@ -261,13 +261,18 @@ impl Node {
                 why.push(format!("the job failed: {e}"));
                 return why;
             }
-            JobStatus::WaitingForCapacity => why.push(
+            JobStatus::WaitingForCapacity | JobStatus::Running | JobStatus::Queued { .. } => {}
+        }
+        // A need nobody meets is the reason; "no free slot" would only send the user looking
+        // for capacity that would not help.
+        self.why_needs(job, &mut why);
+        let unmet = !why.is_empty();
+        if view.status == JobStatus::WaitingForCapacity && !unmet {
+            why.push(
                 "no live member offers a free slot: the job waits for capacity (start a node with slots, or free some)"
                     .into(),
-            ),
-            JobStatus::Running | JobStatus::Queued { .. } => {}
+            );
         }
-        self.why_needs(job, &mut why);
         self.why_priority(job, counts, &mut why);
         if job.submitter != crate::view::ME
             && matches!(job.spec.input, crate::job::Input::Chunks { .. })
@@ -285,7 +290,7 @@ impl Node {
                 job.declined
             ));
         }
-        if counts.ready > 0 {
+        if counts.ready > 0 && !unmet {
             why.push(format!(
                 "{} task(s) are ready and not yet claimed: no free slot (the members' slots are busy), or a claim is on its way",
                 counts.ready

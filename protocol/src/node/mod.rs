@@ -34,6 +34,7 @@ pub use status::TableSizes;
 pub use trust::{SUSPECT_BASE_MS, SUSPECT_MAX_MS, SUSPECTS_MAX, Suspicion};
 mod upkeep;
 mod work;
+pub use work::StartableClaim;
 
 use crate::effects::{Effect, JobView, TaskOutcome};
 use crate::ids::{BoundedIdMap, IdMap, IdSet, JobId, Millis, NodeId};

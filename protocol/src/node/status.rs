@@ -134,6 +134,7 @@ impl Node {
             replicas: w.spec.trust.replicas,
             suspects: Vec::new(),
             priority: w.spec.sched.priority,
+            needs: w.spec.sched.needs.clone(),
         }
     }
 
@@ -221,6 +222,7 @@ impl Node {
                 .map(|(&ix, &n)| (self.view.id(ix), n))
                 .collect(),
             priority: job.spec.sched.priority,
+            needs: job.spec.sched.needs.clone(),
         }
     }
 }

@@ -10,6 +10,15 @@ use crate::view::{ME, PeerIx};
 /// How many peers a task run names as fallback sources of what the job shares.
 const FALLBACK_SOURCES: usize = 4;
 
+/// A claimed task waiting for a slot; see [`Node::startable_claims`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartableClaim {
+    pub job: JobId,
+    pub task: u32,
+    pub priority: i32,
+    pub claimed_at: Millis,
+}
+
 impl Node {
     /// How many tasks this node keeps claimed (queued plus running): two per slot for long
     /// tasks (one running, one waiting whose input can be fetched meanwhile), more for short
@@ -200,6 +209,29 @@ impl Node {
             self.effects.push_back(Effect::Run(run));
         }
         self.prefetch_queued();
+    }
+
+    /// Tasks this node claimed and has not started that it could start now (their job's
+    /// memory cap allows one more), with their job's priority and when they were claimed:
+    /// after a step, none claimed before it may outrank a task the step started (the
+    /// simulator checks it).
+    pub fn startable_claims(&self) -> Vec<StartableClaim> {
+        self.queue
+            .iter()
+            .filter(|(id, _)| self.may_start(id))
+            .filter_map(|&(id, task)| {
+                let job = self.jobs.get(&id)?;
+                let TaskState::Claimed { by: ME, at } = job.tasks[task as usize] else {
+                    return None;
+                };
+                Some(StartableClaim {
+                    job: id,
+                    task,
+                    priority: job.spec.sched.priority,
+                    claimed_at: at,
+                })
+            })
+            .collect()
     }
 
     /// Whether another task of job `id` may start: always, unless the job needs memory per

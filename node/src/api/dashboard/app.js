@@ -166,7 +166,7 @@
     if (s.startsWith('waiting')) return 'wait';
     if (s === 'complete' || s === 'completed' || s === 'done') return 'ok';
     if (s.startsWith('failed')) return 'fail';
-    if (s === 'queued') return 'queued';
+    if (s.startsWith('queued')) return 'queued';
     return 'other';
   }
 
@@ -848,6 +848,13 @@
       when: anyHas('priority'),
       cell: (j) => (j.priority === null || j.priority === undefined ? DASH : typeof j.priority === 'object' ? JSON.stringify(j.priority) : str(j.priority)),
     },
+    {
+      id: 'needs',
+      label: 'Needs',
+      when: (jobs) => jobs.some((j) => Array.isArray(j.needs) && j.needs.length),
+      help: 'what a node must have to run its tasks',
+      cell: (j) => (Array.isArray(j.needs) ? j.needs.map((x) => el('span', { class: 'tag', text: str(x) })) : ''),
+    },
     { id: 'input', label: 'Input', cls: 'r num', when: anyHas('input'), cell: (j) => fmtInput(j.input) },
     {
       id: 'submitter',
@@ -1013,7 +1020,7 @@
     return 3000;
   }
 
-  function renderJobHead(job, tasks) {
+  function renderJobHead(job, tasks, placement) {
     const id = S.job.id;
     const st = $('job-status');
     const status = str(job.status) || 'unknown';
@@ -1033,13 +1040,14 @@
     if (tasks && typeof tasks === 'object') {
       figs.push({ k: 'Waiting', v: fmtInt(tasks.waiting), title: 'tasks waiting for their children' });
       figs.push({ k: 'Ready', v: fmtInt(tasks.ready), title: 'tasks ready and not yet claimed' });
-      figs.push({ k: 'Claimed', v: fmtInt(tasks.claimed), title: 'tasks claimed or running' });
+      figs.push({ k: 'Claimed', v: fmtInt(tasks.claimed), title: 'tasks claimed or running', sub: has(tasks, 'running') ? fmtInt(tasks.running) + ' running' : '' });
       figs.push({ k: 'Done', v: fmtInt(tasks.done) });
     }
     if (has(job, 'maps')) figs.push({ k: 'Map tasks', v: fmtInt(job.maps), sub: has(job, 'maps_done') ? fmtInt(job.maps_done) + ' done' : '' });
     if (has(job, 'depth')) figs.push({ k: 'Tree depth', v: fmtInt(job.depth) });
     if (has(job, 'workers')) figs.push({ k: 'Workers', v: fmtInt(job.workers), sub: has(job, 'members') ? fmtInt(job.members) + ' members' : '' });
     if (has(job, 'priority')) figs.push({ k: 'Priority', v: job.priority === null ? DASH : typeof job.priority === 'object' ? JSON.stringify(job.priority) : str(job.priority) });
+    if (Array.isArray(job.needs) && job.needs.length) figs.push({ k: 'Needs', v: job.needs.map(str).join(' '), title: 'what a node must have to run its tasks (shoal submit --needs)' });
     if (has(job, 'input')) figs.push({ k: 'Input', v: fmtInput(job.input) });
     if (has(job, 'replicas') && job.replicas > 1) figs.push({ k: 'Replicas', v: fmtInt(job.replicas), title: 'distinct members whose results must agree for each task' });
     if (Array.isArray(job.suspects) && job.suspects.length) {
@@ -1059,13 +1067,24 @@
       });
     }
     if (has(job, 'submitter')) figs.push({ k: 'Submitted by', v: nodeName(job.submitter) });
+    if (Array.isArray(placement) && placement.length) {
+      const busy = placement.filter((p) => p && (p.running || p.claimed));
+      if (busy.length) {
+        figs.push({
+          k: 'Running on',
+          v: fmtInt(busy.length) + ' node(s)',
+          sub: busy.slice(0, 4).map((p) => nodeName(p.node_id) + ' ' + fmtInt(p.running) + ' running, ' + fmtInt(p.claimed) + ' claimed').join(' · '),
+          title: 'where the claimed and running tasks are (shoal why lists every node)',
+        });
+      }
+    }
     fillFigures($('job-figures'), figs);
     document.title = status + ' ' + pct + '% · job ' + shortJob(id).slice(0, 8) + ' · Shoal';
   }
 
   function renderJob(detail) {
     const job = detail.job;
-    renderJobHead(job, detail.tasks);
+    renderJobHead(job, detail.tasks, detail.placement);
     renderGrid(detail.grid, detail.tree, job);
     renderTree(detail.tree);
     renderWhy(detail.why, job);

@@ -1,0 +1,158 @@
+//! `shoal why JOB`: a job's tasks by state, where they run, and why what is not moving is not
+//! moving, as the local node (any member of the job) knows it.
+
+use super::rows::short_id;
+use super::{EXIT_USAGE, QueryArgs, client};
+use crate::api::jobs::JobDetailRow;
+use crate::client::{Client, ClientError};
+use serde::Serialize;
+use std::process::ExitCode;
+
+/// What `shoal why --json` prints: the five task counts add up to the job's total.
+#[derive(Debug, Serialize)]
+pub struct Why {
+    pub job: String,
+    pub op: String,
+    pub status: String,
+    pub priority: i32,
+    pub needs: Vec<String>,
+    pub tasks: WhyTasks,
+    /// Per node: tasks claimed and not started, running, and results held.
+    pub placement: Vec<crate::api::jobs::PlacementRow>,
+    /// One sentence per reason; empty when nothing is held up.
+    pub why: Vec<String>,
+}
+
+/// A job's tasks by state, each task counted once.
+#[derive(Debug, Serialize)]
+pub struct WhyTasks {
+    /// Reduce tasks waiting for their inputs (their children's results).
+    pub waiting: u32,
+    /// Ready and not claimed.
+    pub ready: u32,
+    /// Claimed by a member that has not started them.
+    pub claimed: u32,
+    pub running: u32,
+    pub done: u32,
+}
+
+impl From<JobDetailRow> for Why {
+    fn from(d: JobDetailRow) -> Self {
+        Self {
+            job: d.job.id,
+            op: d.job.op,
+            status: d.job.status,
+            priority: d.job.priority,
+            needs: d.job.needs,
+            tasks: WhyTasks {
+                waiting: d.tasks.waiting,
+                ready: d.tasks.ready,
+                claimed: d.tasks.claimed.saturating_sub(d.tasks.running),
+                running: d.tasks.running,
+                done: d.tasks.done,
+            },
+            placement: d.placement,
+            why: d.why,
+        }
+    }
+}
+
+/// Runs `shoal why`.
+pub async fn why(query: QueryArgs, job: String) -> anyhow::Result<ExitCode> {
+    let client = client(&query)?;
+    let id = match resolve(&client, &job).await? {
+        Ok(id) => id,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    let detail = match client.job(&id).await {
+        Ok(d) => d,
+        Err(ClientError::Rejected(message)) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let why = Why::from(detail);
+    if query.json {
+        println!("{}", serde_json::to_string(&why)?);
+    } else {
+        print!("{}", text(&why));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The full job id for `given`: the id itself, or the one job this node knows whose id starts
+/// with it (as `shoal jobs` shows ids shortened); else what is wrong.
+async fn resolve(client: &Client, given: &str) -> anyhow::Result<Result<String, String>> {
+    let given = given.trim().to_ascii_lowercase();
+    if given.is_empty() || !given.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(Err(format!(
+            "'{given}' is not a job id (hex digits, as `shoal jobs` shows them)"
+        )));
+    }
+    if given.len() == 64 {
+        return Ok(Ok(given));
+    }
+    let matching: Vec<String> = client
+        .jobs()
+        .await?
+        .into_iter()
+        .map(|j| j.id)
+        .filter(|id| id.starts_with(&given))
+        .collect();
+    Ok(match matching.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(format!(
+            "no job this node knows starts with {given} (`shoal jobs` lists them)"
+        )),
+        many => Err(format!(
+            "{} jobs start with {given}: give more of the id",
+            many.len()
+        )),
+    })
+}
+
+/// The human-readable form.
+fn text(w: &Why) -> String {
+    let mut out = format!(
+        "job {} ({}, priority {}{}): {}\n",
+        short_id(&w.job),
+        w.op,
+        w.priority,
+        if w.needs.is_empty() {
+            String::new()
+        } else {
+            format!(", needs {}", w.needs.join(" "))
+        },
+        w.status
+    );
+    let t = &w.tasks;
+    out.push_str(&format!(
+        "tasks: {} waiting for inputs, {} ready, {} claimed, {} running, {} done\n",
+        t.waiting, t.ready, t.claimed, t.running, t.done
+    ));
+    if !w.placement.is_empty() {
+        out.push_str(&format!(
+            "{:<18} {:>8} {:>8} {:>8}\n",
+            "NODE", "CLAIMED", "RUNNING", "DONE"
+        ));
+        for p in &w.placement {
+            out.push_str(&format!(
+                "{:<18} {:>8} {:>8} {:>8}\n",
+                p.node_id, p.claimed, p.running, p.done
+            ));
+        }
+    }
+    if w.why.is_empty() {
+        out.push_str("nothing is held up\n");
+    } else {
+        out.push_str("why:\n");
+        for reason in &w.why {
+            out.push_str(&format!("  - {reason}\n"));
+        }
+    }
+    out
+}
