@@ -69,6 +69,19 @@ pub struct TaskGrid {
     pub cells: Vec<(CellState, Option<u32>)>,
 }
 
+/// The levels of `tree`, none of their tasks done.
+fn empty_levels(tree: &crate::tree::Tree) -> Vec<LevelProgress> {
+    tree.levels()
+        .iter()
+        .enumerate()
+        .map(|(level, &(_, tasks))| LevelProgress {
+            level: level as u32,
+            tasks,
+            done: 0,
+        })
+        .collect()
+}
+
 /// A job in detail. See the module docs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobDetail {
@@ -102,16 +115,7 @@ impl Node {
         let tree = crate::tree::Tree::new(w.spec.map_tasks(), w.spec.fanin);
         Some(JobDetail {
             tasks: TaskCounts::default(),
-            tree: tree
-                .levels()
-                .iter()
-                .enumerate()
-                .map(|(level, &(_, tasks))| LevelProgress {
-                    level: level as u32,
-                    tasks,
-                    done: 0,
-                })
-                .collect(),
+            tree: empty_levels(&tree),
             grid: TaskGrid {
                 tasks_per_cell: 1,
                 nodes: Vec::new(),
@@ -137,17 +141,7 @@ impl Node {
     fn detail_of(&self, job: &JobState) -> JobDetail {
         let total = job.total();
         let mut counts = TaskCounts::default();
-        let mut tree: Vec<LevelProgress> = job
-            .tree
-            .levels()
-            .iter()
-            .enumerate()
-            .map(|(level, &(_, tasks))| LevelProgress {
-                level: level as u32,
-                tasks,
-                done: 0,
-            })
-            .collect();
+        let mut tree = empty_levels(&job.tree);
         let per_cell = total.div_ceil(GRID_CELLS_MAX).max(1);
         let mut nodes: Vec<NodeId> = Vec::new();
         let mut index_of = |ix: PeerIx, view: &crate::view::View| -> u32 {
