@@ -60,9 +60,14 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// The needs in the form `--needs` takes them, for display.
 pub fn describe(needs: &Needs) -> Vec<String> {
-    let mut out: Vec<String> = needs.tags.iter().map(|t| format!("tag={t}")).collect();
+    use shoal_protocol::schedule::Unmet;
+    let mut out: Vec<String> = needs
+        .tags
+        .iter()
+        .map(|t| Unmet::Tag(t.clone()).to_string())
+        .collect();
     if needs.mem_mb > 0 {
-        out.push(format!("mem={}MiB", needs.mem_mb));
+        out.push(Unmet::Mem(needs.mem_mb).to_string());
     }
     out
 }
