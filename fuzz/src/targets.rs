@@ -8,10 +8,11 @@ use shoal_node::blob_proto::{BlobCodec, PROTOCOL};
 use shoal_node::job_request::JobRequest;
 use shoal_ops::{self as ops, MapInput};
 use shoal_protocol::codec;
+use shoal_protocol::durable::{Durability, Ending, OutputRef};
 use shoal_protocol::job::{ChunkRef, GeneratedPart, Manifest, WasmLimits};
 use shoal_protocol::wire::{
     Advert, Announce, Batch, Decline, Envelope, Failure, Finished, Lost, Member, Message, Pulse,
-    ResultRef,
+    Query, ResultRef,
 };
 use shoal_protocol::{BlobHash, Capacity, Config, Input, JobSpec, Node, NodeId, Operator, Trust};
 
@@ -63,6 +64,7 @@ fn spec() -> JobSpec {
                 mem_mb: 64,
             },
         },
+        keep: Durability { copies: 2 },
     }
 }
 
@@ -83,6 +85,7 @@ fn messages() -> Vec<Vec<u8>> {
         }),
         Message::Announce(Announce {
             job,
+            submitter: node_id(1),
             spec: spec(),
             epoch: 1,
             members: vec![
@@ -113,6 +116,11 @@ fn messages() -> Vec<Vec<u8>> {
             }],
             checks: vec![(4, true)],
             released: vec![3],
+            held: vec![0, 2],
+            output: Some(OutputRef {
+                hash: BlobHash::of(b"out"),
+                len: 3,
+            }),
         }),
         Message::Pulse(Pulse {
             job,
@@ -121,9 +129,23 @@ fn messages() -> Vec<Vec<u8>> {
         Message::Finished(Finished {
             job,
             epoch: 1,
-            ok: true,
+            ending: Ending::Done {
+                output: OutputRef {
+                    hash: BlobHash::of(b"out"),
+                    len: 3,
+                },
+                holders: vec![node_id(1), node_id(2)],
+            },
+        }),
+        Message::Finished(Finished {
+            job,
+            epoch: 2,
+            ending: Ending::Failed {
+                error: "task 3 failed".into(),
+            },
         }),
         Message::Decline(Decline { job, epoch: 1 }),
+        Message::Query(Query { job }),
     ];
     bodies
         .into_iter()

@@ -21,7 +21,8 @@ pub struct Faults {
     pub restarts: bool,
     /// 10% of nodes run tasks 5x slower.
     pub slow: bool,
-    /// The first job's submitter leaves for good once every map task has run.
+    /// The first job's submitter leaves for good once every map task has run (in durable
+    /// mode: at a random time after the detach point).
     pub submitter_leaves: bool,
 }
 
@@ -141,6 +142,8 @@ pub struct SimConfig {
     /// Scheduling mode: nodes get tags and memory sizes, jobs priorities and needs, and some
     /// jobs take the output of earlier ones as pipeline stages (see [`crate::sim`]).
     pub scheduling: bool,
+    /// Durable mode with 2 or more (see [`crate::sim`]): copies of each job's input and output.
+    pub copies: u8,
 }
 
 impl Default for SimConfig {
@@ -162,6 +165,7 @@ impl Default for SimConfig {
             verify_ppm: 0,
             byzantine_pct: 0,
             scheduling: false,
+            copies: 1,
         }
     }
 }

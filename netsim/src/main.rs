@@ -73,6 +73,12 @@ struct Args {
     /// while holding a startable claim of a higher-priority job, and that no stage starts early.
     #[arg(long)]
     scheduling: bool,
+    /// Durable mode: jobs keep this many copies of their input and output (1 to 8). With 2
+    /// or more, the first job's submitter leaves for good at a random time after the detach
+    /// point, no run is excused for lost input, and every job's result must be readable on a
+    /// node that did not submit it.
+    #[arg(long, default_value_t = 1)]
+    copies: u8,
     /// Run every seed twice and fail if the traces differ.
     #[arg(long)]
     check_determinism: bool,
@@ -103,12 +109,13 @@ impl Args {
             verify_ppm: (self.verify_fraction.clamp(0.0, 1.0) * 1e6).round() as u32,
             byzantine_pct: self.byzantine_pct.min(100),
             scheduling: self.scheduling,
+            copies: self.copies,
         }
     }
 
     fn replay(&self, seed: u64) -> String {
         format!(
-            "cargo run --release -p shoal-netsim -- --nodes {} --tasks {} --jobs {} --fanin {} --seed {seed} --faults {} --task-ms {} --join-ms {} --settle-ms {} --safety-ms {} --liveness-ms {} --restricted-pct {} --replicas {} --verify-fraction {} --byzantine-pct {}{}",
+            "cargo run --release -p shoal-netsim -- --nodes {} --tasks {} --jobs {} --fanin {} --seed {seed} --faults {} --task-ms {} --join-ms {} --settle-ms {} --safety-ms {} --liveness-ms {} --restricted-pct {} --replicas {} --verify-fraction {} --byzantine-pct {} --copies {}{}",
             self.nodes,
             self.tasks,
             self.jobs,
@@ -123,6 +130,7 @@ impl Args {
             self.replicas,
             self.verify_fraction,
             self.byzantine_pct,
+            self.copies,
             if self.scheduling { " --scheduling" } else { "" }
         )
     }

@@ -17,12 +17,13 @@ use crate::gossip;
 use crate::report::Report;
 use crate::scheduling;
 use shoal_ops::{self as ops, MapInput, SplitMix64};
+use shoal_protocol::durable::OutputRef;
 use shoal_protocol::harness::{Env, Harness, Published};
 use shoal_protocol::pipeline::{Plan, StageState};
 use shoal_protocol::wire::{InvalidMessage, ResultRef};
 use shoal_protocol::{
     BlobHash, Capacity, Config, Input, JobId, JobSpec, MapSource, Millis, Node, NodeId, Operator,
-    TaskOutcome, TaskRun, Work,
+    ResultStatus, TaskOutcome, TaskRun, Work,
 };
 use std::rc::Rc;
 use std::time::Instant;
@@ -115,6 +116,8 @@ struct World {
     violations: Vec<String>,
     first_submit: Option<Millis>,
     submitter_left: bool,
+    /// Durable mode: outputs kept, by (node, incarnation, job), with their content address.
+    kept: std::collections::HashMap<(usize, u32, JobId), (OutputRef, Vec<u8>)>,
     /// Publications liars replay (kept only when there are liars).
     replays: ReplayPool,
     /// Ids of forged publications, counting down from the top.
@@ -204,6 +207,7 @@ impl Sim {
                 violations: Vec::new(),
                 first_submit: None,
                 submitter_left: false,
+                kept: Default::default(),
                 replays: ReplayPool::default(),
                 forged_id: u64::MAX,
                 corrupted: 0,
@@ -218,8 +222,16 @@ impl Sim {
     pub fn run(mut self) -> Report {
         let wall = Instant::now();
         let mut deadline: Option<Millis> = None;
+        let mut next_read = 0;
         while let Some(event) = self.h.next_event(deadline.unwrap_or(Millis::MAX)) {
             self.h.handle(event, &mut self.w);
+            if self.w.durable() && self.h.now() >= next_read {
+                // A durable job is done once its result can be read away from its submitter.
+                next_read = self.h.now() + 500;
+                for j in 0..self.w.jobs.len() {
+                    self.w.finished(&self.h, j);
+                }
+            }
             if self.w.jobs.iter().all(|j| j.output.is_some()) {
                 break; // every job finished: nothing left to check
             }
@@ -273,6 +285,9 @@ impl World {
                     scheduling::job_schedule(&mut self.rng)
                 } else {
                     Default::default()
+                },
+                keep: shoal_protocol::durable::Durability {
+                    copies: self.cfg.copies.max(1),
                 },
             };
             let deps = if self.cfg.scheduling {
@@ -423,15 +438,28 @@ impl World {
         h.fetch(result, holder)
     }
 
+    /// Whether node `at` can fetch a piece of input from one of `holders`.
+    fn servable(&self, h: &Harness<Fault>, at: usize, holders: &[NodeId]) -> bool {
+        holders.iter().any(|n| {
+            h.index_of(n)
+                .is_some_and(|s| h.alive(s) && self.reachable(at, s))
+        })
+    }
+
+    fn durable(&self) -> bool {
+        self.cfg.copies > 1
+    }
+
     fn run_task(&mut self, h: &mut Harness<Fault>, i: usize, run: &TaskRun) -> TaskOutcome {
         let bytes = match &run.work {
             Work::Map {
-                source: MapSource::Chunk { index, holder, .. },
+                source: MapSource::Chunk { index, holders, .. },
             } => {
-                // The chunk comes from the submitter, which must be reachable.
-                let s = h.index_of(holder);
-                if !s.is_some_and(|s| h.alive(s) && self.reachable(i, s)) {
-                    if !s.is_some_and(|s| h.alive(s))
+                // The chunk comes from one of its holders, which must be live and reachable.
+                if !self.servable(h, i, holders) {
+                    if !holders
+                        .iter()
+                        .any(|n| h.index_of(n).is_some_and(|s| h.alive(s)))
                         && let Some(t) = self.jobs.iter_mut().find(|t| t.id == run.job)
                     {
                         t.input_missing = true;
@@ -502,13 +530,33 @@ impl World {
 }
 
 impl World {
-    /// The first job's submitter leaves for good once every one of its map tasks is done.
+    /// The first job's submitter leaves for good once every one of its map tasks is done; in
+    /// durable mode, at a random time after the detach point (every piece of its input held
+    /// by `copies` members), up to a third of the safety phase later.
     fn maybe_submitter_leaves(&mut self, h: &mut Harness<Fault>) {
         if !self.cfg.faults.submitter_leaves || self.submitter_left || !self.faults_on {
             return;
         }
         let Some(job) = self.jobs.first() else { return };
         let s = job.submitter;
+        if self.durable() {
+            let detached = h
+                .node(s)
+                .and_then(|p| p.job_status(&job.id))
+                .is_some_and(|v| v.copies_held >= u32::from(v.copies));
+            if detached {
+                self.submitter_left = true;
+                let at = h.now() + self.rand(self.cfg.safety_phase_ms() / 3);
+                h.schedule(
+                    at,
+                    Fault::Crash {
+                        node: s as u32,
+                        restart_after: None,
+                    },
+                );
+            }
+            return;
+        }
         let Some((done, maps)) = h.node(s).and_then(|p| p.map_progress(&job.id)) else {
             return;
         };
@@ -518,10 +566,15 @@ impl World {
         }
     }
 
-    /// Whether a job finished: its submitter collected it, or a live node holds its root result.
+    /// Whether a job finished: its submitter collected it, or a live node holds its root
+    /// result. In durable mode: a live node that did not submit it knows it is done, and a
+    /// live keeper it names holds the output.
     fn finished(&mut self, h: &Harness<Fault>, j: usize) -> bool {
         if self.jobs[j].output.is_some() {
             return true;
+        }
+        if self.durable() {
+            return self.readable(h, j);
         }
         let id = self.jobs[j].id;
         for i in 0..h.len() {
@@ -537,6 +590,36 @@ impl World {
             }
         }
         false
+    }
+
+    /// Durable mode: whether job `j`'s result can be read on a live node that did not submit
+    /// it (then it is taken as the job's output).
+    fn readable(&mut self, h: &Harness<Fault>, j: usize) -> bool {
+        let t = &self.jobs[j];
+        let found = (0..h.len())
+            .filter(|&i| i != t.submitter)
+            .filter_map(|i| h.node(i))
+            .find_map(|p| match p.result_status(&t.id) {
+                ResultStatus::Done { output, holders } => holders.iter().find_map(|n| {
+                    let k = h.index_of(n).filter(|&k| h.alive(k))?;
+                    self.kept
+                        .get(&(k, h.incarnation(k), t.id))
+                        .filter(|(kept, _)| *kept == output)
+                        .map(|(_, bytes)| bytes.clone())
+                }),
+                _ => None,
+            });
+        match found {
+            Some(bytes) => {
+                self.jobs[j].output = Some(bytes);
+                self.jobs[j].finished_at = Some(h.now());
+                if let Some(plan) = &mut self.plan {
+                    plan.complete(j);
+                }
+                true
+            }
+            None => false,
+        }
     }
 
     /// Whether a job can still finish: its input (held by its submitter) is there, or no map
@@ -565,7 +648,10 @@ impl World {
         // it (#17's work).
         let tracked =
             || (0..h.len()).any(|i| h.node(i).is_some_and(|p| p.map_progress(&t.id).is_some()));
-        (h.alive(t.submitter) || (!t.input_missing && t.spec.trust.verify_ppm == 0 && tracked()))
+        // A durable job has no excuse: its input and its coordination outlive the submitter.
+        (self.durable()
+            || h.alive(t.submitter)
+            || (!t.input_missing && t.spec.trust.verify_ppm == 0 && tracked()))
             && servable
             && t.deps.iter().all(|&d| self.can_finish(h, d))
     }
@@ -801,6 +887,7 @@ impl Env for World {
         // With one replica, the root's result exists from the moment it is computed; with
         // more, only once its votes settle it (`finished` reads it then).
         if let TaskOutcome::Done(result) = &outcome
+            && !self.durable()
             && self.cfg.replicas < 2
             && self.cfg.verify_ppm == 0
             && let Some(j) = self.jobs.iter().position(|t| t.id == run.job)
@@ -828,10 +915,32 @@ impl Env for World {
         spec: &JobSpec,
         result: &ResultRef,
         holder: NodeId,
-    ) -> Result<(), NodeId> {
+    ) -> Result<OutputRef, NodeId> {
         let bytes = self.fetch(h, node, result, &holder).ok_or(holder)?;
-        self.finalize(h.now(), job, &spec.op, &bytes);
-        Ok(())
+        let output = ops::finalize(&spec.op, &bytes).unwrap_or_default();
+        let kept = OutputRef {
+            hash: BlobHash::of(&output),
+            len: output.len() as u64,
+        };
+        if self.durable() {
+            // Kept by this incarnation of the node: gone if it crashes.
+            self.kept
+                .insert((node, h.incarnation(node), job), (kept, output));
+        } else {
+            self.finalize(h.now(), job, &spec.op, &bytes);
+        }
+        Ok(kept)
+    }
+
+    fn keep_piece(
+        &mut self,
+        h: &Harness<Fault>,
+        node: usize,
+        _job: JobId,
+        _piece: u32,
+        holders: &[NodeId],
+    ) -> bool {
+        self.servable(h, node, holders)
     }
 
     fn job_failed(&mut self, _node: usize, job: JobId, error: String) {

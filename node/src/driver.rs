@@ -54,6 +54,8 @@ pub struct DriverParts {
     pub data_dir: Option<std::path::PathBuf>,
     /// Results to corrupt (fault injection only).
     pub lies: Option<crate::fault::Lies>,
+    /// The outputs and endings of durable jobs this node keeps.
+    pub results: crate::results::ResultStore,
 }
 
 struct Driver {
@@ -102,8 +104,13 @@ pub fn spawn(parts: DriverParts) -> (Handle, tokio::task::JoinHandle<()>) {
         on_listen,
         data_dir,
         lies,
+        results,
     } = parts;
-    let (handle, rx) = Handle::new(store, protocol.id(), data_dir.as_deref(), lies);
+    // What this node kept of durable jobs before it restarted: it answers for them again.
+    for r in results.endings() {
+        protocol.restore_ending(r.job, r.epoch, r.ending);
+    }
+    let (handle, rx) = Handle::new(store, protocol.id(), data_dir.as_deref(), lies, results);
     // The spot-check secret: nobody else may be able to tell which results get checked.
     let mut secret = [0u8; 32];
     if let Err(e) = getrandom::fill(&mut secret) {
@@ -167,6 +174,7 @@ impl Driver {
                 }
                 _ = discovery.tick() => {
                     self.discover();
+                    self.tidy_kept();
                     self.lift_bans();
                     let forgiven = self.invalid.decay();
                     gossip_score::apply(&mut self.swarm.behaviour_mut().gossipsub, &forgiven);
@@ -195,6 +203,20 @@ impl Driver {
             self.node
                 .task_finished(now, run.job, run.task, outcome, run_us);
         }
+    }
+
+    /// Drops kept outputs past their retention or the budget (the protocol then says they
+    /// expired), and the kept input pieces of jobs this node no longer tracks.
+    fn tidy_kept(&mut self) {
+        for (job, epoch) in self.handle.results().expire() {
+            tracing::info!(%job, "the kept output expired (retention or disk budget)");
+            self.node
+                .restore_ending(job, epoch, shoal_protocol::durable::Ending::Expired);
+        }
+        let node = &self.node;
+        self.handle
+            .kept()
+            .forget_untracked(|job| node.map_progress(job).is_some());
     }
 
     /// Looks for more peers through Kademlia (for meshes joined with `--bootstrap`).
@@ -263,15 +285,38 @@ impl Driver {
             } => {
                 let handle = self.handle.clone();
                 tokio::spawn(async move {
+                    let durable = spec.keep.copies > 1;
                     let result = exec::collect(&handle, spec, result, holder).await;
                     handle
                         .tell(Command::Collected {
                             job,
                             holder,
                             result,
+                            durable,
                         })
                         .await;
                 });
+            }
+            Effect::Keep {
+                job,
+                piece,
+                spec,
+                holders,
+            } => {
+                let handle = self.handle.clone();
+                tokio::spawn(async move {
+                    let ok = match exec::keep_piece(&handle, job, piece, &spec, &holders).await {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::debug!(%job, piece, "cannot copy this piece of the input (retried later): {e}");
+                            false
+                        }
+                    };
+                    handle.tell(Command::Kept { job, piece, ok }).await;
+                });
+            }
+            Effect::Ended { job, epoch, ending } => {
+                self.handle.results().record(job, epoch, ending);
             }
             Effect::JobFailed { job, error } => self.finish(job, Err(JobError::Failed(error))),
             Effect::Release { blob } => self.handle.store().release(&blob),
@@ -448,16 +493,35 @@ impl Driver {
                 job,
                 holder,
                 result,
+                durable,
             } => match result {
                 Ok(bytes) => {
-                    self.node.job_collected(now, job, Ok(()));
-                    self.finish(job, Ok(Arc::new(bytes)));
+                    let bytes = Arc::new(bytes);
+                    // A durable job's output is kept on disk (this node is one of its keepers);
+                    // any other's only goes to whoever waits for it here.
+                    let output = if durable {
+                        self.handle.results().put_output(job, &bytes)
+                    } else {
+                        shoal_protocol::durable::OutputRef {
+                            hash: BlobHash::of(&bytes),
+                            len: bytes.len() as u64,
+                        }
+                    };
+                    self.node.job_collected(now, job, Ok(output));
+                    self.finish(job, Ok(bytes));
                 }
                 Err(e) => {
                     tracing::warn!(%job, "{e}; recomputing it");
                     self.node.job_collected(now, job, Err(holder));
                 }
             },
+            Command::Kept { job, piece, ok } => self.node.piece_kept(now, job, piece, ok),
+            Command::ResultStatus { job, query, reply } => {
+                if query {
+                    self.node.query(now, job);
+                }
+                let _ = reply.send(self.node.result_status(&job));
+            }
             Command::Shutdown => {}
         }
     }
@@ -709,12 +773,15 @@ impl Driver {
     /// Answers a blob request, if the peer may have the blob (see `crate::serve`).
     fn serve(&mut self, peer: PeerId, hash: BlobHash, channel: ResponseChannel<BlobResponse>) {
         let from = node_id(&peer);
-        let allowed = self
-            .handle
-            .store()
-            .jobs_of(&hash)
-            .iter()
-            .any(|job| self.node.may_receive(job, &from));
+        // A kept output is for any peer of the mesh (`shoal result` on any node); anything
+        // else only for the members of a job it belongs to.
+        let allowed = self.handle.results().job_of(&hash).is_some()
+            || self
+                .handle
+                .store()
+                .jobs_of(&hash)
+                .iter()
+                .any(|job| self.node.may_receive(job, &from));
         let now = Instant::now();
         let refuse = |swarm: &mut Swarm<Behaviour>, channel| {
             let _ = swarm
@@ -728,9 +795,12 @@ impl Driver {
                 let handle = self.handle.clone();
                 tokio::spawn(async move {
                     let store = handle.store().clone();
-                    let response = tokio::task::spawn_blocking(move || match store.get(&hash) {
-                        Some(bytes) => BlobResponse::Found(bytes),
-                        None => BlobResponse::Missing,
+                    let results = handle.results().clone();
+                    let response = tokio::task::spawn_blocking(move || {
+                        match store.get(&hash).or_else(|| results.output_by_hash(&hash)) {
+                            Some(bytes) => BlobResponse::Found(bytes),
+                            None => BlobResponse::Missing,
+                        }
                     })
                     .await
                     .unwrap_or(BlobResponse::Missing);

@@ -135,15 +135,24 @@ async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcom
                 MapSource::Chunk {
                     manifest,
                     index,
-                    holder,
+                    holders,
                 },
         } => {
             let (hash, bytes) = handle
-                .chunk(*holder, *manifest, *index)
+                .chunk(holders, *manifest, *index)
                 .await
                 .map_err(|e| unavailable(format!("input chunk {index} unavailable: {e}")))?;
-            // A chunk fetched from another node (kept if prefetched) is not needed again.
-            handle.store().release(&hash);
+            if run.spec.keep.copies > 1 {
+                // A durable job's chunk stays here, served, for the job's life: the protocol
+                // counts this node as one of its holders from now on.
+                handle
+                    .kept()
+                    .keep(handle, run.job, *manifest, hash, &bytes)
+                    .await;
+            } else {
+                // A chunk fetched from another node (kept if prefetched) is not needed again.
+                handle.store().release(&hash);
+            }
             Inputs::Map(MapBytes::Chunk(bytes))
         }
         Work::Reduce { children } => Inputs::Reduce(fetch_children(handle, children).await?),
@@ -162,6 +171,12 @@ async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcom
                     handle
                         .store()
                         .put_verified_for(run.job, module, bytes.clone());
+                    if run.spec.keep.copies > 1 {
+                        handle
+                            .kept()
+                            .keep_module(handle, run.job, module, &bytes)
+                            .await;
+                    }
                     Err(bytes)
                 }
             };
@@ -235,13 +250,39 @@ pub async fn prefetch(handle: &Handle, job: JobId, source: MapSource) -> Result<
     let MapSource::Chunk {
         manifest,
         index,
-        holder,
+        holders,
     } = source
     else {
         return Ok(());
     };
-    let (hash, bytes) = handle.chunk(holder, manifest, index).await?;
+    let (hash, bytes) = handle.chunk(&holders, manifest, index).await?;
     handle.store().put_verified_for(job, hash, bytes);
+    Ok(())
+}
+
+/// Copies piece `piece` of a durable job's input from one of `holders` and keeps it (see
+/// [`crate::kept`]): a chunk with its manifest, and the module of a WebAssembly job.
+pub async fn keep_piece(
+    handle: &Handle,
+    job: JobId,
+    piece: u32,
+    spec: &shoal_protocol::JobSpec,
+    holders: &[NodeId],
+) -> Result<(), FetchError> {
+    let kept = handle.kept();
+    let failed = || FetchError::Failed("the copy could not be written".into());
+    if let shoal_protocol::Input::Chunks { manifest, .. } = spec.input {
+        let (hash, bytes) = handle.chunk(holders, manifest, piece).await?;
+        if !kept.keep(handle, job, manifest, hash, &bytes).await {
+            return Err(failed());
+        }
+    }
+    if let Operator::Wasm { module, .. } = spec.op {
+        let bytes = handle.fetch_from_holders(holders, module).await?;
+        if !kept.keep_module(handle, job, module, &bytes).await {
+            return Err(failed());
+        }
+    }
     Ok(())
 }
 
@@ -332,6 +373,7 @@ mod tests {
                 fanin: 4,
                 trust: Default::default(),
                 sched: Default::default(),
+                keep: Default::default(),
             }),
             submitter: NodeId([2; 32]),
             workers: Vec::new(),

@@ -195,18 +195,66 @@ impl Handle {
         Err(error)
     }
 
-    /// A file input's manifest, decoded (kept for the next task of the same job).
+    /// Fetches a blob from whichever of `holders` can serve it (this node first if it holds
+    /// it): one try each per round, rounds with back-off while some holder may still answer;
+    /// a holder that says it does not hold the blob is not asked again.
+    pub async fn fetch_from_holders(
+        &self,
+        holders: &[NodeId],
+        hash: BlobHash,
+    ) -> Result<Arc<Vec<u8>>, FetchError> {
+        if let Some(bytes) = self.store().get(&hash) {
+            return Ok(bytes);
+        }
+        let mut left: Vec<NodeId> = holders
+            .iter()
+            .copied()
+            .filter(|h| *h != self.id())
+            .collect();
+        let mut error = FetchError::NoLongerHere {
+            me: self.id(),
+            hash,
+        };
+        let mut delay = FETCH_RETRY_FIRST;
+        for attempt in 1..=FETCH_ATTEMPTS {
+            let mut retry = Vec::new();
+            for &holder in &left {
+                match self.fetch(holder, hash).await {
+                    Ok(bytes) => return Ok(bytes),
+                    Err(e) if e.is_transient() => {
+                        retry.push(holder);
+                        error = e;
+                    }
+                    Err(e) => error = e,
+                }
+            }
+            left = retry;
+            if left.is_empty() {
+                break;
+            }
+            if attempt < FETCH_ATTEMPTS {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+        Err(error)
+    }
+
+    /// A file input's manifest, decoded (kept for the next task of the same job), from one of
+    /// `holders`.
     pub async fn manifest(
         &self,
-        holder: NodeId,
+        holders: &[NodeId],
         hash: BlobHash,
     ) -> Result<Arc<Manifest>, FetchError> {
         if let Some(m) = self.manifests.lock().expect("manifest lock").get(&hash) {
             return Ok(m.clone());
         }
-        let bytes = self.fetch_retrying(holder, hash).await?;
+        let bytes = self.fetch_from_holders(holders, hash).await?;
         let manifest: Manifest = codec::decode_blob(&bytes)
             .map_err(|e| FetchError::Corrupt(format!("manifest {hash}: {e}")))?;
+        // Kept at hand, in case this node comes to keep a copy of the job's input.
+        self.store().put_verified(hash, bytes);
         let manifest = Arc::new(manifest);
         self.manifests
             .lock()
@@ -215,18 +263,18 @@ impl Handle {
         Ok(manifest)
     }
 
-    /// Chunk `index` of the manifest `manifest` (both held by `holder`), and its hash.
+    /// Chunk `index` of the manifest `manifest` (both held by each of `holders`), and its hash.
     pub async fn chunk(
         &self,
-        holder: NodeId,
+        holders: &[NodeId],
         manifest: BlobHash,
         index: u32,
     ) -> Result<(BlobHash, Arc<Vec<u8>>), FetchError> {
-        let chunks = self.manifest(holder, manifest).await?;
+        let chunks = self.manifest(holders, manifest).await?;
         let chunk = *chunks.chunks.get(index as usize).ok_or_else(|| {
             FetchError::Corrupt(format!("manifest {manifest} has no chunk {index}"))
         })?;
-        let bytes = self.fetch_retrying(holder, chunk.hash).await?;
+        let bytes = self.fetch_from_holders(holders, chunk.hash).await?;
         Ok((chunk.hash, bytes))
     }
 }

@@ -138,6 +138,20 @@ pub(crate) enum Command {
         job: JobId,
         holder: NodeId,
         result: Result<Vec<u8>, crate::exec::CollectError>,
+        /// The job keeps its output on several members (this node is one).
+        durable: bool,
+    },
+    /// A piece of a durable job's input was copied here (or could not be).
+    Kept {
+        job: JobId,
+        piece: u32,
+        ok: bool,
+    },
+    /// What the protocol can say about a job's result; with `query`, it also asks the mesh.
+    ResultStatus {
+        job: JobId,
+        query: bool,
+        reply: oneshot::Sender<shoal_protocol::ResultStatus>,
     },
     Shutdown,
 }
@@ -155,6 +169,10 @@ pub struct Handle {
     cache: Arc<InputCache>,
     /// Results this node corrupts (fault injection; `None` in every real deployment).
     pub(crate) lies: Option<crate::fault::Lies>,
+    /// The pieces of durable jobs' inputs this node keeps.
+    kept: crate::kept::KeptInputs,
+    /// The outputs and endings of durable jobs this node keeps.
+    results: crate::results::ResultStore,
 }
 
 impl std::fmt::Debug for Handle {
@@ -170,6 +188,7 @@ impl Handle {
         me: NodeId,
         data_dir: Option<&std::path::Path>,
         lies: Option<crate::fault::Lies>,
+        results: crate::results::ResultStore,
     ) -> (Self, mpsc::Receiver<Command>) {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let handle = Self {
@@ -181,6 +200,8 @@ impl Handle {
             metrics: Arc::default(),
             cache: Arc::new(InputCache::new(data_dir)),
             lies,
+            kept: crate::kept::KeptInputs::open(data_dir),
+            results,
         };
         (handle, rx)
     }
@@ -208,6 +229,27 @@ impl Handle {
 
     pub fn store(&self) -> &BlobStore {
         &self.store
+    }
+
+    /// The pieces of durable jobs' inputs this node keeps.
+    pub fn kept(&self) -> &crate::kept::KeptInputs {
+        &self.kept
+    }
+
+    /// The outputs and endings of durable jobs this node keeps.
+    pub fn results(&self) -> &crate::results::ResultStore {
+        &self.results
+    }
+
+    /// What the node can say about job `job`'s result; with `query`, it asks the mesh too
+    /// (the answer comes later: ask again).
+    pub async fn result_status(
+        &self,
+        job: JobId,
+        query: bool,
+    ) -> Result<shoal_protocol::ResultStatus, NodeGone> {
+        self.ask(|reply| Command::ResultStatus { job, query, reply })
+            .await
     }
 
     /// Builds the spec (chunking file inputs, on the blocking pool) and submits it.

@@ -35,6 +35,13 @@ pub struct JobRequest {
     /// What a node must have to run the job's tasks.
     #[serde(default)]
     pub needs: shoal_protocol::schedule::Needs,
+    /// Live members that keep each piece of the input and the output (1 to 8; default 1).
+    #[serde(default = "one_copy")]
+    pub copies: u8,
+}
+
+fn one_copy() -> u8 {
+    1
 }
 
 fn one_replica() -> u8 {
@@ -234,6 +241,7 @@ impl JobRequest {
             verify_fraction: 0.0,
             priority: 0,
             needs: Default::default(),
+            copies: 1,
         };
         // Check what can be checked without reading the files.
         if let Some(spec) = request.generated_spec() {
@@ -286,6 +294,7 @@ impl JobRequest {
             verify_fraction: 0.0,
             priority: 0,
             needs: Default::default(),
+            copies: 1,
         };
         // Check the limits, the fan-in and a range input now: a usage error, not a failed job.
         let input = match range {
@@ -310,6 +319,7 @@ impl JobRequest {
             fanin,
             trust: request.trust(),
             sched: request.sched(),
+            keep: request.keep(),
         }
         .validate()?;
         Ok(request)
@@ -327,6 +337,13 @@ impl JobRequest {
         Trust {
             replicas: self.replicas,
             verify_ppm,
+        }
+    }
+
+    /// How many members keep the job's input and output, as the spec carries it.
+    pub fn keep(&self) -> shoal_protocol::durable::Durability {
+        shoal_protocol::durable::Durability {
+            copies: self.copies,
         }
     }
 
@@ -388,6 +405,7 @@ impl JobRequest {
             fanin: self.fanin,
             trust: self.trust(),
             sched: self.sched(),
+            keep: self.keep(),
         })
     }
 
@@ -428,6 +446,7 @@ impl JobRequest {
                         fanin: self.fanin,
                         trust: self.trust(),
                         sched: self.sched(),
+                        keep: self.keep(),
                     };
                     spec.validate()?;
                     return Ok(spec.into());
@@ -450,6 +469,7 @@ impl JobRequest {
             fanin: self.fanin,
             trust: self.trust(),
             sched: self.sched(),
+            keep: self.keep(),
         };
         spec.validate()?;
         Ok(Prepared {

@@ -41,6 +41,10 @@ pub struct NodeOptions {
     /// Labels advertised to the mesh (`--tag`): jobs that need a tag run only on nodes that
     /// have it.
     pub tags: Vec<String>,
+    /// Disk budget and retention of the outputs of durable jobs this node keeps
+    /// (`--result-budget`, `--result-retention`; see [`crate::results`]).
+    pub result_budget: u64,
+    pub result_retention: std::time::Duration,
 }
 
 impl NodeOptions {
@@ -64,6 +68,8 @@ impl NodeOptions {
             api_public: false,
             lies: None,
             tags: Vec::new(),
+            result_budget: crate::results::DEFAULT_BUDGET,
+            result_retention: crate::results::DEFAULT_RETENTION,
         }
     }
 }
@@ -234,6 +240,11 @@ pub async fn launch(opts: NodeOptions) -> anyhow::Result<RunningNode> {
         on_listen,
         data_dir: Some(opts.data_dir.clone()),
         lies: opts.lies,
+        results: crate::results::ResultStore::open(
+            Some(&opts.data_dir),
+            opts.result_budget,
+            opts.result_retention,
+        ),
     });
     let mut token = None;
     if let (Some(listener), Some(addr)) = (api_listener, api_addr) {

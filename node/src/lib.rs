@@ -11,6 +11,8 @@
 //!   handshake, with [`mesh_key`]; [`blob_proto`]: the blob request/response codec; [`serve`]:
 //!   who may have which blob; [`probe`]: `shoal probe blob`.
 //! - [`exec`]: runs tasks and collects results; [`store`]: content-addressed blobs;
+//!   [`kept`]: the copies of durable jobs' inputs this node keeps; [`results`]: the outputs
+//!   and endings of durable jobs it keeps, on disk, bounded;
 //!   [`input`]: line-aligned chunking of input files; [`job_request`]: what users ask for,
 //!   with [`needs`] (`--needs tag=NAME`, `mem=SIZE`).
 //! - [`api`] and [`client`]: the local control API (JSON lines over TCP) and its client.
@@ -32,6 +34,7 @@ pub mod handle;
 pub mod identity;
 pub mod input;
 pub mod job_request;
+pub mod kept;
 pub mod launch;
 pub mod mesh_key;
 pub mod metrics;
@@ -40,6 +43,7 @@ pub mod net;
 pub mod peers;
 pub mod pipeline_file;
 pub mod probe;
+pub mod results;
 pub mod serve;
 pub mod store;
 pub mod suspects;

@@ -193,6 +193,17 @@ impl BlobStore {
         }
     }
 
+    /// Serves blob `hash` from `pieces` of files from now on, in place of any copy in memory
+    /// (a kept copy must outlive the memory budget).
+    pub fn put_file(&self, hash: BlobHash, pieces: Vec<Piece>) {
+        let mut inner = self.inner.lock().expect("store lock poisoned");
+        if let Some(Entry::Memory(b)) = inner.entries.get(&hash) {
+            inner.memory_bytes -= b.len();
+            inner.released_now.remove(&hash);
+        }
+        inner.entries.insert(hash, Entry::Pieces(pieces.into()));
+    }
+
     pub fn contains(&self, hash: &BlobHash) -> bool {
         self.inner
             .lock()

@@ -241,6 +241,7 @@ mod tests {
             fanin: 3,
             trust: Default::default(),
             sched: Default::default(),
+            keep: Default::default(),
         };
         let partials: Vec<Vec<u8>> = (0..7)
             .map(|i| {
@@ -270,6 +271,7 @@ mod tests {
             fanin: 4,
             trust: Default::default(),
             sched: Default::default(),
+            keep: Default::default(),
         };
         let a = reference::pi(&spec).unwrap();
         assert_eq!(a, reference::pi(&spec).unwrap());

@@ -12,8 +12,9 @@ use std::sync::Arc;
 pub enum Effect {
     /// Run a task; report with [`crate::Node::task_finished`].
     Run(TaskRun),
-    /// This node submitted the job and its root is done: fetch the root result from `holder`
-    /// (or take it inline), finalize it, and report with [`crate::Node::job_collected`].
+    /// The job's root is done and this node waits for its output (it submitted it, coordinates
+    /// it, or keeps a copy of its output): fetch the root result from `holder` (or take it
+    /// inline), finalize it, keep the output, and report with [`crate::Node::job_collected`].
     Collect {
         job: JobId,
         spec: Arc<JobSpec>,
@@ -22,6 +23,23 @@ pub enum Effect {
     },
     /// A job this node submitted failed for good.
     JobFailed { job: JobId, error: String },
+    /// Copy piece `piece` of the job's input ([`crate::durable::pieces`]: a chunk with its
+    /// manifest, or the module) from one of `holders`, and keep it while the job runs; report
+    /// with [`crate::Node::piece_kept`].
+    Keep {
+        job: JobId,
+        piece: u32,
+        spec: Arc<JobSpec>,
+        holders: Vec<NodeId>,
+    },
+    /// This node keeps how job `job` ended (its output, collected earlier, or its failure):
+    /// the driver keeps it on disk, answers `shoal result` from it, and hands it back after a
+    /// restart with [`crate::Node::restore_ending`].
+    Ended {
+        job: JobId,
+        epoch: u64,
+        ending: crate::durable::Ending,
+    },
     /// A task this node has claimed but not started will read this chunk from `source`:
     /// fetch it ahead (into the store), so that the task finds it at hand when a slot frees.
     Prefetch {
@@ -70,11 +88,12 @@ pub enum Work {
 pub enum MapSource {
     /// Computed from the spec alone.
     Generated(GeneratedPart),
-    /// Chunk `index` of the manifest blob `manifest`; both are held by `holder` (the submitter).
+    /// Chunk `index` of the manifest blob `manifest`; both are held by each of `holders`
+    /// (the submitter, and the members that keep copies), best first.
     Chunk {
         manifest: BlobHash,
         index: u32,
-        holder: NodeId,
+        holders: Vec<NodeId>,
     },
 }
 
@@ -146,6 +165,13 @@ pub struct JobView {
     pub priority: i32,
     /// What a node must have to run its tasks.
     pub needs: crate::schedule::Needs,
+    /// Who coordinates it now: its submitter, or a successor that took over.
+    pub coordinator: NodeId,
+    /// How many live members the job wants to hold each piece of its input and its output,
+    /// and how many hold the worst-kept piece (a detached submission returns once this reaches
+    /// `copies`).
+    pub copies: u8,
+    pub copies_held: u32,
 }
 
 /// A job's size in its own unit: bytes of files, or items of a generated input.

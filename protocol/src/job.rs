@@ -116,6 +116,8 @@ pub struct JobSpec {
     pub trust: Trust,
     /// Its priority and what a node needs to run it.
     pub sched: crate::schedule::Schedule,
+    /// How many members keep its input and its output (so that it outlives its submitter).
+    pub keep: crate::durable::Durability,
 }
 
 /// How many members must agree on each task's result (see [`crate::quorum`]).
@@ -186,6 +188,8 @@ pub enum SpecError {
     Replicas(u8),
     #[error("the verify fraction must be between 0 and 1")]
     VerifyFraction,
+    #[error("copies {0} is outside 1..={max}", max = crate::durable::MAX_COPIES)]
+    Copies(u8),
     #[error("needs: {0}")]
     Needs(#[from] crate::schedule::TagError),
     #[error(
@@ -214,6 +218,7 @@ impl JobSpec {
             return Err(SpecError::Fanin(self.fanin));
         }
         self.trust.validate()?;
+        self.keep.validate()?;
         crate::schedule::check_tags(&self.sched.needs.tags)?;
         let tasks = self.map_tasks();
         if tasks == 0 || tasks > MAX_TASKS {
@@ -364,6 +369,7 @@ mod tests {
             fanin: 4,
             trust: Default::default(),
             sched: Default::default(),
+            keep: Default::default(),
         }
     }
 

@@ -48,7 +48,11 @@ fn held_blob(state: &TaskState) -> Option<crate::ids::BlobHash> {
 pub struct JobState {
     pub id: JobId,
     pub spec: Arc<JobSpec>,
+    /// Who submitted the job: it coordinates while it is live.
     pub submitter: PeerIx,
+    /// Who coordinates the job now (announcing, topping up members, collecting, ending it):
+    /// the submitter, or a successor once the submitter went silent (`crate::durable`).
+    pub coordinator: PeerIx,
     pub epoch: u64,
     /// Where the job's traffic goes: its own topic, or the jobs topic (see `Announce`).
     pub topic: crate::topic::Topic,
@@ -89,6 +93,14 @@ pub struct JobState {
     /// The steal delay per rank step (the node's config): how much earlier a replica round
     /// is offered per voter ahead of this node.
     pub steal_delay_ms: Millis,
+    /// Per piece of the input ([`crate::durable::pieces`]), the members known to hold it;
+    /// empty for a job that keeps one copy.
+    pub holders: Vec<Vec<PeerIx>>,
+    /// Pieces this node is copying, to keep.
+    pub keeping: std::collections::BTreeSet<u32>,
+    /// Members known to keep the final output, and the output as this node keeps it.
+    pub output_holders: Vec<(PeerIx, crate::durable::OutputRef)>,
+    pub output: Option<crate::durable::OutputRef>,
 }
 
 /// What a completion did to its task.
@@ -126,10 +138,16 @@ impl JobState {
                 }
             })
             .collect();
+        let holders = if spec.keep.copies > 1 {
+            vec![vec![submitter]; crate::durable::pieces(&spec) as usize]
+        } else {
+            Vec::new()
+        };
         Self {
             id,
             spec,
             submitter,
+            coordinator: submitter,
             epoch,
             topic: crate::topic::Topic::Job(id),
             tree,
@@ -152,6 +170,10 @@ impl JobState {
             lost_votes: BTreeMap::new(),
             agreed: BTreeMap::new(),
             steal_delay_ms: 250,
+            holders,
+            keeping: Default::default(),
+            output_holders: Vec::new(),
+            output: None,
         }
     }
 
@@ -161,6 +183,37 @@ impl JobState {
 
     pub fn is_complete(&self) -> bool {
         self.tasks[self.tree.root() as usize].is_done()
+    }
+
+    /// How many live holders the worst-kept piece of the input has (the job's `copies` when it
+    /// has nothing to keep, or keeps one copy).
+    pub fn copies_held(&self) -> u32 {
+        let copies = u32::from(self.spec.keep.copies);
+        self.holders
+            .iter()
+            .map(|h| h.iter().filter(|&&ix| self.members.is_live(ix)).count() as u32)
+            .min()
+            .map_or(copies, |n| n.min(copies))
+    }
+
+    /// Whether this node holds piece `piece` of the input (the submitter of a job that keeps
+    /// one copy holds them all).
+    pub fn holds_piece(&self, piece: u32) -> bool {
+        match self.holders.get(piece as usize) {
+            Some(h) => h.contains(&crate::view::ME),
+            None => self.holders.is_empty() && self.submitter == crate::view::ME,
+        }
+    }
+
+    /// Records that `ix` holds piece `piece`. Returns whether that was news.
+    pub fn add_holder(&mut self, piece: u32, ix: PeerIx) -> bool {
+        match self.holders.get_mut(piece as usize) {
+            Some(h) if !h.contains(&ix) => {
+                h.push(ix);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Whether this node takes tasks of the job.
@@ -311,6 +364,11 @@ impl JobState {
             is_gone[p as usize] = true;
         }
         let hit = |p: PeerIx| is_gone.get(p as usize).copied().unwrap_or(false);
+        // A member that comes back is a new process: what it held is gone with the old one.
+        for h in &mut self.holders {
+            h.retain(|&p| !hit(p));
+        }
+        self.output_holders.retain(|&(p, _)| !hit(p));
         for t in 0..self.total() {
             match self.tasks[t as usize] {
                 TaskState::Claimed { by, .. } if hit(by) => self.reopen(t, now),

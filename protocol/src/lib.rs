@@ -10,7 +10,8 @@
 //!
 //! - [`ids`]: node, job and blob ids; [`codec`]: the one bincode module, with decode limits;
 //!   [`bounded`]: the one bounded map, for every table a peer can make grow.
-//! - [`job`]: job specs and their validation; [`schedule`]: priorities and needs; [`tree`]: the k-ary reduction tree;
+//! - [`job`]: job specs and their validation; [`schedule`]: priorities and needs; [`durable`]:
+//!   the copies a job keeps of its input and output, and its successor coordinators; [`tree`]: the k-ary reduction tree;
 //!   [`partition`]: line-aligned chunking.
 //! - [`wire`]: gossip messages; [`topic`]: where they go; [`rendezvous`]: weighted rendezvous
 //!   hashing of (task, peer).
@@ -26,6 +27,7 @@
 pub mod bounded;
 pub mod codec;
 pub mod coverage;
+pub mod durable;
 pub mod effects;
 pub mod harness;
 pub mod ids;
@@ -52,6 +54,6 @@ pub use effects::{
 };
 pub use ids::{BlobHash, JobId, Millis, NodeId};
 pub use job::{Input, JobSpec, Operator, Trust};
-pub use node::{Capacity, Config, Node, Stats, SubmitError};
+pub use node::{Capacity, Config, Node, ResultStatus, Stats, SubmitError};
 pub use topic::{Subscription, Topic};
 pub use wire::ResultRef;

@@ -48,11 +48,14 @@ pub enum Message {
     /// "I will not work on this job": a member that does not run jobs from its submitter
     /// (`--submitters`) says so once, so the submitter stops counting on it.
     Decline(Decline),
+    /// "How did this job end?": on the jobs topic, from a node asked for a result it has not
+    /// heard of; the nodes that keep its output (or its failure) answer with its `Finished`.
+    Query(Query),
 }
 
 /// The kinds of message, by [`Message::kind`]: for counters and reports.
-pub const MESSAGE_KINDS: [&str; 6] = [
-    "advert", "announce", "batch", "pulse", "finished", "decline",
+pub const MESSAGE_KINDS: [&str; 7] = [
+    "advert", "announce", "batch", "pulse", "finished", "decline", "query",
 ];
 
 impl Message {
@@ -65,6 +68,7 @@ impl Message {
             Message::Pulse(_) => 3,
             Message::Finished(_) => 4,
             Message::Decline(_) => 5,
+            Message::Query(_) => 6,
         }
     }
 }
@@ -91,6 +95,9 @@ pub struct Advert {
 pub struct Announce {
     /// Must equal `spec.id()` (checked on receipt).
     pub job: JobId,
+    /// Who submitted it. The sender coordinates it: the submitter, or a successor that took
+    /// over when the submitter went silent.
+    pub submitter: NodeId,
     pub spec: JobSpec,
     /// Distinguishes a resubmission of the same job from stale copies of a finished one.
     pub epoch: u64,
@@ -125,11 +132,18 @@ pub struct Batch {
     /// Tasks the sender claimed and gives back unstarted (to run a higher-priority job's
     /// tasks first): they are open again.
     pub released: Vec<u32>,
+    /// Pieces of the job's input (see [`crate::durable::pieces`]) the sender now holds and
+    /// serves for the job's life.
+    pub held: Vec<u32>,
+    /// The sender keeps the job's final output (see [`crate::durable`]).
+    pub output: Option<crate::durable::OutputRef>,
 }
 
 impl Batch {
     pub fn entries(&self) -> usize {
         self.released.len()
+            + self.held.len()
+            + usize::from(self.output.is_some())
             + self.claims.len()
             + self.done.len()
             + self.failed.len()
@@ -183,10 +197,17 @@ pub struct Pulse {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The end of a job, from its coordinator (on the job's topic and on the jobs topic, so that
+/// every node can say how it ended), or from a keeper of its output answering a [`Query`].
 pub struct Finished {
     pub job: JobId,
     pub epoch: u64,
-    pub ok: bool,
+    pub ending: crate::durable::Ending,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Query {
+    pub job: JobId,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -242,7 +263,16 @@ impl Envelope {
         match &self.body {
             Message::Advert(a) => crate::schedule::check_tags(&a.tags)
                 .map_err(|e| InvalidMessage::Spec(crate::job::SpecError::Needs(e))),
-            Message::Finished(_) | Message::Decline(_) => Ok(()),
+            Message::Finished(f) => match &f.ending {
+                crate::durable::Ending::Done { holders, .. } => {
+                    limit("holders", holders.len(), crate::durable::MAX_HOLDERS)
+                }
+                crate::durable::Ending::Failed { error } => {
+                    limit("failure reason bytes", error.len(), MAX_REASON_BYTES)
+                }
+                crate::durable::Ending::Expired => Ok(()),
+            },
+            Message::Decline(_) | Message::Query(_) => Ok(()),
             Message::Announce(a) => {
                 a.spec.validate()?;
                 let actual = a.spec.id();
@@ -314,6 +344,7 @@ mod tests {
             seq: 1,
             body: Message::Announce(Announce {
                 job,
+                submitter: NodeId([9; 32]),
                 spec: JobSpec {
                     op: Operator::SumSq,
                     input: Input::Range {
@@ -324,6 +355,7 @@ mod tests {
                     fanin: 2,
                     trust: Default::default(),
                     sched: Default::default(),
+                    keep: Default::default(),
                 },
                 epoch: 1,
                 members,

@@ -36,7 +36,7 @@ fn ends_of_unknown_jobs_from_a_hundred_thousand_peers_fill_the_tables_only_to_th
         let end = Finished {
             job: JobId::from_hex(&format!("{i:064x}")).unwrap(),
             epoch: 1,
-            ok: true,
+            ending: shoal_protocol::durable::Ending::Expired,
         };
         send(&mut n, 10, peer(i), i, Message::Finished(end));
     }
@@ -64,6 +64,7 @@ fn announcements_of_more_jobs_than_a_node_tracks_are_refused_and_counted() {
             fanin: 4,
             trust: Default::default(),
             sched: Default::default(),
+            keep: Default::default(),
         };
         let mut members = vec![
             Member { id: me, weight: 1 },
@@ -75,6 +76,7 @@ fn announcements_of_more_jobs_than_a_node_tracks_are_refused_and_counted() {
         members.sort_unstable_by_key(|m| m.id);
         let announce = Announce {
             job: spec.id(),
+            submitter,
             spec,
             epoch: 1,
             members,

@@ -33,6 +33,8 @@ struct Net {
     liars: HashSet<usize>,
     results: HashMap<JobId, Vec<u8>>,
     failures: HashMap<JobId, String>,
+    /// Outputs kept, by node and job.
+    kept: HashMap<(usize, JobId), Vec<u8>>,
 }
 
 impl Env for Net {
@@ -110,17 +112,35 @@ impl Env for Net {
     fn collect(
         &mut self,
         h: &Harness<()>,
-        _node: usize,
+        node: usize,
         job: JobId,
         spec: &JobSpec,
         result: &ResultRef,
         holder: NodeId,
-    ) -> Result<(), NodeId> {
+    ) -> Result<durable::OutputRef, NodeId> {
         let bytes = h.fetch(result, &holder).ok_or(holder)?;
-        self.finished_at.insert(job, h.now());
-        self.results
-            .insert(job, ops::finalize(&spec.op, &bytes).unwrap());
-        Ok(())
+        let output = ops::finalize(&spec.op, &bytes).unwrap();
+        self.finished_at.entry(job).or_insert(h.now());
+        let kept = durable::OutputRef {
+            hash: BlobHash::of(&output),
+            len: output.len() as u64,
+        };
+        self.kept.insert((node, job), output.clone());
+        self.results.entry(job).or_insert(output);
+        Ok(kept)
+    }
+
+    fn keep_piece(
+        &mut self,
+        h: &Harness<()>,
+        _node: usize,
+        _job: JobId,
+        _piece: u32,
+        holders: &[NodeId],
+    ) -> bool {
+        holders
+            .iter()
+            .any(|n| h.index_of(n).is_some_and(|i| h.alive(i)))
     }
 
     fn job_failed(&mut self, _node: usize, job: JobId, error: String) {
@@ -153,6 +173,7 @@ impl Mesh {
                 liars: HashSet::new(),
                 results: HashMap::new(),
                 failures: HashMap::new(),
+                kept: HashMap::new(),
             },
         };
         for (i, &s) in slots.iter().enumerate() {
@@ -211,6 +232,7 @@ fn sumsq(end: u64, tasks: u32, fanin: u32) -> JobSpec {
         fanin,
         trust: Default::default(),
         sched: Default::default(),
+        keep: Default::default(),
     }
 }
 
@@ -283,6 +305,7 @@ fn a_task_that_always_fails_fails_the_job_after_the_attempt_limit() {
         fanin: 2,
         trust: Default::default(),
         sched: Default::default(),
+        keep: Default::default(),
     };
     // Every task that runs fails.
     h.net.forced = Some(TaskOutcome::Failed("boom".into()));
@@ -557,7 +580,7 @@ fn an_announcement_arriving_after_the_job_s_end_starts_nothing() {
     let end = wire::Finished {
         job,
         epoch: announce.epoch,
-        ok: true,
+        ending: shoal_protocol::durable::Ending::Expired,
     };
     deliver(&mut worker, 101, from, wire::Message::Finished(end));
     deliver(&mut worker, 102, from, wire::Message::Announce(announce));
@@ -929,4 +952,128 @@ fn submissions_beyond_the_job_table_wait_in_priority_order_and_all_finish() {
     };
     assert!(first_start(&jobs[5]) <= first_start(&jobs[6]));
     assert!(first_start(&jobs[8]) <= first_start(&jobs[7]));
+}
+
+/// A word count over `chunks` chunks of the harness's inputs that keeps `copies` copies.
+fn durable_wordcount(h: &mut Mesh, chunks: u32, copies: u8) -> (JobSpec, Vec<u8>) {
+    let mut all = Vec::new();
+    for i in 0..chunks {
+        let text = format!("w{} common words\n", i % 7).into_bytes();
+        all.extend_from_slice(&text);
+        h.net.inputs.insert(i, text);
+    }
+    let spec = JobSpec {
+        op: Operator::WordCount,
+        input: Input::Chunks {
+            manifest: BlobHash::of(b"durable input"),
+            chunks,
+            bytes: all.len() as u64,
+        },
+        fanin: 4,
+        trust: Default::default(),
+        sched: Default::default(),
+        keep: durable::Durability { copies },
+    };
+    (spec, ops::reference::wordcount(&[all]))
+}
+
+/// Submits a durable job from node 0, waits for its detach point (every piece held by
+/// `copies` members), kills the submitter, and runs until node `reader` says it is done.
+fn detach_and_leave(h: &mut Mesh, spec: JobSpec, reader: usize) -> (JobId, ResultStatus) {
+    h.run_until(1_500, |_| false);
+    let copies = u32::from(spec.keep.copies);
+    let job = h.submit(0, spec);
+    let until = h.now() + 10_000;
+    h.h.run_until(until, &mut h.net, |h, _| {
+        h.node(0)
+            .and_then(|n| n.job_status(&job))
+            .is_some_and(|v| v.copies_held >= copies)
+    });
+    assert!(
+        h.node(0).job_status(&job).unwrap().copies_held >= copies,
+        "the input is held by {copies} members"
+    );
+    h.h.crash(0);
+    let until = h.now() + 120_000;
+    h.h.run_until(until, &mut h.net, |h, _| {
+        h.node(reader).is_some_and(|n| {
+            matches!(
+                n.result_status(&job),
+                ResultStatus::Done { .. } | ResultStatus::Failed { .. }
+            )
+        })
+    });
+    (job, h.node(reader).result_status(&job))
+}
+
+#[test]
+fn a_detached_job_finishes_after_its_submitter_leaves_and_any_node_reads_its_result() {
+    let mut h = Mesh::new(&[1, 1, 1, 1, 1]);
+    h.net.task_ms = 50;
+    let (spec, expected) = durable_wordcount(&mut h, 40, 2);
+    let (job, status) = detach_and_leave(&mut h, spec, 4);
+    let ResultStatus::Done { output, holders } = status else {
+        panic!("the job did not finish: {status:?}");
+    };
+    assert!(holders.len() >= 2, "the output is kept twice: {holders:?}");
+    let submitter = NodeId::from_identity_bytes(&[0]);
+    assert!(!holders.contains(&submitter));
+    for holder in &holders {
+        let i = h.h.index_of(holder).unwrap();
+        assert!(h.h.alive(i));
+        let kept = &h.net.kept[&(i, job)];
+        assert_eq!(kept, &expected, "the kept output is the reference");
+        assert_eq!(output.hash, BlobHash::of(kept));
+    }
+    // A node that restarts has forgotten the job: it asks, and a keeper answers.
+    let reader = (1..5)
+        .find(|i| !holders.contains(&NodeId::from_identity_bytes(&[*i as u8])))
+        .unwrap();
+    h.h.crash(reader);
+    let node = Node::new(
+        NodeId::from_identity_bytes(&[reader as u8]),
+        Capacity {
+            slots: 1,
+            cores: 1,
+            mem_mb: 1024,
+        },
+        Config::default(),
+        99,
+    );
+    h.h.start(reader, node, &mut h.net);
+    h.run_for(1_500);
+    assert_eq!(h.node(reader).result_status(&job), ResultStatus::Unknown);
+    let now = h.now();
+    h.h.node_mut(reader).unwrap().query(now, job);
+    h.h.drain(reader, &mut h.net);
+    h.run_for(500);
+    assert_eq!(
+        h.node(reader).result_status(&job),
+        ResultStatus::Done { output, holders }
+    );
+}
+
+#[test]
+fn a_detached_job_that_fails_says_why_on_every_node() {
+    let mut h = Mesh::new(&[1, 1, 1, 1]);
+    let (spec, _) = durable_wordcount(&mut h, 8, 2);
+    h.net.forced = Some(TaskOutcome::Failed("boom".into()));
+    let (_, status) = detach_and_leave(&mut h, spec, 3);
+    match status {
+        ResultStatus::Failed { error } => assert!(error.contains("boom"), "{error}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn one_copy_keeps_the_input_on_the_submitter_only() {
+    let mut h = Mesh::new(&[1, 1, 1]);
+    let (spec, expected) = durable_wordcount(&mut h, 12, 1);
+    h.run_until(1_500, |_| false);
+    let job = h.submit(0, spec);
+    h.run_until(60_000, |net| net.results.contains_key(&job));
+    assert_eq!(h.net.results[&job], expected);
+    // Only the submitter collected it, and nobody copied anything.
+    assert_eq!(h.net.kept.len(), 1);
+    assert!(h.net.kept.contains_key(&(0, job)));
 }

@@ -144,6 +144,13 @@ pub struct NodeArgs {
     /// `--needs tag=NAME` run only on nodes that have it. Letters, digits, '.', '_', ':', '-'.
     #[arg(long = "tag", value_name = "NAME")]
     pub tags: Vec<String>,
+    /// Disk space for the outputs of durable jobs (`shoal submit --detach` / `--copies`) this
+    /// node keeps in DATA-DIR/results; past it the oldest expire.
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = crate::needs::parse_size)]
+    pub result_budget: u64,
+    /// How long a kept output stays before it expires (`shoal result` then says so).
+    #[arg(long, value_name = "DURATION", default_value = "7days", value_parser = humantime::parse_duration)]
+    pub result_retention: Duration,
     /// Fault injection: corrupt this fraction (0 to 1) of the node's task results, plausibly.
     #[cfg(feature = "fault-injection")]
     #[arg(long, value_name = "P")]
@@ -443,6 +450,8 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         api_public: args.api_public,
         lies,
         tags: args.tags.clone(),
+        result_budget: args.result_budget,
+        result_retention: args.result_retention,
     })
     .await?;
     println!("peer id: {}", node.peer_id);

@@ -19,6 +19,7 @@ mod topics;
 pub use queue::EventQueue;
 pub use topics::Topics;
 
+use crate::durable::OutputRef;
 use crate::effects::{Effect, TaskOutcome, TaskRun};
 use crate::ids::{BlobHash, JobId, Millis, NodeId};
 use crate::job::JobSpec;
@@ -105,8 +106,10 @@ pub trait Env: Sized {
         let _ = (h, node);
     }
 
-    /// Node `node` submitted `job` and its root is done: fetch `result` from `holder` and keep
-    /// the job's output. `Err(holder)` if the result cannot be had (it is then recomputed).
+    /// Node `node` keeps the output of `job` (it submitted it, coordinates it, or keeps a
+    /// copy) and its root is done: fetch `result` from `holder`, keep the job's output, and
+    /// say its content address. `Err(holder)` if the result cannot be had (it is then
+    /// recomputed).
     fn collect(
         &mut self,
         h: &Harness<Self::Event>,
@@ -115,10 +118,29 @@ pub trait Env: Sized {
         spec: &JobSpec,
         result: &ResultRef,
         holder: NodeId,
-    ) -> Result<(), NodeId>;
+    ) -> Result<OutputRef, NodeId>;
 
     /// A job node `node` submitted failed for good.
     fn job_failed(&mut self, node: usize, job: JobId, error: String);
+
+    /// Node `node` copies piece `piece` of `job`'s input from one of `holders`: whether it
+    /// could (a model with dead or cut-off holders says no).
+    fn keep_piece(
+        &mut self,
+        h: &Harness<Self::Event>,
+        node: usize,
+        job: JobId,
+        piece: u32,
+        holders: &[NodeId],
+    ) -> bool {
+        let _ = (h, node, job, piece, holders);
+        true
+    }
+
+    /// Node `node` keeps how `job` ended (an [`Effect::Ended`]).
+    fn ended(&mut self, node: usize, job: JobId, ending: &crate::durable::Ending) {
+        let _ = (node, job, ending);
+    }
 
     /// One of the environment's own events is due.
     fn custom(&mut self, h: &mut Harness<Self::Event>, event: Self::Event);
@@ -457,6 +479,19 @@ impl<X> Harness<X> {
                 }
             }
             Effect::JobFailed { job, error } => env.job_failed(i, job, error),
+            Effect::Keep {
+                job,
+                piece,
+                holders,
+                ..
+            } => {
+                let ok = env.keep_piece(self, i, job, piece, &holders);
+                let now = self.now;
+                if let Some(proto) = self.slots[i].proto.as_mut() {
+                    proto.piece_kept(now, job, piece, ok);
+                }
+            }
+            Effect::Ended { job, ending, .. } => env.ended(i, job, &ending),
             // The harness keeps every result while its holder lives: memory is not what is
             // simulated, and inputs are at hand, so there is nothing to fetch ahead.
             Effect::Release { .. } | Effect::Prefetch { .. } | Effect::Suspected { .. } => {}

@@ -269,6 +269,7 @@ impl Node {
         }
         self.why_priority(job, counts, &mut why);
         if job.submitter != crate::view::ME
+            && job.holders.is_empty()
             && matches!(job.spec.input, crate::job::Input::Chunks { .. })
             && job.maps_done < job.tree.maps()
             && self.view.gone(job.submitter, self.view_now())

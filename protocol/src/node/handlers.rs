@@ -1,6 +1,7 @@
 //! What each received message does.
 
 use super::{FinishedJob, Node, truncate_utf8};
+use crate::durable::Ending;
 use crate::effects::Effect;
 use crate::ids::{JobId, Millis, NodeId};
 use crate::job_state::{Completion, JobState, TaskState};
@@ -33,12 +34,22 @@ impl Node {
         }
         let me = self.id();
         let Ok(mine) = a.members.binary_search_by_key(&me, |m| m.id) else {
-            return; // not a member: the job is none of this node's business
+            // Not a member: the job is none of this node's business, but it can say, asked,
+            // that the job runs and how far it is.
+            self.heard_announce(from, a);
+            return;
         };
         let my_slots = self.slots_for(&a.spec.sched.needs);
-        if !self.accepts_jobs_from(&self.view.id(from))
-            || (my_slots == 0 && a.members[mine].weight > 0)
-        {
+        // A job is its submitter's, whoever announces it. A successor may announce it to
+        // members new to it only where anyone's jobs are run (an allow-list names submitters,
+        // and a successor is not one).
+        let sender = self.view.id(from);
+        let tracked = self.jobs.contains_key(&id);
+        let allowed = self.accepts_jobs_from(&a.submitter)
+            && (tracked
+                || sender == a.submitter
+                || (a.spec.keep.copies > 1 && self.submitters.is_none()));
+        if !allowed || (my_slots == 0 && a.members[mine].weight > 0) {
             if self.declined.get(&id) != Some(&a.epoch) {
                 self.declined.insert(id, a.epoch);
                 self.stats.jobs_declined += 1;
@@ -53,6 +64,7 @@ impl Node {
         self.view.heard(from, now + self.cfg.member_ttl_ms);
         if let Some(job) = self.jobs.get(&id) {
             if job.epoch == a.epoch {
+                self.announced_by(now, from, a);
                 self.merge_members(id, from, a, now);
                 if let Some(job) = self.jobs.get_mut(&id) {
                     // Fills in completions this node missed. Skipped while it knows of as many
@@ -71,15 +83,24 @@ impl Node {
             return;
         }
         let weight = a.members[mine].weight.min(my_slots);
+        let Some(submitter) = self.view.intern(a.submitter) else {
+            return;
+        };
         let mut job = JobState::new(
             Arc::new(a.spec.clone()),
             id,
-            from,
+            submitter,
             a.epoch,
             now,
             &me,
             weight,
         );
+        job.coordinator = from;
+        if submitter == ME {
+            // This node submitted the job before it restarted: what it held went with the
+            // old process, and the job stays with its successor.
+            job.holders.iter_mut().for_each(Vec::clear);
+        }
         job.steal_delay_ms = self.cfg.steal_delay_ms;
         if !a.own_topic {
             job.topic = Topic::Jobs;
@@ -87,6 +108,7 @@ impl Node {
         job.record_done_ranges(&a.done, now);
         self.insert_job(job);
         self.merge_members(id, from, a, now);
+        self.plan_keeps(now);
     }
 
     /// Adds the announced members to a tracked job (and updates their weights).
@@ -155,6 +177,9 @@ impl Node {
         for &task in &b.released {
             self.on_released(now, job, task, from);
         }
+        if !b.held.is_empty() || b.output.is_some() {
+            self.on_holdings(now, job, from, &b.held, b.output);
+        }
     }
 
     /// `by` gave back its unstarted claim of `task`: it is open again (a claim by anyone
@@ -176,7 +201,7 @@ impl Node {
             let Some(j) = self
                 .jobs
                 .get_mut(&job)
-                .filter(|j| j.submitter == from && task < j.total())
+                .filter(|j| j.coordinator == from && task < j.total())
             else {
                 self.stats.ignored_entries += 1;
                 continue;
@@ -196,12 +221,28 @@ impl Node {
     }
 
     pub(super) fn on_finished(&mut self, now: Millis, from: PeerIx, f: &Finished) {
-        self.heard_on_job(now, from, &f.job);
-        if self.mine.contains(&f.job) {
+        if let Some(j) = self.jobs.get(&f.job) {
+            if !Self::may_end(j, from) {
+                self.stats.ignored_entries += 1;
+                return;
+            }
+            self.heard_on_job(now, from, &f.job);
+        }
+        let kept = self.heard_ending(f.job, f);
+        let failed = matches!(f.ending, Ending::Failed { .. });
+        if self.mine.contains(&f.job) && !kept && !failed {
+            // This node waits for the output itself: it collects it.
             return;
         }
         match self.jobs.get(&f.job) {
-            Some(j) if j.epoch <= f.epoch => self.retire(f.job, f.epoch),
+            Some(j) if j.epoch <= f.epoch => {
+                if let (Ending::Failed { error }, true) = (&f.ending, self.mine.remove(&f.job)) {
+                    let error = error.clone();
+                    self.effects
+                        .push_back(Effect::JobFailed { job: f.job, error });
+                }
+                self.retire(f.job, f.epoch)
+            }
             Some(_) => {}
             // The end of a run this node has not heard of yet: its announcement may still be
             // on its way, and must not start the job here when it arrives.
@@ -284,7 +325,7 @@ impl Node {
             return;
         };
         let mut outcome = j.record_result(task, holder, result, now);
-        if outcome == Completion::Voted && j.submitter == ME && j.need(task).is_none() {
+        if outcome == Completion::Voted && j.coordinator == ME && j.need(task).is_none() {
             outcome = self.spot_check(now, job, task);
         }
         self.after_completion(now, job, task, outcome);
@@ -302,7 +343,7 @@ impl Node {
         for blob in j.released_by(task) {
             self.effects.push_back(Effect::Release { blob });
         }
-        if task == j.tree.root() && self.mine.contains(&job) {
+        if task == j.tree.root() && self.keeps_output(&self.jobs[&job], now) {
             self.request_collect(job);
         }
         if !losers.is_empty() {
@@ -368,28 +409,27 @@ impl Node {
         }
     }
 
-    /// Job `job` has failed for good: a submitter reports it, tells the members, and drops it;
-    /// a member keeps the reason until the submitter's end arrives.
+    /// Job `job` has failed for good: its submitter reports it; its coordinator tells
+    /// everyone and drops it; a member keeps the reason until the coordinator's end arrives.
     pub(super) fn fail_job(&mut self, job: JobId, error: String) {
         let Some(j) = self.jobs.get_mut(&job) else {
             return;
         };
         j.failed = Some(error.clone());
-        if !self.mine.contains(&job) {
-            return;
-        }
-        self.effects.push_back(Effect::JobFailed { job, error });
-        let (epoch, topic) = (j.epoch, j.topic);
-        if j.submitter == ME {
-            let end = Finished {
+        let (epoch, coordinator) = (j.epoch, j.coordinator);
+        if self.mine.remove(&job) {
+            self.effects.push_back(Effect::JobFailed {
                 job,
-                epoch,
-                ok: false,
-            };
-            self.publish(topic, Message::Finished(end));
+                error: error.clone(),
+            });
+            if coordinator != ME {
+                self.retire(job, epoch);
+                return;
+            }
         }
-        self.mine.remove(&job);
-        self.retire(job, epoch);
+        if coordinator == ME {
+            self.end_job(job, Ending::Failed { error });
+        }
     }
 
     /// A member declined a job this node submitted: it is kept as a member that takes no
@@ -398,7 +438,7 @@ impl Node {
         let Some(job) = self.jobs.get_mut(&d.job) else {
             return;
         };
-        if job.submitter != ME || job.epoch != d.epoch {
+        if job.coordinator != ME || job.epoch != d.epoch {
             return;
         }
         let was_member = job.members.get(from).is_some_and(|m| m.weight > 0);

@@ -22,6 +22,7 @@
 //!   detail (tasks by state, the tree, a grid, why it is not moving).
 
 mod detail;
+mod durability;
 mod handlers;
 mod outbox;
 mod status;
@@ -30,12 +31,14 @@ mod trust;
 pub use detail::{
     CellState, GRID_CELLS_MAX, JobDetail, LevelProgress, NodeTasks, TaskCounts, TaskGrid,
 };
+pub use durability::{ANSWER_GAP_MS, ENDINGS_KEPT, HEARD_MAX, KEEPING_MAX, ResultStatus};
 pub use status::TableSizes;
 pub use trust::{SUSPECT_BASE_MS, SUSPECT_MAX_MS, SUSPECTS_MAX, Suspicion};
 mod upkeep;
 mod work;
 pub use work::StartableClaim;
 
+use crate::durable::OutputRef;
 use crate::effects::{Effect, JobView, TaskOutcome};
 use crate::ids::{BoundedIdMap, IdMap, IdSet, JobId, Millis, NodeId};
 use crate::job::{JobSpec, SpecError};
@@ -43,7 +46,7 @@ use crate::job_state::{JobState, TaskState};
 use crate::pacer::FlushPacer;
 use crate::topic::{Subscription, Topic};
 use crate::view::{ME, View};
-use crate::wire::{Announce, Batch, Envelope, Finished, InvalidMessage, Lost, Message, ResultRef};
+use crate::wire::{Announce, Batch, Envelope, InvalidMessage, Lost, Message, ResultRef};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -263,6 +266,13 @@ pub struct Node {
     /// Submissions waiting for room in the job table, highest priority first
     /// ([`Node::submit`]).
     waiting: VecDeque<Waiting>,
+    /// How jobs ended, as heard or kept here (`durability.rs`).
+    endings: BoundedIdMap<JobId, durability::KnownEnding>,
+    /// Running jobs heard announced by non-members, for progress on request.
+    heard: BoundedIdMap<JobId, durability::HeardJob>,
+    /// When this node last queried, or answered a query, for each job.
+    queried: BoundedIdMap<JobId, Millis>,
+    answered: BoundedIdMap<JobId, Millis>,
 }
 
 /// A submission that waits for room in the job table.
@@ -332,6 +342,10 @@ impl Node {
             tags: Vec::new(),
             last_now: 0,
             waiting: VecDeque::new(),
+            endings: BoundedIdMap::new(durability::ENDINGS_KEPT),
+            heard: BoundedIdMap::new(durability::HEARD_MAX),
+            queried: BoundedIdMap::new(durability::HEARD_MAX),
+            answered: BoundedIdMap::new(durability::HEARD_MAX),
         }
     }
 
@@ -442,6 +456,7 @@ impl Node {
             Message::Pulse(p) => self.on_pulse(now, from, p),
             Message::Finished(f) => self.on_finished(now, from, f),
             Message::Decline(d) => self.on_decline(now, from, d),
+            Message::Query(q) => self.on_query(now, q),
         }
         self.after_step(now);
     }
@@ -606,6 +621,7 @@ impl Node {
         });
         match outcome {
             TaskOutcome::Done(result) => {
+                self.ran_map(job, task);
                 self.on_done(now, job, task, ME, result.clone());
                 let size = result_entry_len(&result);
                 self.queue_entry(job, size, |b| b.done.push((task, result)));
@@ -631,24 +647,23 @@ impl Node {
         self.after_step(now);
     }
 
-    /// The driver fetched (or failed to fetch) the root result after an [`Effect::Collect`].
-    pub fn job_collected(&mut self, now: Millis, job: JobId, outcome: Result<(), NodeId>) {
+    /// The driver fetched (or failed to fetch) the root result after an [`Effect::Collect`],
+    /// and keeps the output it made of it (`Ok`, with its content address). A coordinator ends
+    /// the job once enough members keep the output too; another keeper says it keeps it.
+    pub fn job_collected(&mut self, now: Millis, job: JobId, outcome: Result<OutputRef, NodeId>) {
         match outcome {
-            Ok(()) => {
+            Ok(output) => {
                 self.mine.remove(&job);
-                if let Some(state) = self.jobs.get(&job) {
-                    let epoch = state.epoch;
-                    if state.submitter == ME {
-                        self.publish(
-                            state.topic,
-                            Message::Finished(Finished {
-                                job,
-                                epoch,
-                                ok: true,
-                            }),
-                        );
+                if let Some(state) = self.jobs.get_mut(&job) {
+                    state.output = Some(output);
+                    let (epoch, coordinator) = (state.epoch, state.coordinator);
+                    if coordinator == ME {
+                        self.try_finish(now, job);
+                    } else if state.spec.keep.copies > 1 {
+                        self.queue_entry(job, 48, |b| b.output = Some(output));
+                    } else {
+                        self.retire(job, epoch);
                     }
-                    self.retire(job, epoch);
                 }
             }
             Err(holder) => {
@@ -689,9 +704,8 @@ impl Node {
             .min(self.next_sweep)
             .min(self.next_repair)
             .min(self.next_pulse);
-        if !self.mine.is_empty() {
-            t = t.min(self.next_announce);
-        }
+        // Any node may come to coordinate a job (as a successor).
+        t = t.min(self.next_announce);
         if let Some(w) = self.claim_wakeup {
             t = t.min(w);
         }
@@ -754,6 +768,7 @@ impl Node {
         members.sort_unstable_by_key(|m| m.id);
         let announce = Announce {
             job: id,
+            submitter: self.view.id(job.submitter),
             spec: (*job.spec).clone(),
             epoch: job.epoch,
             members,
@@ -788,9 +803,9 @@ impl Node {
         };
         let view = Some(self.job_view(state));
         let topic = state.topic;
-        if state.submitter == ME {
-            // Its page stays readable after the end (only a submitter keeps details: every
-            // member keeping them would cost a mesh memory for nothing).
+        if state.submitter == ME || state.coordinator == ME {
+            // Its page stays readable after the end (only a submitter or its successor keeps
+            // details: every member keeping them would cost a mesh memory for nothing).
             self.keep_detail(job);
         }
         let Some(state) = self.jobs.get(&job) else {

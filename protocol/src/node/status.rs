@@ -45,7 +45,7 @@ impl Node {
         let (Some(j), Some(ix)) = (self.jobs.get(job), self.view.lookup(peer)) else {
             return false;
         };
-        ix == j.submitter || j.members.get(ix).is_some_and(|m| m.announced)
+        ix == j.submitter || ix == j.coordinator || j.members.get(ix).is_some_and(|m| m.announced)
     }
 
     /// The root result of a tracked job, if this node knows it is done: where to get it.
@@ -135,6 +135,9 @@ impl Node {
             suspects: Vec::new(),
             priority: w.spec.sched.priority,
             needs: w.spec.sched.needs.clone(),
+            coordinator: self.id(),
+            copies: w.spec.keep.copies,
+            copies_held: 0,
         }
     }
 
@@ -223,6 +226,9 @@ impl Node {
                 .collect(),
             priority: job.spec.sched.priority,
             needs: job.spec.sched.needs.clone(),
+            coordinator: self.view.id(job.coordinator),
+            copies: job.spec.keep.copies,
+            copies_held: job.copies_held(),
         }
     }
 }

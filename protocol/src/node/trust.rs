@@ -43,7 +43,7 @@ impl Node {
         self.suspects.get(peer).is_some_and(|s| s.until > now)
     }
 
-    fn suspect_ix(&self, ix: PeerIx, now: Millis) -> bool {
+    pub(super) fn suspect_ix(&self, ix: PeerIx, now: Millis) -> bool {
         ix != ME && self.is_suspect(&self.view.id(ix), now)
     }
 
@@ -120,13 +120,13 @@ impl Node {
         !self.suspect_ix(by, now) && self.jobs.get(job).is_none_or(|j| !j.votes.voted(task, by))
     }
 
-    /// The submitter of a spot-checked job heard the first result of `task`: it decides, with
-    /// its secret, whether a second member must check it, and says so to the members.
+    /// The coordinator of a spot-checked job (its submitter, or a successor) heard the first
+    /// result of `task`: it decides, with its secret, whether a second member must check it, and says so to the members.
     pub(super) fn spot_check(&mut self, now: Millis, job: JobId, task: u32) -> Completion {
         let Some(j) = self.jobs.get_mut(&job) else {
             return Completion::Old;
         };
-        if j.submitter != ME || j.need(task).is_some() {
+        if j.coordinator != ME || j.need(task).is_some() {
             return Completion::Old;
         }
         let mut h = blake3::Hasher::new_keyed(&self.secret);

@@ -103,7 +103,7 @@ impl Node {
             job.forget(&gone, now);
             job.expire_claims(now, self.cfg.lease_ms);
             job.senders = Some(job.members.senders_since(now.saturating_sub(1_000)) as u32 + 1);
-            if job.submitter != ME
+            if job.coordinator != ME
                 && !self.mine.contains(&id)
                 && now.saturating_sub(job.last_progress) > self.cfg.job_idle_ms
             {
@@ -113,9 +113,21 @@ impl Node {
         for (id, epoch) in idle {
             self.retire(id, epoch);
         }
-        // Roots that became done again after a revert need collecting again.
-        for id in self.mine.clone() {
-            if self.jobs.get(&id).is_some_and(|j| j.is_complete()) {
+        self.check_coordinators(now);
+        self.plan_keeps(now);
+        // Roots that became done again after a revert need collecting again, by whoever keeps
+        // the output; a coordinator whose output keepers went away may end the job now.
+        let complete: Vec<JobId> = self
+            .order
+            .iter()
+            .filter(|id| self.jobs[*id].is_complete())
+            .copied()
+            .collect();
+        for id in complete {
+            let j = &self.jobs[&id];
+            if j.output.is_some() {
+                self.try_finish(now, id);
+            } else if self.keeps_output(j, now) {
                 self.request_collect(id);
             }
         }
@@ -128,7 +140,7 @@ impl Node {
             .iter()
             .filter(|id| {
                 let job = &self.jobs[*id];
-                job.submitter == ME && job.failed.is_none() && !job.is_complete()
+                job.coordinator == ME && job.failed.is_none() && !job.is_complete()
             })
             .copied()
             .collect();
@@ -240,6 +252,7 @@ impl Node {
             }
             budget -= self.resend_needed(id, now, self.cfg.repair_interval_ms, budget);
         }
+        self.repair_holdings();
     }
 
     /// New members joined job `id`: they know which tasks are done (the announcement says),
@@ -264,7 +277,7 @@ impl Node {
         let results = job.needed_results(now, min_age, max);
         // The submitter's spot checks still waiting for their second result: a member that
         // missed the decision would never compute it.
-        let checks = if job.submitter == ME {
+        let checks = if job.coordinator == ME {
             job.open_checks(max.saturating_sub(results.len()))
         } else {
             Vec::new()

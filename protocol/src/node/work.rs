@@ -258,14 +258,14 @@ impl Node {
             let Some(job) = self.jobs.get(&id) else {
                 continue;
             };
-            if job.submitter == ME || !job.tree.is_map(task) {
+            if !job.tree.is_map(task) || job.holds_piece(task) {
                 continue;
             }
             if let crate::job::Input::Chunks { manifest, .. } = job.spec.input {
                 let source = MapSource::Chunk {
                     manifest,
                     index: task,
-                    holder: self.view.id(job.submitter),
+                    holders: self.piece_sources(job, task, self.last_now),
                 };
                 self.prefetched.insert((id, task));
                 self.effects.push_back(Effect::Prefetch {
@@ -292,7 +292,7 @@ impl Node {
                     crate::job::Input::Chunks { manifest, .. } => MapSource::Chunk {
                         manifest,
                         index: task,
-                        holder: self.view.id(job.submitter),
+                        holders: self.piece_sources(job, task, now),
                     },
                     _ => unreachable!("generated_part covers every generated input"),
                 },
@@ -328,10 +328,13 @@ impl Node {
                 .map(|(&ix, &n)| (n, ix))
                 .collect();
             w.sort_unstable_by(|a, b| b.cmp(a));
-            w.iter()
-                .take(FALLBACK_SOURCES)
-                .map(|&(_, ix)| self.view.id(ix))
-                .collect()
+            // Members that keep copies of the input keep the module too: first, since they
+            // keep it for the job's life.
+            let mut sources = self.piece_holders(job, now);
+            sources.extend(w.iter().map(|&(_, ix)| self.view.id(ix)));
+            sources.dedup();
+            sources.truncate(FALLBACK_SOURCES);
+            sources
         } else {
             Vec::new()
         };

@@ -1,0 +1,565 @@
+//! Jobs that outlive their submitter (the rules are in [`crate::durable`]): members copy the
+//! pieces of the input that too few live members hold, a successor coordinates a job whose
+//! coordinator went silent, several members keep the final output, and any node can say how a
+//! job ended (`shoal result`), asking the mesh when it does not know.
+//!
+//! Only jobs that keep more than one copy ([`crate::durable::Durability`]) take part: a job
+//! with `copies` 1 behaves as before (its submitter is its only coordinator).
+
+use super::Node;
+use crate::durable::{self, Ending, OUTPUT_PIECE, OutputRef};
+use crate::effects::Effect;
+use crate::ids::{JobId, Millis, NodeId};
+use crate::job_state::JobState;
+use crate::topic::Topic;
+use crate::view::{ME, PeerIx};
+use crate::wire::{Announce, Finished, Message, Query};
+
+/// Most pieces one node copies at once for one job.
+pub const KEEPING_MAX: usize = 64;
+/// Endings remembered (heard of, or kept here).
+pub const ENDINGS_KEPT: usize = 4096;
+/// Running jobs this node is no member of but heard announced, for progress on request.
+pub const HEARD_MAX: usize = 1024;
+/// Least time between two queries, or two answers, for one job.
+pub const ANSWER_GAP_MS: Millis = 1_000;
+/// Most holders a task is told to fetch a piece from.
+const PIECE_SOURCES: usize = 4;
+/// Most pieces re-advertised per job per repair round.
+const HELD_REPAIR_MAX: usize = 4096;
+
+/// What a node can say about a job's result ([`Node::result_status`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResultStatus {
+    /// Never heard of here (a [`Node::query`] may find out).
+    Unknown,
+    /// Submitted here, waiting for room in the job table.
+    Queued,
+    /// Running: tasks done of the total, and who coordinates it.
+    Running {
+        done: u32,
+        total: u32,
+        coordinator: NodeId,
+    },
+    Done {
+        output: OutputRef,
+        holders: Vec<NodeId>,
+    },
+    Failed {
+        error: String,
+    },
+    Expired,
+}
+
+/// How a job ended, as this node knows it.
+#[derive(Debug, Clone)]
+pub(super) struct KnownEnding {
+    epoch: u64,
+    ending: Ending,
+    /// This node keeps it (the output, or the failure it published): it answers queries.
+    kept: bool,
+}
+
+/// A job this node heard announced without being a member.
+#[derive(Debug, Clone)]
+pub(super) struct HeardJob {
+    epoch: u64,
+    done: u32,
+    total: u32,
+    coordinator: NodeId,
+}
+
+impl Node {
+    /// Whether job `j` keeps copies (and so has successors and output keepers).
+    fn durable(j: &JobState) -> bool {
+        j.spec.keep.copies > 1
+    }
+
+    /// The members that may keep copies of a job's pieces or output, sorted: its live announced
+    /// members that are not suspects, and this node.
+    fn keeper_ring(&self, j: &JobState, now: Millis) -> Vec<NodeId> {
+        let mut ring: Vec<NodeId> = j
+            .members
+            .iter()
+            .filter(|m| m.live && m.announced && m.weight > 0 && !self.is_suspect(&m.id, now))
+            .map(|m| m.id)
+            .collect();
+        if j.takes_tasks() {
+            ring.push(self.id());
+        }
+        ring.sort_unstable();
+        ring.dedup();
+        ring
+    }
+
+    /// Copies the pieces of durable jobs that fewer than `copies` live members hold, where the
+    /// ring picks this node for them.
+    pub(super) fn plan_keeps(&mut self, now: Millis) {
+        let me = self.id();
+        for id in self.order.clone() {
+            let Some(j) = self.jobs.get(&id) else {
+                continue;
+            };
+            if j.holders.is_empty() || j.failed.is_some() || j.is_complete() {
+                continue;
+            }
+            let want = usize::from(j.spec.keep.copies);
+            let ring = self.keeper_ring(j, now);
+            let mut plan = Vec::new();
+            for (piece, holders) in j.holders.iter().enumerate() {
+                if j.keeping.len() + plan.len() >= KEEPING_MAX {
+                    break;
+                }
+                let piece = piece as u32;
+                if j.keeping.contains(&piece) || holders.contains(&ME) {
+                    continue;
+                }
+                let live: Vec<NodeId> = holders
+                    .iter()
+                    .filter(|&&ix| j.members.is_live(ix) && !self.view.gone(ix, now))
+                    .map(|&ix| self.view.id(ix))
+                    .collect();
+                if live.is_empty() || live.len() >= want {
+                    continue;
+                }
+                if durable::ring_pick(&id, piece, &ring, |n| live.contains(n), want - live.len())
+                    .any(|n| *n == me)
+                {
+                    plan.push((piece, live));
+                }
+            }
+            let spec = j.spec.clone();
+            let j = self.jobs.get_mut(&id).expect("just read");
+            for (piece, holders) in plan {
+                j.keeping.insert(piece);
+                self.effects.push_back(Effect::Keep {
+                    job: id,
+                    piece,
+                    spec: spec.clone(),
+                    holders,
+                });
+            }
+        }
+    }
+
+    /// The driver copied (or failed to copy) piece `piece` of job `job` after an
+    /// [`Effect::Keep`]: it holds it now and serves it for the job's life.
+    pub fn piece_kept(&mut self, now: Millis, job: JobId, piece: u32, ok: bool) {
+        if let Some(j) = self.jobs.get_mut(&job) {
+            j.keeping.remove(&piece);
+            if ok {
+                self.now_holds(job, piece);
+            }
+        }
+        self.after_step(now);
+    }
+
+    /// This node holds piece `piece` of job `job` (it copied it, or fetched it to run a task):
+    /// the members hear so in its next batch.
+    pub(super) fn now_holds(&mut self, job: JobId, piece: u32) {
+        if self
+            .jobs
+            .get_mut(&job)
+            .is_some_and(|j| j.add_holder(piece, ME))
+        {
+            self.queue_entry(job, 8, |b| b.held.push(piece));
+        }
+    }
+
+    /// This node ran task `task` of job `job`: a map task of a durable job leaves the piece it
+    /// read here (its chunk, or the module of a generated input), kept for the job's life.
+    pub(super) fn ran_map(&mut self, job: JobId, task: u32) {
+        let Some(j) = self.jobs.get(&job) else {
+            return;
+        };
+        if j.holders.is_empty() || !j.tree.is_map(task) {
+            return;
+        }
+        let piece = if j.holders.len() == 1 { 0 } else { task };
+        self.now_holds(job, piece);
+    }
+
+    /// Where a task reads piece `piece` of job `j` from: its live holders (this node first if
+    /// it holds it), else the submitter.
+    pub(super) fn piece_sources(&self, j: &JobState, piece: u32, now: Millis) -> Vec<NodeId> {
+        let mut sources: Vec<PeerIx> = j
+            .holders
+            .get(piece as usize)
+            .map(|h| {
+                h.iter()
+                    .copied()
+                    .filter(|&ix| {
+                        ix == ME
+                            || (j.members.is_live(ix)
+                                && !self.view.gone(ix, now)
+                                && !self.suspect_ix(ix, now))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        sources.sort_by_key(|&ix| ix != ME);
+        sources.truncate(PIECE_SOURCES);
+        if sources.is_empty() {
+            sources.push(j.submitter);
+        }
+        sources.into_iter().map(|ix| self.view.id(ix)).collect()
+    }
+
+    /// Members that hold any piece of job `j` (and so its module): fallbacks for a module
+    /// its submitter cannot serve.
+    pub(super) fn piece_holders(&self, j: &JobState, now: Millis) -> Vec<NodeId> {
+        let mut out: Vec<PeerIx> = j
+            .holders
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|&ix| {
+                ix != ME
+                    && ix != j.submitter
+                    && j.members.is_live(ix)
+                    && !self.view.gone(ix, now)
+                    && !self.suspect_ix(ix, now)
+            })
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out.truncate(PIECE_SOURCES);
+        out.into_iter().map(|ix| self.view.id(ix)).collect()
+    }
+
+    /// Re-advertises the pieces this node holds of durable running jobs: a lost batch must
+    /// not leave a copy unknown once the submitter is gone.
+    pub(super) fn repair_holdings(&mut self) {
+        for id in self.order.clone() {
+            let Some(j) = self.jobs.get(&id) else {
+                continue;
+            };
+            if j.holders.is_empty() || j.is_complete() {
+                if let Some(output) = j.output.filter(|_| j.coordinator != ME) {
+                    self.queue_entry(id, 48, |b| b.output = Some(output));
+                }
+                continue;
+            }
+            let held: Vec<u32> = j
+                .holders
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| h.contains(&ME))
+                .map(|(p, _)| p as u32)
+                .take(HELD_REPAIR_MAX)
+                .collect();
+            if !held.is_empty() && j.submitter != ME {
+                self.queue_entry(id, 4 * held.len(), |b| b.held.extend(held));
+            }
+        }
+    }
+
+    /// A member said it holds pieces, or keeps the output.
+    pub(super) fn on_holdings(
+        &mut self,
+        now: Millis,
+        job: JobId,
+        from: PeerIx,
+        held: &[u32],
+        output: Option<OutputRef>,
+    ) {
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        for &piece in held {
+            j.add_holder(piece, from);
+        }
+        if let Some(output) = output
+            && !j.output_holders.contains(&(from, output))
+        {
+            j.output_holders.retain(|(ix, _)| *ix != from);
+            j.output_holders.push((from, output));
+            self.try_finish(now, job);
+        }
+    }
+
+    /// Hands job coordination to a successor where the coordinator went silent.
+    pub(super) fn check_coordinators(&mut self, now: Millis) {
+        for id in self.order.clone() {
+            let Some(j) = self.jobs.get(&id) else {
+                continue;
+            };
+            if !Self::durable(j)
+                || j.coordinator == ME
+                || j.failed.is_some()
+                || (j.members.is_live(j.coordinator) && !self.view.gone(j.coordinator, now))
+            {
+                continue;
+            }
+            let submitter = self.view.id(j.submitter);
+            let me = self.id();
+            let mut best = (durable::precedence(&id, &submitter, &me), ME);
+            for m in j.members.iter() {
+                if m.live && m.announced && m.ix != j.coordinator && !self.is_suspect(&m.id, now) {
+                    let p = durable::precedence(&id, &submitter, &m.id);
+                    if p > best.0 {
+                        best = (p, m.ix);
+                    }
+                }
+            }
+            let j = self.jobs.get_mut(&id).expect("just read");
+            j.coordinator = best.1;
+            if best.1 == ME {
+                // Take over at once: announce, recruit, and collect if the root is done.
+                self.next_announce = now;
+                if j.is_complete() {
+                    self.request_collect(id);
+                }
+            }
+        }
+    }
+
+    /// An announcement of a tracked durable job from `from`, which is not who this node takes
+    /// for its coordinator: two successors at once (or a returning submitter) settle on the
+    /// higher precedence; a silent coordinator gives way to whoever speaks.
+    pub(super) fn announced_by(&mut self, now: Millis, from: PeerIx, a: &Announce) {
+        let Some(j) = self.jobs.get_mut(&a.job) else {
+            return;
+        };
+        if j.coordinator == from || !Self::durable(j) {
+            return;
+        }
+        let current = j.coordinator;
+        let live = j.members.is_live(current) && !self.view.gone(current, now);
+        let submitter = self.view.id(j.submitter);
+        let outranks = durable::precedence(&a.job, &submitter, &self.view.id(from))
+            > durable::precedence(&a.job, &submitter, &self.view.id(current));
+        if !live || outranks {
+            j.coordinator = from;
+        }
+    }
+
+    /// Whether this node keeps the output of job `j` once its root is done.
+    pub(super) fn keeps_output(&self, j: &JobState, now: Millis) -> bool {
+        if j.coordinator == ME || self.mine.contains(&j.id) {
+            return true;
+        }
+        if !Self::durable(j) {
+            return false;
+        }
+        let me = self.id();
+        let coordinator = self.view.id(j.coordinator);
+        let ring = self.keeper_ring(j, now);
+        let want = usize::from(j.spec.keep.copies) - 1;
+        durable::ring_pick(&j.id, OUTPUT_PIECE, &ring, |n| *n == coordinator, want)
+            .any(|n| *n == me)
+    }
+
+    /// A coordinator that holds the output ends the job once enough live members keep it too.
+    pub(super) fn try_finish(&mut self, now: Millis, job: JobId) {
+        let Some(j) = self.jobs.get(&job) else {
+            return;
+        };
+        let Some(output) = j
+            .output
+            .filter(|_| j.coordinator == ME && j.failed.is_none())
+        else {
+            return;
+        };
+        let mut holders = vec![self.id()];
+        holders.extend(
+            j.output_holders
+                .iter()
+                .filter(|(ix, o)| *o == output && j.members.is_live(*ix))
+                .map(|(ix, _)| self.view.id(*ix)),
+        );
+        holders.sort_unstable();
+        holders.dedup();
+        let others = j
+            .members
+            .iter()
+            .filter(|m| m.live && m.announced && m.weight > 0)
+            .count();
+        let want = usize::from(j.spec.keep.copies).min(1 + others);
+        if holders.len() < want {
+            return;
+        }
+        holders.truncate(durable::MAX_HOLDERS);
+        let _ = now;
+        self.end_job(job, Ending::Done { output, holders });
+    }
+
+    /// This node coordinates job `job` and it ended: everyone hears how, the end is kept here
+    /// (for a durable job), and the job is no longer tracked.
+    pub(super) fn end_job(&mut self, job: JobId, ending: Ending) {
+        let Some(j) = self.jobs.get(&job) else {
+            return;
+        };
+        let epoch = j.epoch;
+        let keep = Self::durable(j);
+        let end = Finished {
+            job,
+            epoch,
+            ending: ending.clone(),
+        };
+        self.publish(Topic::Jobs, Message::Finished(end));
+        self.note_ending(job, epoch, ending, keep);
+        self.mine.remove(&job);
+        self.retire(job, epoch);
+    }
+
+    /// Remembers how job `job` ended; `kept`: this node keeps it (the driver stores it).
+    pub(super) fn note_ending(&mut self, job: JobId, epoch: u64, ending: Ending, kept: bool) {
+        if let Some(known) = self.endings.get(&job)
+            && (known.epoch > epoch || (known.kept && !kept))
+        {
+            return;
+        }
+        if kept {
+            self.effects.push_back(Effect::Ended {
+                job,
+                epoch,
+                ending: ending.clone(),
+            });
+        }
+        self.heard.remove(&job);
+        self.endings.insert(
+            job,
+            KnownEnding {
+                epoch,
+                ending,
+                kept,
+            },
+        );
+    }
+
+    /// How job `job` ended, from a `Finished` (the coordinator's, or a keeper's answer).
+    /// Returns whether this node keeps the output (it collected the same one).
+    pub(super) fn heard_ending(&mut self, job: JobId, f: &Finished) -> bool {
+        let kept = match (&f.ending, self.jobs.get(&job)) {
+            (Ending::Done { output, .. }, Some(j)) => {
+                Self::durable(j) && j.epoch == f.epoch && j.output == Some(*output)
+            }
+            _ => false,
+        };
+        let already = self.endings.get(&job).is_some_and(|k| k.kept);
+        if !already || kept {
+            self.note_ending(job, f.epoch, f.ending.clone(), kept);
+        }
+        kept
+    }
+
+    /// A non-member heard a job announced: remembered for progress on request.
+    pub(super) fn heard_announce(&mut self, from: PeerIx, a: &Announce) {
+        if self.endings.contains_key(&a.job)
+            || self.heard.get(&a.job).is_some_and(|h| h.epoch > a.epoch)
+        {
+            return;
+        }
+        let done = a.done.iter().map(|&(lo, hi)| hi.saturating_sub(lo)).sum();
+        let total = crate::tree::Tree::new(a.spec.map_tasks(), a.spec.fanin).total();
+        self.heard.insert(
+            a.job,
+            HeardJob {
+                epoch: a.epoch,
+                done,
+                total,
+                coordinator: self.view.id(from),
+            },
+        );
+    }
+
+    /// Asks the mesh how job `job` ended (the nodes that keep it answer with its `Finished`).
+    /// At most one query per job per [`ANSWER_GAP_MS`].
+    pub fn query(&mut self, now: Millis, job: JobId) {
+        let due = self
+            .queried
+            .get(&job)
+            .is_none_or(|&t| now >= t + ANSWER_GAP_MS);
+        if due {
+            self.queried.insert(job, now);
+            self.publish(Topic::Jobs, Message::Query(Query { job }));
+        }
+        self.after_step(now);
+    }
+
+    /// Someone asked how a job ended: a node that keeps its end answers (at most once per
+    /// [`ANSWER_GAP_MS`] per job, however many ask).
+    pub(super) fn on_query(&mut self, now: Millis, q: &Query) {
+        let Some(known) = self.endings.get(&q.job).filter(|k| k.kept) else {
+            return;
+        };
+        if self
+            .answered
+            .get(&q.job)
+            .is_some_and(|&t| now < t + ANSWER_GAP_MS)
+        {
+            return;
+        }
+        let end = Finished {
+            job: q.job,
+            epoch: known.epoch,
+            ending: known.ending.clone(),
+        };
+        self.answered.insert(q.job, now);
+        self.publish(Topic::Jobs, Message::Finished(end));
+    }
+
+    /// What this node can say about job `job`'s result.
+    pub fn result_status(&self, job: &JobId) -> ResultStatus {
+        if let Some(j) = self.jobs.get(job) {
+            if let Some(error) = &j.failed {
+                return ResultStatus::Failed {
+                    error: error.clone(),
+                };
+            }
+            return ResultStatus::Running {
+                done: j.done,
+                total: j.total(),
+                coordinator: self.view.id(j.coordinator),
+            };
+        }
+        if self.waiting.iter().any(|w| w.id == *job) {
+            return ResultStatus::Queued;
+        }
+        if let Some(known) = self.endings.get(job) {
+            return match &known.ending {
+                Ending::Done { output, holders } => ResultStatus::Done {
+                    output: *output,
+                    holders: holders.clone(),
+                },
+                Ending::Failed { error } => ResultStatus::Failed {
+                    error: error.clone(),
+                },
+                Ending::Expired => ResultStatus::Expired,
+            };
+        }
+        if let Some(h) = self.heard.get(job) {
+            return ResultStatus::Running {
+                done: h.done,
+                total: h.total,
+                coordinator: h.coordinator,
+            };
+        }
+        ResultStatus::Unknown
+    }
+
+    /// Hands back an end this node kept before it restarted (or, with [`Ending::Expired`],
+    /// one it dropped): it answers queries for it, and ignores stale announcements of that run.
+    pub fn restore_ending(&mut self, job: JobId, epoch: u64, ending: Ending) {
+        if self.finished.get(&job).is_none_or(|f| f.epoch < epoch) {
+            self.finished
+                .insert(job, super::FinishedJob { epoch, view: None });
+        }
+        self.endings.insert(
+            job,
+            KnownEnding {
+                epoch,
+                ending,
+                kept: true,
+            },
+        );
+    }
+
+    /// Whether `from` may end tracked job `j`: its coordinator, its submitter, or a member.
+    pub(super) fn may_end(j: &JobState, from: PeerIx) -> bool {
+        from == j.coordinator
+            || from == j.submitter
+            || j.members.get(from).is_some_and(|m| m.announced)
+    }
+}
