@@ -179,6 +179,11 @@ impl Client {
         Ok(out)
     }
 
+    /// What the node can say about a job's result, from anywhere in the mesh.
+    pub async fn lookup(&self, id: &str) -> Result<crate::api::results::ResultAnswer, ClientError> {
+        self.get_json(&format!("/api/v1/results/{id}")).await
+    }
+
     /// Submits a job and waits for its result in one request (no progress on the way).
     pub async fn run(&self, request: JobRequest) -> Result<Finished, ClientError> {
         let url = format!("{}/api/v1/jobs?wait=true", self.base);
@@ -206,19 +211,23 @@ impl Client {
         })
     }
 
+    /// Submits a job and returns as soon as the node accepted it.
+    pub async fn start(&self, request: JobRequest) -> Result<Accepted, ClientError> {
+        let url = format!("{}/api/v1/jobs", self.base);
+        self.send(self.http.post(url).json(&request))
+            .await?
+            .json()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
     /// Submits a job and waits for its result, calling `progress` with each update.
     pub async fn submit(
         &self,
         request: JobRequest,
         mut progress: impl FnMut(&Update),
     ) -> Result<Finished, ClientError> {
-        let url = format!("{}/api/v1/jobs", self.base);
-        let accepted: Accepted = self
-            .send(self.http.post(url).json(&request))
-            .await?
-            .json()
-            .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let accepted = self.start(request).await?;
         let id = accepted.job.clone();
         let skipped = accepted.skipped.clone();
         progress(&Update::Accepted(accepted));

@@ -34,6 +34,8 @@ const MAX_CONNECTIONS: usize = 256;
 const RESULT_MEMORY: usize = 64;
 /// Peers banned at once (the oldest ban is lifted early past this).
 const BANS_MAX: usize = 1024;
+/// How often kept outputs are checked for expiry and kept inputs of ended jobs removed.
+const TIDY_INTERVAL: Duration = Duration::from_secs(1);
 /// Tiny tasks the driver runs in one turn of its loop before it looks at the network again.
 const TINY_TASKS_PER_TURN: usize = 64;
 
@@ -160,6 +162,7 @@ impl Driver {
         // The protocol's first subscriptions.
         self.pump();
         let mut discovery = tokio::time::interval(Duration::from_secs(10));
+        let mut tidy = tokio::time::interval(TIDY_INTERVAL);
         loop {
             let deadline = self.start + Duration::from_millis(self.node.poll_timeout());
             tokio::select! {
@@ -172,9 +175,9 @@ impl Driver {
                     self.node.set_load(crate::sysinfo::load_milli());
                     self.node.handle_timeout(self.now());
                 }
+                _ = tidy.tick() => self.tidy_kept(),
                 _ = discovery.tick() => {
                     self.discover();
-                    self.tidy_kept();
                     self.lift_bans();
                     let forgiven = self.invalid.decay();
                     gossip_score::apply(&mut self.swarm.behaviour_mut().gossipsub, &forgiven);
@@ -206,17 +209,14 @@ impl Driver {
     }
 
     /// Drops kept outputs past their retention or the budget (the protocol then says they
-    /// expired), and the kept input pieces of jobs this node no longer tracks.
+    /// expired), and the kept input pieces once no durable job runs here.
     fn tidy_kept(&mut self) {
+        let now = self.now();
         for (job, epoch) in self.handle.results().expire() {
             tracing::info!(%job, "the kept output expired (retention or disk budget)");
-            self.node
-                .restore_ending(job, epoch, shoal_protocol::durable::Ending::Expired);
+            self.node.output_expired(now, job, epoch);
         }
-        let node = &self.node;
-        self.handle
-            .kept()
-            .forget_untracked(|job| node.map_progress(job).is_some());
+        self.handle.kept().tidy(self.node.tracks_durable_jobs());
     }
 
     /// Looks for more peers through Kademlia (for meshes joined with `--bootstrap`).

@@ -240,6 +240,22 @@ impl Handle {
         Err(error)
     }
 
+    /// The bytes of manifest `hash`, if this node has it: stored, or encoded again from the
+    /// decoded copy kept for tasks (the encoding is canonical: checked against the hash).
+    pub fn manifest_bytes(&self, hash: &BlobHash) -> Option<Arc<Vec<u8>>> {
+        if let Some(bytes) = self.store().get(hash) {
+            return Some(bytes);
+        }
+        let manifest = self
+            .manifests
+            .lock()
+            .expect("manifest lock")
+            .get(hash)?
+            .clone();
+        let bytes = codec::encode_blob(&*manifest);
+        (BlobHash::of(&bytes) == *hash).then(|| Arc::new(bytes))
+    }
+
     /// A file input's manifest, decoded (kept for the next task of the same job), from one of
     /// `holders`.
     pub async fn manifest(

@@ -362,6 +362,13 @@ impl JobRequest {
         Ok(self)
     }
 
+    /// Sets how many members keep the job's input and output, and checks it.
+    pub fn with_copies(mut self, copies: u8) -> Result<Self, UsageError> {
+        self.copies = copies;
+        self.keep().validate()?;
+        Ok(self)
+    }
+
     /// Sets the trust options and checks them (a usage error, not a failed job).
     pub fn with_trust(mut self, replicas: u8, verify_fraction: f64) -> Result<Self, UsageError> {
         self.replicas = replicas;

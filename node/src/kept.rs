@@ -1,23 +1,29 @@
 //! The pieces of durable jobs' inputs this node keeps (`--copies`, see
 //! `shoal_protocol::durable`): chunks, their manifests and modules, written to
-//! `DATA-DIR/kept/JOB/HASH` (mode 0600) and served from there for the job's life, so that a
-//! copy survives the memory budget. Without a data dir they stay in memory.
+//! `DATA-DIR/kept/HASH` (mode 0600) and served from there for the job's life, so that a copy
+//! survives the memory budget. Without a data dir they stay in memory.
 //!
-//! A node that restarts holds nothing (the mesh counts it as a new process, whose copies are
-//! gone): the folder is emptied at start, and a job's folder is removed once the node no
-//! longer tracks the job.
+//! Blobs are shared by content: two jobs over the same files keep one copy. The folder is
+//! emptied once no durable job runs on the node (so it holds at most the inputs of the durable
+//! jobs that overlap in time), and at start: a node that restarts holds nothing (the mesh
+//! counts it as a new process, whose copies are gone).
 
 use crate::handle::Handle;
 use crate::input::chunk::Piece;
 use crate::input::walk::FileStamp;
 use shoal_protocol::{BlobHash, JobId};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-/// Where kept pieces live.
+/// Where kept pieces live, and the jobs each is kept for.
 #[derive(Debug, Clone)]
 pub struct KeptInputs {
     dir: Option<PathBuf>,
+    jobs: Arc<Mutex<HashMap<BlobHash, Vec<JobId>>>>,
+    /// One write at a time: two tasks keeping the same blob must not race on its file (the
+    /// store serves a file only under the stamp it was registered with).
+    writing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl KeptInputs {
@@ -30,7 +36,11 @@ impl KeptInputs {
         {
             tracing::warn!("cannot empty {}: {e}", dir.display());
         }
-        Self { dir }
+        Self {
+            dir,
+            jobs: Arc::default(),
+            writing: Arc::default(),
+        }
     }
 
     /// Keeps chunk `hash` of job `job` and the job's manifest `manifest` (fetched before the
@@ -43,7 +53,7 @@ impl KeptInputs {
         hash: BlobHash,
         bytes: &Arc<Vec<u8>>,
     ) -> bool {
-        let Some(manifest_bytes) = handle.store().get(&manifest) else {
+        let Some(manifest_bytes) = handle.manifest_bytes(&manifest) else {
             tracing::warn!(%job, "the manifest {manifest} is no longer at hand: not keeping chunk {hash}");
             return false;
         };
@@ -76,7 +86,21 @@ impl KeptInputs {
             store.put_verified_for(job, hash, bytes.clone());
             return true;
         };
-        let path = dir.join(job.to_hex()).join(hash.to_hex());
+        let path = dir.join(hash.to_hex());
+        self.jobs
+            .lock()
+            .expect("kept lock")
+            .entry(hash)
+            .or_default()
+            .push(job);
+        let _writing = self.writing.lock().await;
+        if store.on_disk(&hash) {
+            // Kept already (for this job or another), or one of this node's own input files:
+            // served from there.
+            store.grant(job, &[hash]);
+            return true;
+        }
+        tracing::debug!(%job, %hash, "keeping a copy");
         let written = {
             let (path, bytes) = (path.clone(), bytes.clone());
             tokio::task::spawn_blocking(move || write_kept(&path, &bytes)).await
@@ -105,25 +129,22 @@ impl KeptInputs {
         }
     }
 
-    /// Removes the folders of jobs `tracked` says this node no longer tracks.
-    pub fn forget_untracked(&self, tracked: impl Fn(&JobId) -> bool) {
-        let Some(dir) = &self.dir else {
+    /// Removes every kept blob once no durable job runs here (`busy` false): the blobs are
+    /// shared by content between jobs and served from their files, so none goes while any
+    /// durable job might still read or serve it.
+    pub fn tidy(&self, busy: bool) {
+        let mut jobs = self.jobs.lock().expect("kept lock");
+        if busy || jobs.is_empty() {
             return;
-        };
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(job) = name.to_str().and_then(JobId::from_hex) else {
-                continue;
-            };
-            if !tracked(&job)
-                && let Err(e) = std::fs::remove_dir_all(entry.path())
-            {
-                tracing::warn!("cannot remove {}: {e}", entry.path().display());
-            }
         }
+        jobs.clear();
+        if let Some(dir) = &self.dir
+            && let Err(e) = std::fs::remove_dir_all(dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("cannot empty {}: {e}", dir.display());
+        }
+        tracing::debug!("no durable job runs here: the kept copies are removed");
     }
 }
 
@@ -131,6 +152,7 @@ impl KeptInputs {
 fn write_kept(path: &Path, bytes: &[u8]) -> std::io::Result<FileStamp> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
+        // Only the node's user may read what it keeps of other people's inputs.
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700))?;
     }

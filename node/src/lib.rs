@@ -43,6 +43,7 @@ pub mod net;
 pub mod peers;
 pub mod pipeline_file;
 pub mod probe;
+pub mod result_lookup;
 pub mod results;
 pub mod serve;
 pub mod store;

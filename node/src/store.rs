@@ -204,6 +204,21 @@ impl BlobStore {
         inner.entries.insert(hash, Entry::Pieces(pieces.into()));
     }
 
+    /// Whether blob `hash` is served from files that are still as they were registered (an
+    /// input's own files, or a kept copy): such a copy needs no other.
+    pub fn on_disk(&self, hash: &BlobHash) -> bool {
+        let pieces = {
+            let inner = self.inner.lock().expect("store lock poisoned");
+            match inner.entries.get(hash) {
+                Some(Entry::Pieces(p)) => p.clone(),
+                _ => return false,
+            }
+        };
+        pieces
+            .iter()
+            .all(|p| crate::input::walk::FileStamp::now(&p.path) == Some(p.stamp))
+    }
+
     pub fn contains(&self, hash: &BlobHash) -> bool {
         self.inner
             .lock()

@@ -10,6 +10,7 @@
 //! - this file: the router, shared state, errors as responses;
 //! - [`token`]: the credential and the middleware that checks it;
 //! - [`jobs`]: submitting jobs, their state and detail, progress events and results;
+//! - [`results`]: a job's result from any node, by id;
 //! - [`peers`]: the mesh as this node sees it; [`node`]: the node's own figures and
 //!   `/metrics`; [`events`]: the dashboard's live feed; [`dashboard`]: its files.
 
@@ -18,6 +19,7 @@ pub mod events;
 pub mod jobs;
 pub mod node;
 pub mod peers;
+pub mod results;
 pub mod token;
 
 use crate::handle::Handle;
@@ -122,6 +124,7 @@ pub fn router(handle: Handle, gate: Arc<Gate>, fingerprint: Option<String>) -> R
         .route("/api/v1/jobs/{id}", get(jobs::get))
         .route("/api/v1/jobs/{id}/events", get(jobs::events))
         .route("/api/v1/jobs/{id}/result", get(jobs::result))
+        .route("/api/v1/results/{id}", get(results::get))
         .fallback(|| async { ApiError::NotFound("no such resource; see docs/api.md".into()) })
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))

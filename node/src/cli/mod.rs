@@ -1,8 +1,9 @@
-//! The `shoal` command line: `node`, `submit`, `peers`, `jobs`, `why`, `run`, `demo`.
+//! The `shoal` command line: `node`, `submit`, `result`, `peers`, `jobs`, `why`, `run`, `demo`.
 //!
 //! `submit` lives in its own module; the rows and tables of `peers` and `jobs` in [`rows`].
 
 pub mod progress;
+pub mod result;
 pub mod rows;
 mod run;
 mod submit;
@@ -50,6 +51,10 @@ pub enum Command {
     /// A job's tasks by state and where they run, and why what is not moving is not moving
     /// (no free slot, a need nobody meets, higher-priority jobs, an unreachable input, ...).
     Why(WhyArgs),
+    /// A job's result from any node of the mesh, by id: the output, or whether it is unknown,
+    /// still running (with progress), failed (with the cause) or expired. Exit 0 done, 1
+    /// failed, 3 unknown, 4 expired, 5 still running (without --wait), 2 usage.
+    Result(ResultArgs),
     /// Run a pipeline: a DAG of stages (PIPELINE.toml, see the README), each a job whose
     /// inputs may be other stages' outputs; a stage starts when those are complete.
     Run(RunArgs),
@@ -201,6 +206,25 @@ pub struct WhyArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ResultArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// Wait for a running (or not yet heard of) job to end.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this long.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Write the output bytes to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The job id (64 hex digits, as `shoal submit` prints it), or the start of one this
+    /// node knows.
+    #[arg(value_name = "JOB_ID")]
+    pub job: String,
+}
+
+#[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub query: QueryArgs,
@@ -263,6 +287,15 @@ pub struct SubmitArgs {
     /// slots, and exits with the result.
     #[arg(long)]
     pub join: bool,
+    /// Return once the job's input is held by --copies live peers, printing the job's id,
+    /// and exit 0: the job runs on without this node (close the laptop), and `shoal result
+    /// JOB_ID` on any node of the mesh gives its result.
+    #[arg(long, conflicts_with = "join")]
+    pub detach: bool,
+    /// Live peers that keep each piece of the job's input and its output, 1 to 8, at most the
+    /// mesh size [default: 2 with --detach, else 1 (the input stays on this node only)].
+    #[arg(long, value_name = "K")]
+    pub copies: Option<u8>,
     #[command(flatten)]
     pub net: NetArgs,
     /// Write the job's output bytes to FILE instead of stdout.
@@ -340,6 +373,7 @@ pub fn main() -> ExitCode {
             Command::Peers(args) => peers(args).await,
             Command::Jobs(args) => jobs(args).await,
             Command::Why(args) => why::why(args.query, args.job).await,
+            Command::Result(args) => result::result(args).await,
             Command::Run(args) => run::run(args.query, &args.file, args.timeout).await,
             Command::Demo => crate::demo::run().await,
             Command::Key(KeyCommand::New { path }) => new_key(&path),

@@ -96,6 +96,15 @@ pub struct JobRow {
     /// What a node must have to run its tasks, as `--needs` takes them (`tag=gpu`, `mem=4096MiB`).
     #[serde(default)]
     pub needs: Vec<String>,
+    /// Who coordinates it now (short node id): its submitter, or a successor.
+    #[serde(default)]
+    pub coordinator: String,
+    /// Live members meant to hold each piece of its input and its output, and how many hold
+    /// the worst-kept piece (`shoal submit --detach` returns once this reaches `copies`).
+    #[serde(default = "one")]
+    pub copies: u8,
+    #[serde(default)]
+    pub copies_held: u32,
 }
 
 fn one() -> u8 {
@@ -159,6 +168,9 @@ impl From<&JobView> for JobRow {
                 .collect(),
             priority: v.priority,
             needs: crate::needs::describe(&v.needs),
+            coordinator: v.coordinator.to_string(),
+            copies: v.copies,
+            copies_held: v.copies_held,
         }
     }
 }
@@ -188,6 +200,9 @@ impl JobRow {
             suspects: Vec::new(),
             priority: 0,
             needs: Vec::new(),
+            coordinator: String::new(),
+            copies: 1,
+            copies_held: 0,
         }
     }
 }

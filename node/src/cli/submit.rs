@@ -15,11 +15,17 @@ use std::time::Duration;
 fn parse_request(args: &SubmitArgs) -> Result<JobRequest, UsageError> {
     let mut request = parse_job(args)?
         .with_trust(args.replicas, args.verify_fraction)?
-        .with_sched(args.priority, &args.needs)?;
+        .with_sched(args.priority, &args.needs)?
+        .with_copies(copies(args))?;
     crate::input::walk::Excludes::new(&args.exclude)
         .map_err(|e| UsageError::Exclude(e.to_string()))?;
     request.exclude = args.exclude.clone();
     Ok(request)
+}
+
+/// The copies asked for: `--copies`, else 2 for a detached job and 1 otherwise.
+fn copies(args: &SubmitArgs) -> u8 {
+    args.copies.unwrap_or(if args.detach { 2 } else { 1 })
 }
 
 fn parse_job(args: &SubmitArgs) -> Result<JobRequest, UsageError> {
@@ -50,6 +56,9 @@ pub(super) async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
+    if args.detach {
+        return detach(&args, request).await;
+    }
     // With --join, an ephemeral peer lives for the duration of this command.
     let mut ephemeral = None;
     let client = if args.join {
@@ -127,6 +136,74 @@ pub(super) async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `shoal submit --detach`: submits, waits until every piece of the input is held by
+/// `--copies` live peers, prints the job's id and exits 0 (the job runs on without this node).
+async fn detach(args: &SubmitArgs, request: JobRequest) -> anyhow::Result<ExitCode> {
+    let client = client(&args.query)?;
+    let copies = copies(args);
+    let mesh = client.peers().await?.len();
+    if usize::from(copies) > mesh {
+        eprintln!(
+            "error: --copies {copies} needs at least {copies} nodes in the mesh; this node sees {mesh} (itself included)"
+        );
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
+    let accepted = match client.start(request).await {
+        Ok(a) => a,
+        Err(ClientError::Rejected(e)) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let id = accepted.job.clone();
+    let deadline = tokio::time::Instant::now() + args.timeout;
+    loop {
+        // A job that ended already (a small one) is held where it ended: nothing to wait for.
+        let held = match client.job(&id).await {
+            Ok(detail) if detail.job.status.starts_with("failed") => {
+                eprintln!("error: job {} {}", short_id(&id), detail.job.status);
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(detail) => {
+                detail.job.copies_held >= u32::from(copies) || detail.job.status == "complete"
+            }
+            Err(ClientError::Rejected(_)) => true,
+            Err(e) => return Err(e.into()),
+        };
+        if held {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            eprintln!(
+                "error: the input of job {} is not held by {copies} peers after {}; it still runs from this node (see `shoal why {}`)",
+                short_id(&id),
+                humantime::format_duration(args.timeout),
+                short_id(&id)
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if args.query.json {
+        let out = serde_json::json!({
+            "job": id,
+            "tasks": accepted.tasks,
+            "copies": copies,
+            "detached": true,
+            "skipped": accepted.skipped,
+        });
+        println!("{out}");
+    } else {
+        println!("{id}");
+        eprintln!(
+            "job {}: its input is held by {copies} peers; `shoal result {id}` on any node gives its result",
+            short_id(&id)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Waits until some peer offers slots, so that a --join submission has somewhere to run.
@@ -283,15 +360,18 @@ pub(super) fn submit_json(done: &Finished, with_result: bool) -> serde_json::Val
 /// The output as `shoal submit` prints it: a bare JSON string (sumsq's decimal) without
 /// quotes, other JSON as it is, each with a final newline; anything else byte for byte.
 pub(super) fn printed(done: &Finished) -> Vec<u8> {
-    match done.json() {
+    printed_output(&done.output)
+}
+
+/// [`printed`] for output bytes.
+pub(super) fn printed_output(output: &[u8]) -> Vec<u8> {
+    match serde_json::from_slice::<serde_json::Value>(output).ok() {
         Some(serde_json::Value::String(s)) => format!("{s}\n").into_bytes(),
         Some(_) => {
-            let mut out = String::from_utf8_lossy(&done.output)
-                .into_owned()
-                .into_bytes();
+            let mut out = String::from_utf8_lossy(output).into_owned().into_bytes();
             out.push(b'\n');
             out
         }
-        None => done.output.clone(),
+        None => output.to_vec(),
     }
 }

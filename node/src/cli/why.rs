@@ -86,7 +86,10 @@ pub async fn why(query: QueryArgs, job: String) -> anyhow::Result<ExitCode> {
 
 /// The full job id for `given`: the id itself, or the one job this node knows whose id starts
 /// with it (as `shoal jobs` shows ids shortened); else what is wrong.
-async fn resolve(client: &Client, given: &str) -> anyhow::Result<Result<String, String>> {
+pub(super) async fn resolve(
+    client: &Client,
+    given: &str,
+) -> anyhow::Result<Result<String, String>> {
     let given = given.trim().to_ascii_lowercase();
     if given.is_empty() || !given.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Ok(Err(format!(

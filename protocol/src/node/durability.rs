@@ -556,6 +556,25 @@ impl Node {
         );
     }
 
+    /// The driver dropped the output of job `job` it kept (past its retention or the disk
+    /// budget): this node says so from now on, and tells the mesh, so that nodes that heard it
+    /// was done stop sending readers to this keeper.
+    pub fn output_expired(&mut self, now: Millis, job: JobId, epoch: u64) {
+        self.restore_ending(job, epoch, Ending::Expired);
+        let end = Finished {
+            job,
+            epoch,
+            ending: Ending::Expired,
+        };
+        self.publish(Topic::Jobs, Message::Finished(end));
+        self.after_step(now);
+    }
+
+    /// Whether this node tracks a durable job (whose input pieces it may keep or read).
+    pub fn tracks_durable_jobs(&self) -> bool {
+        self.jobs.values().any(Self::durable)
+    }
+
     /// Whether `from` may end tracked job `j`: its coordinator, its submitter, or a member.
     pub(super) fn may_end(j: &JobState, from: PeerIx) -> bool {
         from == j.coordinator
