@@ -77,7 +77,15 @@ async fn every_documented_curl_example_runs() {
         } else {
             let value: serde_json::Value = serde_json::from_str(body)
                 .unwrap_or_else(|e| panic!("{curl} gave no JSON ({e}): {body}"));
-            if curl.contains("/result") {
+            if curl.contains("/results/") {
+                // A result by id, from any node: done, with the output base64-encoded.
+                use base64::Engine as _;
+                assert_eq!(value["status"], "done", "{curl}: {body}");
+                let output = base64::engine::general_purpose::STANDARD
+                    .decode(value["output_b64"].as_str().unwrap())
+                    .unwrap();
+                assert_eq!(output, reference::sumsq(0, 100_000));
+            } else if curl.contains("/result") {
                 assert_eq!(
                     serde_json::to_vec(&value).unwrap(),
                     reference::sumsq(0, 100_000)
@@ -103,6 +111,7 @@ async fn every_endpoint_refuses_a_request_without_the_token() {
         format!("/api/v1/jobs/{job}"),
         format!("/api/v1/jobs/{job}/events"),
         format!("/api/v1/jobs/{job}/result"),
+        format!("/api/v1/results/{job}"),
         "/no/such/thing".into(),
     ];
     for path in &paths {

@@ -69,6 +69,25 @@ async fn await_progress(
     }
 }
 
+/// A corpus over a vocabulary of 400,000 words: partial results grow large up the tree.
+fn write_vocabulary_corpus(dir: &std::path::Path) -> Vec<Vec<u8>> {
+    std::fs::create_dir_all(dir).expect("corpus dir");
+    let mut rng = shoal_ops::SplitMix64(5);
+    (0..8)
+        .map(|f| {
+            let mut text = String::new();
+            for _ in 0..6000 {
+                for _ in 0..8 {
+                    text.push_str(&format!("v{} ", rng.next_u64() % 400_000));
+                }
+                text.push('\n');
+            }
+            std::fs::write(dir.join(format!("v{f}.txt")), &text).expect("writing corpus");
+            text.into_bytes()
+        })
+        .collect()
+}
+
 fn printed(json: Vec<u8>) -> Vec<u8> {
     [json, b"\n".to_vec()].concat()
 }
@@ -135,16 +154,21 @@ async fn a_submitter_killed_mid_map_or_mid_reduce_does_not_lose_its_job() {
     assert!(seen.0 < seen.1, "killed in the map phase: {seen:?}");
     assert_eq!(waited_result(&mesh.nodes[1], &job), expected);
 
-    // Mid-reduce: every map done, the tree not. A fan-in of 2 makes the tree deep.
+    // Mid-reduce: every map done, the tree not. A fan-in of 2 makes the tree deep, and a
+    // vocabulary of a few hundred thousand words makes its last merges slow.
+    let wide = mesh.dir.path().join("vocabulary");
+    let files = write_vocabulary_corpus(&wide);
+    let expected = printed(reference::wordcount(&files));
+    let wide_arg = wide.display().to_string();
     let job = detach(
         &mesh.nodes[1],
         &[
             "--chunk-size",
-            "4096",
+            "65536",
             "--fanin",
             "2",
             "wordcount",
-            &corpus_arg,
+            &wide_arg,
         ],
     );
     let seen = await_progress(&mesh.nodes[1], &job, |maps_done, maps, _, _| {

@@ -216,7 +216,9 @@ impl Driver {
             tracing::info!(%job, "the kept output expired (retention or disk budget)");
             self.node.output_expired(now, job, epoch);
         }
-        self.handle.kept().tidy(self.node.tracks_durable_jobs());
+        self.handle
+            .kept()
+            .tidy(self.node.tracks_durable_jobs(), self.handle.store());
     }
 
     /// Looks for more peers through Kademlia (for meshes joined with `--bootstrap`).

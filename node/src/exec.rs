@@ -142,9 +142,10 @@ async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcom
                 .chunk(holders, *manifest, *index)
                 .await
                 .map_err(|e| unavailable(format!("input chunk {index} unavailable: {e}")))?;
-            if run.spec.keep.copies > 1 {
+            if run.spec.keep.copies > 1 && run.submitter != handle.id() {
                 // A durable job's chunk stays here, served, for the job's life: the protocol
-                // counts this node as one of its holders from now on.
+                // counts this node as one of its holders from now on. (The submitter serves
+                // its own files.)
                 handle
                     .kept()
                     .keep(handle, run.job, *manifest, hash, &bytes)

@@ -132,17 +132,20 @@ impl KeptInputs {
     /// Removes every kept blob once no durable job runs here (`busy` false): the blobs are
     /// shared by content between jobs and served from their files, so none goes while any
     /// durable job might still read or serve it.
-    pub fn tidy(&self, busy: bool) {
+    pub fn tidy(&self, busy: bool, store: &crate::store::BlobStore) {
         let mut jobs = self.jobs.lock().expect("kept lock");
         if busy || jobs.is_empty() {
             return;
         }
         jobs.clear();
-        if let Some(dir) = &self.dir
-            && let Err(e) = std::fs::remove_dir_all(dir)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!("cannot empty {}: {e}", dir.display());
+        if let Some(dir) = &self.dir {
+            // The store forgets them first: it must not name files that are gone.
+            store.forget_files_under(dir);
+            if let Err(e) = std::fs::remove_dir_all(dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!("cannot empty {}: {e}", dir.display());
+            }
         }
         tracing::debug!("no durable job runs here: the kept copies are removed");
     }

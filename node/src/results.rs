@@ -374,7 +374,7 @@ mod tests {
                 .records
                 .get_mut(&job(b))
                 .unwrap()
-                .kept_at = u64::from(b);
+                .kept_at = unix_now() - 10 + u64::from(b);
         }
         let expired = store.expire();
         assert_eq!(expired, vec![(job(1), 1), (job(2), 1)]);

@@ -204,6 +204,15 @@ impl BlobStore {
         inner.entries.insert(hash, Entry::Pieces(pieces.into()));
     }
 
+    /// Forgets the blobs served from files under `dir` (kept copies about to be removed).
+    pub fn forget_files_under(&self, dir: &std::path::Path) {
+        let mut inner = self.inner.lock().expect("store lock poisoned");
+        inner.entries.retain(|_, e| match e {
+            Entry::Pieces(p) => !p.iter().any(|p| p.path.starts_with(dir)),
+            Entry::Memory(_) => true,
+        });
+    }
+
     /// Whether blob `hash` is served from files that are still as they were registered (an
     /// input's own files, or a kept copy): such a copy needs no other.
     pub fn on_disk(&self, hash: &BlobHash) -> bool {

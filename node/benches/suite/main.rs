@@ -4,7 +4,7 @@
 //!     cargo bench -p shoal-node --bench suite -- --smoke      # small sizes, one run, no docs
 //!
 //! Options (after `--`): `--smoke`; `--runs N` (default 3); `--only LIST` (comma-separated:
-//! tiny, latency, pi, wordcount, cold-start, memory, private, real, trust); `--skip-peers LIST` (multiprocessing,
+//! tiny, latency, pi, wordcount, cold-start, memory, private, real, trust, durable); `--skip-peers LIST` (multiprocessing,
 //! ray, dask). The Python peers are installed into target/bench-venv from
 //! bench/requirements.txt on first use. A full run writes docs/benchmarks.json and the table in
 //! docs/BENCHMARKS.md; a smoke run writes target/bench-smoke.json and prints the table.
@@ -17,6 +17,7 @@ mod support;
 
 mod baseline;
 mod corpus;
+mod durable;
 mod private;
 mod python;
 mod real;
@@ -28,7 +29,7 @@ use report::Row;
 use std::process::Command;
 use workloads::{Bench, Sizes, root};
 
-const WORKLOADS: [&str; 9] = [
+const WORKLOADS: [&str; 10] = [
     "tiny",
     "latency",
     "pi",
@@ -38,6 +39,7 @@ const WORKLOADS: [&str; 9] = [
     "private",
     "real",
     "trust",
+    "durable",
 ];
 const BEGIN: &str = "<!-- suite:begin -->";
 const END: &str = "<!-- suite:end -->";
@@ -130,6 +132,7 @@ fn main() {
                 "private" => rows.extend(bench.private().await),
                 "real" => rows.extend(bench.real().await),
                 "trust" => rows.extend(bench.trust().await),
+                "durable" => rows.extend(bench.durable().await),
                 _ => unreachable!("checked when parsing"),
             }
         });

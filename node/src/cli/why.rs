@@ -17,6 +17,13 @@ pub struct Why {
     pub priority: i32,
     pub needs: Vec<String>,
     pub tasks: WhyTasks,
+    /// Who submitted the job and who coordinates it now (a successor once the submitter went
+    /// silent); the copies of its input and output it keeps, and how many hold the worst-kept
+    /// piece.
+    pub submitter: String,
+    pub coordinator: String,
+    pub copies: u8,
+    pub copies_held: u32,
     /// Per node: tasks claimed and not started, running, and results held.
     pub placement: Vec<crate::api::jobs::PlacementRow>,
     /// One sentence per reason; empty when nothing is held up.
@@ -52,6 +59,10 @@ impl From<JobDetailRow> for Why {
                 done: d.tasks.done,
             },
             placement: d.placement,
+            submitter: d.job.submitter,
+            coordinator: d.job.coordinator,
+            copies: d.job.copies,
+            copies_held: d.job.copies_held,
             why: d.why,
         }
     }
@@ -132,6 +143,19 @@ fn text(w: &Why) -> String {
         },
         w.status
     );
+    if w.copies > 1 {
+        out.push_str(&format!(
+            "durable: {} copies of the input and output, the worst-kept piece on {} live members; coordinated by {}{}\n",
+            w.copies,
+            w.copies_held,
+            w.coordinator,
+            if w.coordinator == w.submitter {
+                " (its submitter)".to_string()
+            } else {
+                format!(" (successor of {})", w.submitter)
+            }
+        ));
+    }
     let t = &w.tasks;
     out.push_str(&format!(
         "tasks: {} waiting for inputs, {} ready, {} claimed, {} running, {} done\n",

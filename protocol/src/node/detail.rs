@@ -279,6 +279,38 @@ impl Node {
                     .into(),
             );
         }
+        if !job.holders.is_empty() && job.maps_done < job.tree.maps() {
+            let copies = u32::from(job.spec.keep.copies);
+            let short = job
+                .holders
+                .iter()
+                .filter(|h| {
+                    (h.iter().filter(|&&ix| job.members.is_live(ix)).count() as u32) < copies
+                })
+                .count();
+            if short > 0 {
+                why.push(format!(
+                    "{short} piece(s) of the input are held by fewer than {copies} live members: members are copying them"
+                ));
+            }
+            let lost = job
+                .holders
+                .iter()
+                .filter(|h| !h.iter().any(|&ix| job.members.is_live(ix)))
+                .count();
+            if lost > 0 {
+                why.push(format!(
+                    "{lost} piece(s) of the input have no live holder: their map tasks wait until a holder is back"
+                ));
+            }
+        }
+        if job.coordinator != job.submitter {
+            why.push(format!(
+                "the submitter {} went silent: {} coordinates the job as its successor",
+                self.view.id(job.submitter),
+                self.view.id(job.coordinator)
+            ));
+        }
         if job.declined > 0 {
             why.push(format!(
                 "{} node(s) declined the job: they run only jobs from the submitters they list",

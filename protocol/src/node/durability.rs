@@ -199,8 +199,19 @@ impl Node {
             .unwrap_or_default();
         sources.sort_by_key(|&ix| ix != ME);
         sources.truncate(PIECE_SOURCES);
-        if sources.is_empty() {
+        if sources.is_empty() && j.submitter != ME {
             sources.push(j.submitter);
+        }
+        if sources.is_empty() {
+            // No live holder known here (a member that joined late, or a submitter that came
+            // back without its old copies): ask the live members; those without it say so.
+            sources = j
+                .members
+                .iter()
+                .filter(|m| m.live && m.announced && !self.is_suspect(&m.id, now))
+                .map(|m| m.ix)
+                .take(PIECE_SOURCES)
+                .collect();
         }
         sources.into_iter().map(|ix| self.view.id(ix)).collect()
     }

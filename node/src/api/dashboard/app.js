@@ -1067,6 +1067,22 @@
       });
     }
     if (has(job, 'submitter')) figs.push({ k: 'Submitted by', v: nodeName(job.submitter) });
+    if (has(job, 'coordinator') && job.coordinator && job.coordinator !== job.submitter) {
+      figs.push({
+        k: 'Coordinated by',
+        v: nodeName(job.coordinator),
+        sub: 'successor: the submitter went silent',
+        title: 'the member that took over announcing, recruiting and collecting the job',
+      });
+    }
+    if (has(job, 'copies') && job.copies > 1) {
+      figs.push({
+        k: 'Copies',
+        v: fmtInt(job.copies_held) + ' / ' + fmtInt(job.copies),
+        sub: 'live holders of the worst-kept input piece',
+        title: 'a durable job keeps this many copies of its input and output on live members',
+      });
+    }
     if (Array.isArray(placement) && placement.length) {
       const busy = placement.filter((p) => p && (p.running || p.claimed));
       if (busy.length) {
