@@ -116,6 +116,8 @@ struct World {
     violations: Vec<String>,
     first_submit: Option<Millis>,
     submitter_left: bool,
+    /// Durable mode: pieces of input held, by (node, incarnation, job, piece).
+    held: std::collections::HashSet<(usize, u32, JobId, u32)>,
     /// Durable mode: outputs kept, by (node, incarnation, job), with their content address.
     kept: std::collections::HashMap<(usize, u32, JobId), (OutputRef, Vec<u8>)>,
     /// Publications liars replay (kept only when there are liars).
@@ -208,6 +210,7 @@ impl Sim {
                 first_submit: None,
                 submitter_left: false,
                 kept: Default::default(),
+                held: Default::default(),
                 replays: ReplayPool::default(),
                 forged_id: u64::MAX,
                 corrupted: 0,
@@ -438,11 +441,25 @@ impl World {
         h.fetch(result, holder)
     }
 
-    /// Whether node `at` can fetch a piece of input from one of `holders`.
-    fn servable(&self, h: &Harness<Fault>, at: usize, holders: &[NodeId]) -> bool {
+    /// Whether node `at` can fetch piece `piece` of `job`'s input from one of `holders`: one
+    /// that is live, reachable, and really holds it (the submitter, or a node that copied it
+    /// or ran its map task in its current incarnation).
+    fn servable(
+        &self,
+        h: &Harness<Fault>,
+        at: usize,
+        job: JobId,
+        piece: u32,
+        holders: &[NodeId],
+    ) -> bool {
+        let submitter = self.jobs.iter().find(|t| t.id == job).map(|t| t.submitter);
         holders.iter().any(|n| {
-            h.index_of(n)
-                .is_some_and(|s| h.alive(s) && self.reachable(at, s))
+            h.index_of(n).is_some_and(|s| {
+                h.alive(s)
+                    && self.reachable(at, s)
+                    && (Some(s) == submitter
+                        || self.held.contains(&(s, h.incarnation(s), job, piece)))
+            })
         })
     }
 
@@ -456,7 +473,7 @@ impl World {
                 source: MapSource::Chunk { index, holders, .. },
             } => {
                 // The chunk comes from one of its holders, which must be live and reachable.
-                if !self.servable(h, i, holders) {
+                if !self.servable(h, i, run.job, *index, holders) {
                     if !holders
                         .iter()
                         .any(|n| h.index_of(n).is_some_and(|s| h.alive(s)))
@@ -464,7 +481,29 @@ impl World {
                     {
                         t.input_missing = true;
                     }
+                    if std::env::var_os("SHOAL_SIM_DEBUG").is_some() {
+                        let alive: Vec<(usize, bool)> = holders
+                            .iter()
+                            .filter_map(|n| h.index_of(n))
+                            .map(|s| (s, h.alive(s)))
+                            .collect();
+                        let kept: Vec<(usize, u32, bool)> = self
+                            .held
+                            .iter()
+                            .filter(|k| k.2 == run.job && k.3 == *index)
+                            .map(|k| (k.0, k.1, h.alive(k.0) && h.incarnation(k.0) == k.1))
+                            .collect();
+                        eprintln!(
+                            "t={} node {i}: chunk {index} unavailable from {alive:?}; held by {kept:?}",
+                            h.now()
+                        );
+                    }
                     return TaskOutcome::Unavailable(format!("input chunk {index} unavailable"));
+                }
+                // The worker keeps the chunk it read (a durable job's map task counts it as a
+                // holder from now on).
+                if self.durable() {
+                    self.held.insert((i, h.incarnation(i), run.job, *index));
                 }
                 let line = format!("p{index}\n");
                 ops::map(&run.spec.op, MapInput::Chunk(line.as_bytes()))
@@ -936,11 +975,15 @@ impl Env for World {
         &mut self,
         h: &Harness<Fault>,
         node: usize,
-        _job: JobId,
-        _piece: u32,
+        job: JobId,
+        piece: u32,
         holders: &[NodeId],
     ) -> bool {
-        self.servable(h, node, holders)
+        let ok = self.servable(h, node, job, piece, holders);
+        if ok {
+            self.held.insert((node, h.incarnation(node), job, piece));
+        }
+        ok
     }
 
     fn job_failed(&mut self, _node: usize, job: JobId, error: String) {

@@ -103,8 +103,13 @@ impl Node {
             if j.holders.is_empty() || j.failed.is_some() || j.is_complete() {
                 continue;
             }
-            let want = usize::from(j.spec.keep.copies);
             let ring = self.keeper_ring(j, now);
+            // K copies besides the submitter's own (as many as the other members allow): the
+            // submitter is the one most likely to leave, and a copy lost with another member
+            // while it leaves must not be the last one.
+            let submitter = self.view.id(j.submitter);
+            let others = ring.iter().filter(|n| **n != submitter).count();
+            let want = usize::from(j.spec.keep.copies).min(others.max(1));
             let mut plan = Vec::new();
             for (piece, holders) in j.holders.iter().enumerate() {
                 if j.keeping.len() + plan.len() >= KEEPING_MAX {
@@ -119,12 +124,12 @@ impl Node {
                     .filter(|&&ix| j.members.is_live(ix) && !self.view.gone(ix, now))
                     .map(|&ix| self.view.id(ix))
                     .collect();
-                if live.is_empty() || live.len() >= want {
+                let others = live.iter().filter(|n| **n != submitter).count();
+                if live.is_empty() || others >= want {
                     continue;
                 }
-                if durable::ring_pick(&id, piece, &ring, |n| live.contains(n), want - live.len())
-                    .any(|n| *n == me)
-                {
+                let skip = |n: &NodeId| live.contains(n) || *n == submitter;
+                if durable::ring_pick(&id, piece, &ring, skip, want - others).any(|n| *n == me) {
                     plan.push((piece, live));
                 }
             }
@@ -199,12 +204,16 @@ impl Node {
             .unwrap_or_default();
         sources.sort_by_key(|&ix| ix != ME);
         sources.truncate(PIECE_SOURCES);
-        if sources.is_empty() && j.submitter != ME {
+        let submitter_live = j.submitter != ME
+            && (!Self::durable(j)
+                || (j.members.is_live(j.submitter) && !self.view.gone(j.submitter, now)));
+        if sources.is_empty() && submitter_live {
             sources.push(j.submitter);
         }
         if sources.is_empty() {
-            // No live holder known here (a member that joined late, or a submitter that came
-            // back without its old copies): ask the live members; those without it say so.
+            // No live holder known here (a member that joined late, a holder whose batch was
+            // lost, or a submitter that came back without its old copies): ask the live
+            // members; those without it say so.
             sources = j
                 .members
                 .iter()
@@ -268,7 +277,6 @@ impl Node {
     /// A member said it holds pieces, or keeps the output.
     pub(super) fn on_holdings(
         &mut self,
-        now: Millis,
         job: JobId,
         from: PeerIx,
         held: &[u32],
@@ -285,7 +293,7 @@ impl Node {
         {
             j.output_holders.retain(|(ix, _)| *ix != from);
             j.output_holders.push((from, output));
-            self.try_finish(now, job);
+            self.try_finish(job);
         }
     }
 
@@ -362,7 +370,7 @@ impl Node {
     }
 
     /// A coordinator that holds the output ends the job once enough live members keep it too.
-    pub(super) fn try_finish(&mut self, now: Millis, job: JobId) {
+    pub(super) fn try_finish(&mut self, job: JobId) {
         let Some(j) = self.jobs.get(&job) else {
             return;
         };
@@ -391,7 +399,6 @@ impl Node {
             return;
         }
         holders.truncate(durable::MAX_HOLDERS);
-        let _ = now;
         self.end_job(job, Ending::Done { output, holders });
     }
 

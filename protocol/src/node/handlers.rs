@@ -178,7 +178,7 @@ impl Node {
             self.on_released(now, job, task, from);
         }
         if !b.held.is_empty() || b.output.is_some() {
-            self.on_holdings(now, job, from, &b.held, b.output);
+            self.on_holdings(job, from, &b.held, b.output);
         }
     }
 

@@ -658,7 +658,7 @@ impl Node {
                     state.output = Some(output);
                     let (epoch, coordinator) = (state.epoch, state.coordinator);
                     if coordinator == ME {
-                        self.try_finish(now, job);
+                        self.try_finish(job);
                     } else if state.spec.keep.copies > 1 {
                         self.queue_entry(job, 48, |b| b.output = Some(output));
                     } else {

@@ -126,7 +126,7 @@ impl Node {
         for id in complete {
             let j = &self.jobs[&id];
             if j.output.is_some() {
-                self.try_finish(now, id);
+                self.try_finish(id);
             } else if self.keeps_output(j, now) {
                 self.request_collect(id);
             }
