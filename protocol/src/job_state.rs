@@ -186,12 +186,27 @@ impl JobState {
     }
 
     /// How many live holders the worst-kept piece of the input has (the job's `copies` when it
-    /// has nothing to keep, or keeps one copy).
+    /// has nothing to keep, or keeps one copy). The submitter's own copy counts only in a mesh
+    /// with fewer than `copies` other members: elsewhere the copies must outlive it.
     pub fn copies_held(&self) -> u32 {
         let copies = u32::from(self.spec.keep.copies);
+        let me_other = self.submitter != crate::view::ME && self.takes_tasks();
+        let others = self
+            .members
+            .iter()
+            .filter(|m| m.live && m.announced && m.weight > 0 && m.ix != self.submitter)
+            .count() as u32
+            + u32::from(me_other);
+        let count_submitter = others < copies;
         self.holders
             .iter()
-            .map(|h| h.iter().filter(|&&ix| self.members.is_live(ix)).count() as u32)
+            .map(|h| {
+                h.iter()
+                    .filter(|&&ix| {
+                        self.members.is_live(ix) && (count_submitter || ix != self.submitter)
+                    })
+                    .count() as u32
+            })
             .min()
             .map_or(copies, |n| n.min(copies))
     }
