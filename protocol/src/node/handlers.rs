@@ -17,13 +17,12 @@ use std::sync::Arc;
 impl Node {
     pub(super) fn on_advert(&mut self, now: Millis, from: PeerIx, advert: &Advert) {
         if advert.first {
-            // A peer's first advert since it started: if it was a member of a job, it came
-            // back as a new process (a restart quicker than the member TTL), and what it held
-            // (results, copies of a durable job's input, claims) went with the old one.
+            // A peer's first advert since it started: if it held copies of a durable job's
+            // input or output, it came back as a new process (a restart quicker than the member
+            // TTL), and the copies went with the old one. (Its claims and results are left to
+            // the member TTL, as before.)
             for job in self.jobs.values_mut() {
-                if job.members.get(from).is_some() {
-                    job.forget(&[from], now);
-                }
+                job.forget_copies(from);
             }
         }
         self.view.update(from, advert.clone(), now);
