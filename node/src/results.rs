@@ -255,15 +255,6 @@ impl ResultStore {
         }
         expired
     }
-
-    /// Bytes of kept outputs, and how many records.
-    pub fn usage(&self) -> (u64, usize) {
-        let inner = self.inner.lock().expect("results lock");
-        (
-            inner.outputs.values().map(|(o, _)| o.len).sum(),
-            inner.records.len(),
-        )
-    }
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
