@@ -98,3 +98,20 @@ fn with_two_replicas_liars_never_change_a_result_and_with_one_they_do() {
         "the liars never got a lie through one replica"
     );
 }
+
+#[test]
+fn durable_jobs_survive_the_double_faults_the_sweep_found() {
+    // 7610352: a holder crashed while the submitter was cut off, then the submitter left (the
+    // detach point now counts copies besides the submitter). 7610769: a holder restarted
+    // faster than the member TTL (its first advert now drops its old copies). 7610649:
+    // forgetting a restarted peer's results as well broke the tree's counters.
+    for seed in [7_610_352, 7_610_769, 7_610_649] {
+        let report = run(SimConfig {
+            jobs: 2,
+            copies: 2,
+            ..config(200, 1000, seed)
+        });
+        assert!(report.ok(), "seed {seed}: {:?}", report.violations);
+        assert_eq!(report.completed_jobs, 2, "seed {seed}");
+    }
+}

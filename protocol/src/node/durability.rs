@@ -184,9 +184,13 @@ impl Node {
         self.now_holds(job, piece);
     }
 
-    /// Where a task reads piece `piece` of job `j` from: its live holders (this node first if
-    /// it holds it), else the submitter.
+    /// Where a task reads piece `piece` of job `j` from: for a job that keeps one copy, its
+    /// submitter (this node, when it submitted the job); for a durable job, its live holders
+    /// (this node first if it holds it), else the submitter, else any live member.
     pub(super) fn piece_sources(&self, j: &JobState, piece: u32, now: Millis) -> Vec<NodeId> {
+        if !Self::durable(j) {
+            return vec![self.view.id(j.submitter)];
+        }
         let mut sources: Vec<PeerIx> = j
             .holders
             .get(piece as usize)
@@ -205,8 +209,8 @@ impl Node {
         sources.sort_by_key(|&ix| ix != ME);
         sources.truncate(PIECE_SOURCES);
         let submitter_live = j.submitter != ME
-            && (!Self::durable(j)
-                || (j.members.is_live(j.submitter) && !self.view.gone(j.submitter, now)));
+            && j.members.is_live(j.submitter)
+            && !self.view.gone(j.submitter, now);
         if sources.is_empty() && submitter_live {
             sources.push(j.submitter);
         }
