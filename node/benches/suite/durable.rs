@@ -30,7 +30,9 @@ impl Bench {
             }
             // Detached: from the submission to every chunk held twice, then let it finish.
             let start = Instant::now();
-            let accepted = client.start(wc(run + 100, 2)).await.expect("accepted");
+            // Another fan-in than the timed runs': another job.
+            let other = run + self.sizes.runs as u32;
+            let accepted = client.start(wc(other, 2)).await.expect("accepted");
             loop {
                 let row = client.job(&accepted.job).await.map(|d| d.job);
                 if row
