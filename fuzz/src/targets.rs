@@ -65,6 +65,7 @@ fn spec() -> JobSpec {
             },
         },
         keep: Durability { copies: 2 },
+        reuse: true,
     }
 }
 
@@ -116,6 +117,7 @@ fn messages() -> Vec<Vec<u8>> {
             }],
             checks: vec![(4, true)],
             released: vec![3],
+            reused: vec![4],
             held: vec![0, 2],
             output: Some(OutputRef {
                 hash: BlobHash::of(b"out"),

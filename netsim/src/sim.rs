@@ -292,6 +292,7 @@ impl World {
                 keep: shoal_protocol::durable::Durability {
                     copies: self.cfg.copies.max(1),
                 },
+                reuse: true,
             };
             let deps = if self.cfg.scheduling {
                 scheduling::job_deps(&mut self.rng, job)

@@ -58,6 +58,8 @@ pub struct DriverParts {
     pub lies: Option<crate::fault::Lies>,
     /// The outputs and endings of durable jobs this node keeps.
     pub results: crate::results::ResultStore,
+    /// The results of tasks this node computed, for later jobs (see [`crate::reuse`]).
+    pub reuse: crate::reuse::ReuseCache,
 }
 
 struct Driver {
@@ -107,12 +109,20 @@ pub fn spawn(parts: DriverParts) -> (Handle, tokio::task::JoinHandle<()>) {
         data_dir,
         lies,
         results,
+        reuse,
     } = parts;
     // What this node kept of durable jobs before it restarted: it answers for them again.
     for r in results.endings() {
         protocol.restore_ending(r.job, r.epoch, r.ending);
     }
-    let (handle, rx) = Handle::new(store, protocol.id(), data_dir.as_deref(), lies, results);
+    let (handle, rx) = Handle::new(
+        store,
+        protocol.id(),
+        data_dir.as_deref(),
+        lies,
+        results,
+        reuse,
+    );
     // The spot-check secret: nobody else may be able to tell which results get checked.
     let mut secret = [0u8; 32];
     if let Err(e) = getrandom::fill(&mut secret) {
@@ -336,6 +346,25 @@ impl Driver {
                 );
                 self.suspects.record(peer, lost, offences, remaining_ms);
             }
+            Effect::ReuseMaps { job, spec, holders } => {
+                let handle = self.handle.clone();
+                tokio::spawn(async move {
+                    let results = exec::reusable_maps(&handle, job, &spec, &holders).await;
+                    if !results.is_empty() {
+                        handle.tell(Command::Reused { job, results }).await;
+                    }
+                });
+            }
+            Effect::ReuseReduce { job, task, key } if self.handle.reuse().contains(&key) => {
+                let handle = self.handle.clone();
+                tokio::spawn(async move {
+                    if let Some(result) = exec::reusable(&handle, job, key).await {
+                        let results = vec![(task, result)];
+                        handle.tell(Command::Reused { job, results }).await;
+                    }
+                });
+            }
+            Effect::ReuseReduce { .. } => {}
             Effect::Prefetch { job, task, source } => {
                 let handle = self.handle.clone();
                 tokio::spawn(async move {
@@ -373,7 +402,9 @@ impl Driver {
     /// task's failure, and are not counted).
     fn count_task(&self, op: &str, outcome: &TaskOutcome, run_us: u64) {
         match outcome {
-            TaskOutcome::Done(_) => self.handle.metrics.task(op, true, run_us),
+            TaskOutcome::Done(_) | TaskOutcome::Reused(_) => {
+                self.handle.metrics.task(op, true, run_us)
+            }
             TaskOutcome::Failed(_) => self.handle.metrics.task(op, false, run_us),
             TaskOutcome::Unavailable(_) | TaskOutcome::InputLost { .. } => {}
         }
@@ -518,6 +549,11 @@ impl Driver {
                 }
             },
             Command::Kept { job, piece, ok } => self.node.piece_kept(now, job, piece, ok),
+            Command::Reused { job, results } => {
+                for (task, result) in results {
+                    self.node.task_reused(now, job, task, result);
+                }
+            }
             Command::ResultStatus { job, query, reply } => {
                 if query {
                     self.node.query(now, job);

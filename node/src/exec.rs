@@ -8,7 +8,8 @@ use shoal_ops::{self as ops, MapInput};
 use shoal_protocol::job::GeneratedPart;
 use shoal_protocol::wire::INLINE_RESULT_MAX;
 use shoal_protocol::{
-    ChildInput, JobId, MapSource, NodeId, Operator, ResultRef, TaskOutcome, TaskRun, Work, effects,
+    ChildInput, JobId, JobSpec, MapSource, NodeId, Operator, ResultRef, ReuseKey, TaskOutcome,
+    TaskRun, Work, effects, reuse,
 };
 use std::sync::Arc;
 use std::time::Instant;
@@ -77,6 +78,12 @@ pub fn is_tiny(run: &TaskRun) -> bool {
 /// took (µs).
 pub fn run_tiny(handle: &Handle, run: &TaskRun) -> (TaskOutcome, u64) {
     let started = Instant::now();
+    // Only reduces of a job over files have a key; their small results are kept in memory.
+    let key = reduce_key(run);
+    if let Some(bytes) = key.and_then(|k| handle.reuse().get_in_memory(&k)) {
+        let outcome = TaskOutcome::Reused(publish(handle, run.job, bytes));
+        return (outcome, started.elapsed().as_micros() as u64);
+    }
     let result = match tiny_input(run) {
         Some(TinyInput::Part(part)) => {
             ops::map(&run.spec.op, MapInput::Generated(part)).map_err(|e| (e, None))
@@ -91,20 +98,116 @@ pub fn run_tiny(handle: &Handle, run: &TaskRun) -> (TaskOutcome, u64) {
         }
     };
     let outcome = match result {
-        Ok(bytes) => TaskOutcome::Done(store_result(handle, run, bytes)),
+        Ok(bytes) => TaskOutcome::Done(store_result(handle, run, bytes, key)),
         Err((e, corrupt)) => reduce_failure(run, e, corrupt),
     };
     (outcome, started.elapsed().as_micros() as u64)
 }
 
-/// Runs a task to its outcome. Returns the outcome and how long it took (µs).
+/// Runs a task to its outcome: its result from [`crate::reuse`] if this node computed the
+/// same task before, else computed (and kept there for next time). Returns the outcome and
+/// how long it took (µs).
 pub async fn run_task(handle: &Handle, run: TaskRun) -> (TaskOutcome, u64) {
     let started = Instant::now();
+    let key = reuse_key(handle, &run).await;
+    if let Some(key) = key
+        && let Some(result) = reusable(handle, run.job, key).await
+    {
+        return (
+            TaskOutcome::Reused(result),
+            started.elapsed().as_micros() as u64,
+        );
+    }
     let outcome = match run_inner(handle, &run).await {
-        Ok(bytes) => TaskOutcome::Done(store_result(handle, &run, bytes)),
+        Ok(bytes) => TaskOutcome::Done(store_result(handle, &run, bytes, key)),
         Err(outcome) => outcome,
     };
     (outcome, started.elapsed().as_micros() as u64)
+}
+
+/// The key of a reduce task's result, if reuse applies to its job.
+fn reduce_key(run: &TaskRun) -> Option<ReuseKey> {
+    match &run.work {
+        Work::Reduce { children } if reuse::applies(&run.spec) => Some(reuse::reduce_key(
+            &run.spec.op,
+            children.iter().map(|c| &c.result),
+        )),
+        _ => None,
+    }
+}
+
+/// The key of `run`'s result, if reuse applies to its job (for a map task, from the chunk's
+/// hash in the manifest, which the task reads anyway).
+async fn reuse_key(handle: &Handle, run: &TaskRun) -> Option<ReuseKey> {
+    match &run.work {
+        Work::Map {
+            source:
+                MapSource::Chunk {
+                    manifest,
+                    index,
+                    holders,
+                },
+        } if reuse::applies(&run.spec) => {
+            let chunks = handle.manifest(holders, *manifest).await.ok()?;
+            let chunk = chunks.chunks.get(*index as usize)?;
+            Some(reuse::map_key(&run.spec.op, &chunk.hash))
+        }
+        _ => reduce_key(run),
+    }
+}
+
+/// The result kept for `key`, made available to job `job`'s members, if there is one.
+pub async fn reusable(handle: &Handle, job: JobId, key: ReuseKey) -> Option<ResultRef> {
+    if !handle.reuse().contains(&key) {
+        return None;
+    }
+    let cache = handle.reuse().clone();
+    let bytes = tokio::task::spawn_blocking(move || cache.get(&key))
+        .await
+        .ok()??;
+    Some(publish(handle, job, bytes))
+}
+
+/// The map tasks of `job` whose results this node kept from earlier jobs, with the results
+/// made available to the job's members (after [`shoal_protocol::Effect::ReuseMaps`]).
+pub async fn reusable_maps(
+    handle: &Handle,
+    job: JobId,
+    spec: &JobSpec,
+    holders: &[NodeId],
+) -> Vec<(u32, ResultRef)> {
+    let shoal_protocol::Input::Chunks { manifest, .. } = spec.input else {
+        return Vec::new();
+    };
+    let chunks = match handle.manifest(holders, manifest).await {
+        Ok(chunks) => chunks,
+        Err(e) => {
+            tracing::debug!(%job, "cannot look up reusable results: {e}");
+            return Vec::new();
+        }
+    };
+    let keys: Vec<(u32, ReuseKey)> = chunks
+        .chunks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (i as u32, reuse::map_key(&spec.op, &c.hash)))
+        .filter(|(_, k)| handle.reuse().contains(k))
+        .collect();
+    if keys.is_empty() {
+        return Vec::new();
+    }
+    let cache = handle.reuse().clone();
+    let found = tokio::task::spawn_blocking(move || {
+        keys.into_iter()
+            .filter_map(|(task, key)| cache.get(&key).map(|bytes| (task, bytes)))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    found
+        .into_iter()
+        .map(|(task, bytes)| (task, publish(handle, job, bytes)))
+        .collect()
 }
 
 /// A task's inputs, fetched.
@@ -322,18 +425,36 @@ async fn compute<E: std::fmt::Display + Send + 'static>(
     }
 }
 
-/// Small results travel inline in the completion; larger ones stay here as blobs.
-fn store_result(handle: &Handle, run: &TaskRun, bytes: Vec<u8>) -> ResultRef {
+/// A computed result: kept for later jobs under `key` (on the blocking pool: it writes a
+/// file), and made available to the job's members.
+fn store_result(
+    handle: &Handle,
+    run: &TaskRun,
+    bytes: Vec<u8>,
+    key: Option<ReuseKey>,
+) -> ResultRef {
     let job = run.job;
-    let bytes = match &handle.lies {
+    let bytes = Arc::new(match &handle.lies {
         Some(lies) => lies.apply(&handle.id(), &run.spec.op, &job, run.task, bytes),
         None => bytes,
-    };
+    });
+    if let Some(key) = key {
+        let (cache, kept) = (handle.reuse().clone(), bytes.clone());
+        tokio::task::spawn_blocking(move || cache.put(key, kept));
+    }
+    publish(handle, job, bytes)
+}
+
+/// Small results travel inline in the completion; larger ones stay here as blobs, served to
+/// the job's members.
+fn publish(handle: &Handle, job: JobId, bytes: Arc<Vec<u8>>) -> ResultRef {
     if bytes.len() <= INLINE_RESULT_MAX {
-        ResultRef::Inline(bytes.into())
+        ResultRef::Inline(bytes.as_slice().into())
     } else {
         let r = effects::blob_ref(&bytes);
-        handle.store().put_for(job, bytes);
+        if let ResultRef::Blob { hash, .. } = r {
+            handle.store().put_verified_for(job, hash, bytes);
+        }
         r
     }
 }
@@ -375,6 +496,7 @@ mod tests {
                 trust: Default::default(),
                 sched: Default::default(),
                 keep: Default::default(),
+                reuse: true,
             }),
             submitter: NodeId([2; 32]),
             workers: Vec::new(),

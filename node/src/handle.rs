@@ -147,6 +147,11 @@ pub(crate) enum Command {
         piece: u32,
         ok: bool,
     },
+    /// Results of tasks of `job` this node knew from earlier jobs (see [`crate::reuse`]).
+    Reused {
+        job: JobId,
+        results: Vec<(u32, shoal_protocol::ResultRef)>,
+    },
     /// What the protocol can say about a job's result; with `query`, it also asks the mesh.
     ResultStatus {
         job: JobId,
@@ -173,6 +178,8 @@ pub struct Handle {
     kept: crate::kept::KeptInputs,
     /// The outputs and endings of durable jobs this node keeps.
     results: crate::results::ResultStore,
+    /// The results of tasks this node computed, for later jobs.
+    reuse: crate::reuse::ReuseCache,
 }
 
 impl std::fmt::Debug for Handle {
@@ -189,6 +196,7 @@ impl Handle {
         data_dir: Option<&std::path::Path>,
         lies: Option<crate::fault::Lies>,
         results: crate::results::ResultStore,
+        reuse: crate::reuse::ReuseCache,
     ) -> (Self, mpsc::Receiver<Command>) {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let handle = Self {
@@ -202,6 +210,7 @@ impl Handle {
             lies,
             kept: crate::kept::KeptInputs::open(data_dir),
             results,
+            reuse,
         };
         (handle, rx)
     }
@@ -239,6 +248,11 @@ impl Handle {
     /// The outputs and endings of durable jobs this node keeps.
     pub fn results(&self) -> &crate::results::ResultStore {
         &self.results
+    }
+
+    /// The results of tasks this node computed, for later jobs.
+    pub fn reuse(&self) -> &crate::reuse::ReuseCache {
+        &self.reuse
     }
 
     /// What the node can say about job `job`'s result; with `query`, it asks the mesh too

@@ -38,6 +38,10 @@ pub struct JobRequest {
     /// Live members that keep each piece of the input and the output (1 to 8; default 1).
     #[serde(default = "one_copy")]
     pub copies: u8,
+    /// Compute every task even where a member knows its result from an earlier job
+    /// (`--no-reuse`; see [`shoal_protocol::reuse`]).
+    #[serde(default)]
+    pub no_reuse: bool,
 }
 
 fn one_copy() -> u8 {
@@ -242,6 +246,7 @@ impl JobRequest {
             priority: 0,
             needs: Default::default(),
             copies: 1,
+            no_reuse: false,
         };
         // Check what can be checked without reading the files.
         if let Some(spec) = request.generated_spec() {
@@ -295,6 +300,7 @@ impl JobRequest {
             priority: 0,
             needs: Default::default(),
             copies: 1,
+            no_reuse: false,
         };
         // Check the limits, the fan-in and a range input now: a usage error, not a failed job.
         let input = match range {
@@ -320,6 +326,7 @@ impl JobRequest {
             trust: request.trust(),
             sched: request.sched(),
             keep: request.keep(),
+            reuse: !request.no_reuse,
         }
         .validate()?;
         Ok(request)
@@ -413,6 +420,7 @@ impl JobRequest {
             trust: self.trust(),
             sched: self.sched(),
             keep: self.keep(),
+            reuse: !self.no_reuse,
         })
     }
 
@@ -454,6 +462,7 @@ impl JobRequest {
                         trust: self.trust(),
                         sched: self.sched(),
                         keep: self.keep(),
+                        reuse: !self.no_reuse,
                     };
                     spec.validate()?;
                     return Ok(spec.into());
@@ -477,6 +486,7 @@ impl JobRequest {
             trust: self.trust(),
             sched: self.sched(),
             keep: self.keep(),
+            reuse: !self.no_reuse,
         };
         spec.validate()?;
         Ok(Prepared {

@@ -45,6 +45,9 @@ pub struct NodeOptions {
     /// (`--result-budget`, `--result-retention`; see [`crate::results`]).
     pub result_budget: u64,
     pub result_retention: std::time::Duration,
+    /// Disk budget for the results of computed tasks kept for later jobs (`--reuse-budget`;
+    /// see [`crate::reuse`]; 0: none kept).
+    pub reuse_budget: u64,
 }
 
 impl NodeOptions {
@@ -70,6 +73,7 @@ impl NodeOptions {
             tags: Vec::new(),
             result_budget: crate::results::DEFAULT_BUDGET,
             result_retention: crate::results::DEFAULT_RETENTION,
+            reuse_budget: crate::reuse::DEFAULT_BUDGET,
         }
     }
 }
@@ -245,6 +249,7 @@ pub async fn launch(opts: NodeOptions) -> anyhow::Result<RunningNode> {
             opts.result_budget,
             opts.result_retention,
         ),
+        reuse: crate::reuse::ReuseCache::open(Some(&opts.data_dir), opts.reuse_budget),
     });
     let mut token = None;
     if let (Some(listener), Some(addr)) = (api_listener, api_addr) {

@@ -45,6 +45,7 @@ pub mod pipeline_file;
 pub mod probe;
 pub mod result_lookup;
 pub mod results;
+pub mod reuse;
 pub mod serve;
 pub mod store;
 pub mod suspects;

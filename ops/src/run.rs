@@ -242,6 +242,7 @@ mod tests {
             trust: Default::default(),
             sched: Default::default(),
             keep: Default::default(),
+            reuse: true,
         };
         let partials: Vec<Vec<u8>> = (0..7)
             .map(|i| {
@@ -272,6 +273,7 @@ mod tests {
             trust: Default::default(),
             sched: Default::default(),
             keep: Default::default(),
+            reuse: true,
         };
         let a = reference::pi(&spec).unwrap();
         assert_eq!(a, reference::pi(&spec).unwrap());

@@ -51,6 +51,22 @@ pub enum Effect {
     /// job is over): the driver may drop it first when memory runs short. Kept while room
     /// allows: if the parent's result is lost, this one is needed again.
     Release { blob: BlobHash },
+    /// A job whose results may be reused ([`crate::reuse::applies`]) has map tasks: fetch its
+    /// manifest from one of `holders`, key each chunk with [`crate::reuse::map_key`], and
+    /// report each task whose result this node knows with [`crate::Node::task_reused`]. Once
+    /// per job on each node that tracks it.
+    ReuseMaps {
+        job: JobId,
+        spec: Arc<JobSpec>,
+        holders: Vec<NodeId>,
+    },
+    /// Every child of reduce task `task` is done: if this node knows the result of `key`
+    /// ([`crate::reuse::reduce_key`]), report it with [`crate::Node::task_reused`].
+    ReuseReduce {
+        job: JobId,
+        task: u32,
+        key: crate::ids::ReuseKey,
+    },
     /// A peer's result lost a vote: it is a suspect for `remaining_ms` more. The driver keeps
     /// suspicions across restarts and hands them back with [`crate::Node::restore_suspect`].
     Suspected {
@@ -109,6 +125,8 @@ pub struct ChildInput {
 #[derive(Debug, Clone)]
 pub enum TaskOutcome {
     Done(ResultRef),
+    /// Done with a result this node knew from an earlier job ([`crate::reuse`]), not computed.
+    Reused(ResultRef),
     /// The task itself failed; counts towards the job's attempt limit.
     Failed(String),
     /// The task's input (a chunk, a module) could not be fetched: offered again after a
@@ -172,6 +190,8 @@ pub struct JobView {
     /// `copies`).
     pub copies: u8,
     pub copies_held: u32,
+    /// Tasks settled by a result a member knew from an earlier job rather than computed.
+    pub reused: u32,
 }
 
 /// A job's size in its own unit: bytes of files, or items of a generated input.

@@ -103,6 +103,10 @@ id32!(
     /// blake3 of a blob's bytes (an input chunk, a manifest, a partial result).
     BlobHash
 );
+id32!(
+    /// What determines a task's result (see [`crate::reuse`]): equal keys, equal results.
+    ReuseKey
+);
 
 impl BlobHash {
     /// Hashes bytes into their content address.

@@ -118,6 +118,9 @@ pub struct JobSpec {
     pub sched: crate::schedule::Schedule,
     /// How many members keep its input and its output (so that it outlives its submitter).
     pub keep: crate::durable::Durability,
+    /// Whether a task whose result a member computed before (for any job) takes that result
+    /// instead of being computed again (see [`crate::reuse`]); `--no-reuse` turns it off.
+    pub reuse: bool,
 }
 
 /// How many members must agree on each task's result (see [`crate::quorum`]).
@@ -370,6 +373,7 @@ mod tests {
             trust: Default::default(),
             sched: Default::default(),
             keep: Default::default(),
+            reuse: true,
         }
     }
 

@@ -101,6 +101,11 @@ pub struct JobState {
     /// Members known to keep the final output, and the output as this node keeps it.
     pub output_holders: Vec<(PeerIx, crate::durable::OutputRef)>,
     pub output: Option<crate::durable::OutputRef>,
+    /// Tasks settled by a result its member knew from an earlier job (see [`crate::reuse`]).
+    pub reused: u32,
+    /// Reduce tasks that became ready here, with their keys, for the node to look up (only
+    /// where reuse applies); drained by the node after each completion.
+    pub reuse_ready: Vec<(u32, crate::ids::ReuseKey)>,
 }
 
 /// What a completion did to its task.
@@ -174,6 +179,8 @@ impl JobState {
             keeping: Default::default(),
             output_holders: Vec::new(),
             output: None,
+            reused: 0,
+            reuse_ready: Vec::new(),
         }
     }
 
@@ -543,6 +550,20 @@ impl JobState {
             && let TaskState::Waiting { .. } = self.tasks[parent as usize]
         {
             self.reopen(parent, now);
+            if crate::reuse::applies(&self.spec)
+                && let TaskState::Ready { .. } = self.tasks[parent as usize]
+            {
+                let key = crate::reuse::reduce_key(
+                    &self.spec.op,
+                    self.tree
+                        .children(parent)
+                        .filter_map(|c| match &self.tasks[c as usize] {
+                            TaskState::Done { result, .. } => Some(result),
+                            _ => None,
+                        }),
+                );
+                self.reuse_ready.push((parent, key));
+            }
         }
         self.votes.clear(task);
         Completion::Done { losers: Vec::new() }

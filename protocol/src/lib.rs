@@ -42,6 +42,7 @@ pub mod quorum;
 pub mod ranking;
 pub mod ready;
 pub mod rendezvous;
+pub mod reuse;
 pub mod schedule;
 pub mod topic;
 pub mod tree;
@@ -52,7 +53,7 @@ pub use effects::{
     ChildInput, Effect, JobStatus, JobView, LocalTasks, MapSource, PeerStatus, TaskOutcome,
     TaskRun, Work,
 };
-pub use ids::{BlobHash, JobId, Millis, NodeId};
+pub use ids::{BlobHash, JobId, Millis, NodeId, ReuseKey};
 pub use job::{Input, JobSpec, Operator, Trust};
 pub use node::{Capacity, Config, Node, ResultStatus, Stats, SubmitError};
 pub use topic::{Subscription, Topic};

@@ -137,11 +137,15 @@ pub struct Batch {
     pub held: Vec<u32>,
     /// The sender keeps the job's final output (see [`crate::durable`]).
     pub output: Option<crate::durable::OutputRef>,
+    /// Tasks of `done` whose result the sender knew from an earlier job rather than computed
+    /// (see [`crate::reuse`]): counted, and otherwise taken like any result of the sender's.
+    pub reused: Vec<u32>,
 }
 
 impl Batch {
     pub fn entries(&self) -> usize {
         self.released.len()
+            + self.reused.len()
             + self.held.len()
             + usize::from(self.output.is_some())
             + self.claims.len()
@@ -356,6 +360,7 @@ mod tests {
                     trust: Default::default(),
                     sched: Default::default(),
                     keep: Default::default(),
+                    reuse: true,
                 },
                 epoch: 1,
                 members,

@@ -65,6 +65,7 @@ fn announcements_of_more_jobs_than_a_node_tracks_are_refused_and_counted() {
             trust: Default::default(),
             sched: Default::default(),
             keep: Default::default(),
+            reuse: true,
         };
         let mut members = vec![
             Member { id: me, weight: 1 },

@@ -233,6 +233,7 @@ fn sumsq(end: u64, tasks: u32, fanin: u32) -> JobSpec {
         trust: Default::default(),
         sched: Default::default(),
         keep: Default::default(),
+        reuse: true,
     }
 }
 
@@ -306,6 +307,7 @@ fn a_task_that_always_fails_fails_the_job_after_the_attempt_limit() {
         trust: Default::default(),
         sched: Default::default(),
         keep: Default::default(),
+        reuse: true,
     };
     // Every task that runs fails.
     h.net.forced = Some(TaskOutcome::Failed("boom".into()));
@@ -973,6 +975,7 @@ fn durable_wordcount(h: &mut Mesh, chunks: u32, copies: u8) -> (JobSpec, Vec<u8>
         trust: Default::default(),
         sched: Default::default(),
         keep: durable::Durability { copies },
+        reuse: true,
     };
     (spec, ops::reference::wordcount(&[all]))
 }

@@ -35,7 +35,7 @@ pub(crate) fn ensure(root: &Path, total: u64) -> Vec<PathBuf> {
     paths
 }
 
-fn vocabulary() -> Vec<String> {
+pub(crate) fn vocabulary() -> Vec<String> {
     const SYLLABLES: [&str; 24] = [
         "ka", "lo", "mi", "ne", "ru", "ta", "shi", "po", "en", "dar", "vel", "os", "qu", "ix",
         "ba", "ter", "un", "ly", "fo", "gra", "zen", "al", "wi", "ho",
@@ -51,7 +51,7 @@ fn vocabulary() -> Vec<String> {
         .collect()
 }
 
-fn write_file(path: &Path, size: u64, words: &[String], seed: u64) {
+pub(crate) fn write_file(path: &Path, size: u64, words: &[String], seed: u64) {
     let mut rng = SplitMix64(seed + 1);
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
     let mut written = 0u64;

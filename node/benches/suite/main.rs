@@ -4,7 +4,7 @@
 //!     cargo bench -p shoal-node --bench suite -- --smoke      # small sizes, one run, no docs
 //!
 //! Options (after `--`): `--smoke`; `--runs N` (default 3); `--only LIST` (comma-separated:
-//! tiny, latency, pi, wordcount, cold-start, memory, private, real, trust, durable); `--skip-peers LIST` (multiprocessing,
+//! tiny, latency, pi, wordcount, cold-start, memory, private, real, trust, durable, reuse); `--skip-peers LIST` (multiprocessing,
 //! ray, dask). The Python peers are installed into target/bench-venv from
 //! bench/requirements.txt on first use. A full run writes docs/benchmarks.json and the table in
 //! docs/BENCHMARKS.md; a smoke run writes target/bench-smoke.json and prints the table.
@@ -22,6 +22,7 @@ mod private;
 mod python;
 mod real;
 mod report;
+mod reuse;
 mod trust;
 mod workloads;
 
@@ -29,7 +30,7 @@ use report::Row;
 use std::process::Command;
 use workloads::{Bench, Sizes, root};
 
-const WORKLOADS: [&str; 10] = [
+const WORKLOADS: [&str; 11] = [
     "tiny",
     "latency",
     "pi",
@@ -40,6 +41,7 @@ const WORKLOADS: [&str; 10] = [
     "real",
     "trust",
     "durable",
+    "reuse",
 ];
 const BEGIN: &str = "<!-- suite:begin -->";
 const END: &str = "<!-- suite:end -->";
@@ -133,6 +135,7 @@ fn main() {
                 "real" => rows.extend(bench.real().await),
                 "trust" => rows.extend(bench.trust().await),
                 "durable" => rows.extend(bench.durable().await),
+                "reuse" => rows.extend(bench.reuse().await),
                 _ => unreachable!("checked when parsing"),
             }
         });

@@ -81,7 +81,11 @@ pub(crate) fn request(
     chunk: Option<u64>,
     tasks: Option<u32>,
 ) -> JobRequest {
-    JobRequest::parse(job, args, fanin, chunk, tasks).expect("a valid benchmark job")
+    let mut request =
+        JobRequest::parse(job, args, fanin, chunk, tasks).expect("a valid benchmark job");
+    // Every run computes: a run must not take the results an earlier run kept.
+    request.no_reuse = true;
+    request
 }
 
 impl Bench {

@@ -156,6 +156,12 @@ pub struct NodeArgs {
     /// How long a kept output stays before it expires (`shoal result` then says so).
     #[arg(long, value_name = "DURATION", default_value = "7days", value_parser = humantime::parse_duration)]
     pub result_retention: Duration,
+    /// Disk space for the results of tasks this node computed, kept so that a later job with
+    /// the same task (the same operator over an unchanged chunk, or the same reduce) takes the
+    /// result instead of computing it again (DATA-DIR/reuse; the least recently used go
+    /// first). 0 keeps none.
+    #[arg(long, value_name = "SIZE", default_value = "512MiB", value_parser = crate::needs::parse_size)]
+    pub reuse_budget: u64,
     /// Fault injection: corrupt this fraction (0 to 1) of the node's task results, plausibly.
     #[cfg(feature = "fault-injection")]
     #[arg(long, value_name = "P")]
@@ -247,7 +253,8 @@ pub struct SubmitArgs {
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
     /// Target bytes per input chunk: small files are packed several to a chunk, large ones
-    /// cut at line ends; by default about 1/128 of the input, between 1 MiB and 8 MiB.
+    /// cut at line ends; by default about 1/128 of the input rounded up to a power of two, between
+    /// 1 MiB and 8 MiB.
     #[arg(long, value_name = "BYTES")]
     pub chunk_size: Option<u64>,
     /// Leave out input files and directories matching GLOB (repeatable): a pattern with a `/`
@@ -296,6 +303,11 @@ pub struct SubmitArgs {
     /// mesh size [default: 2 with --detach, else 1 (the input stays on this node only)].
     #[arg(long, value_name = "K")]
     pub copies: Option<u8>,
+    /// Compute every task, even those whose result a member kept from an earlier job (the
+    /// same operator over an unchanged chunk, or the same reduce); by default such a task
+    /// takes the kept result (`reused` in --json).
+    #[arg(long)]
+    pub no_reuse: bool,
     #[command(flatten)]
     pub net: NetArgs,
     /// Write the job's output bytes to FILE instead of stdout.
@@ -486,6 +498,7 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         tags: args.tags.clone(),
         result_budget: args.result_budget,
         result_retention: args.result_retention,
+        reuse_budget: args.reuse_budget,
     })
     .await?;
     println!("peer id: {}", node.peer_id);

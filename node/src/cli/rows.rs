@@ -105,6 +105,9 @@ pub struct JobRow {
     pub copies: u8,
     #[serde(default)]
     pub copies_held: u32,
+    /// Tasks that took a result a member kept from an earlier job instead of computing it.
+    #[serde(default)]
+    pub reused: u32,
 }
 
 fn one() -> u8 {
@@ -171,6 +174,7 @@ impl From<&JobView> for JobRow {
             coordinator: v.coordinator.to_string(),
             copies: v.copies,
             copies_held: v.copies_held,
+            reused: v.reused,
         }
     }
 }
@@ -203,6 +207,7 @@ impl JobRow {
             coordinator: String::new(),
             copies: 1,
             copies_held: 0,
+            reused: 0,
         }
     }
 }

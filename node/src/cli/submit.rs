@@ -20,6 +20,7 @@ fn parse_request(args: &SubmitArgs) -> Result<JobRequest, UsageError> {
     crate::input::walk::Excludes::new(&args.exclude)
         .map_err(|e| UsageError::Exclude(e.to_string()))?;
     request.exclude = args.exclude.clone();
+    request.no_reuse = args.no_reuse;
     Ok(request)
 }
 
@@ -341,6 +342,7 @@ pub(super) fn submit_json(done: &Finished, with_result: bool) -> serde_json::Val
         "skipped": done.skipped,
         "replicas": done.job.replicas,
         "suspects": done.job.suspects,
+        "reused": done.job.reused,
     });
     if with_result {
         match done.json() {

@@ -24,6 +24,8 @@ pub struct Why {
     pub coordinator: String,
     pub copies: u8,
     pub copies_held: u32,
+    /// Tasks that took a result kept from an earlier job.
+    pub reused: u32,
     /// Per node: tasks claimed and not started, running, and results held.
     pub placement: Vec<crate::api::jobs::PlacementRow>,
     /// One sentence per reason; empty when nothing is held up.
@@ -63,6 +65,7 @@ impl From<JobDetailRow> for Why {
             coordinator: d.job.coordinator,
             copies: d.job.copies,
             copies_held: d.job.copies_held,
+            reused: d.job.reused,
             why: d.why,
         }
     }
@@ -161,6 +164,12 @@ fn text(w: &Why) -> String {
         "tasks: {} waiting for inputs, {} ready, {} claimed, {} running, {} done\n",
         t.waiting, t.ready, t.claimed, t.running, t.done
     ));
+    if w.reused > 0 {
+        out.push_str(&format!(
+            "reused: {} tasks took a result kept from an earlier job (--no-reuse computes every task)\n",
+            w.reused
+        ));
+    }
     if !w.placement.is_empty() {
         out.push_str(&format!(
             "{:<18} {:>8} {:>8} {:>8}\n",

@@ -77,9 +77,14 @@ impl Unit {
     }
 }
 
-/// Lays out the units: files in order, small ones (under `target` bytes) packed while the pack
-/// stays within `target`, each larger one split on its own.
+/// Lays out the units: files in order, each of `target` bytes or more split on its own, the
+/// smaller ones packed whole. A pack ends after a file whose path falls on a boundary once the
+/// pack holds half the target, or before it would pass twice the target. The boundaries follow
+/// the files' paths, not a running count of bytes: a file that grows or shrinks changes its
+/// own pack (and sometimes the next), while every other pack keeps its bytes, its hash, and so
+/// the results kept for it ([`crate::reuse`]).
 pub fn plan(files: &[InputFile], target: u64) -> Vec<Unit> {
+    let every = boundary_spacing(files, target);
     let mut units = Vec::new();
     let mut pack: Vec<usize> = Vec::new();
     let mut pack_bytes = 0u64;
@@ -93,17 +98,39 @@ pub fn plan(files: &[InputFile], target: u64) -> Vec<Unit> {
             units.push(Unit::Split(i));
             continue;
         }
-        if !pack.is_empty() && pack_bytes + size > target {
+        if !pack.is_empty() && pack_bytes + size + 1 > 2 * target {
             units.push(Unit::Pack(std::mem::take(&mut pack)));
             pack_bytes = 0;
         }
         pack.push(i);
         pack_bytes += size + 1;
+        if pack_bytes >= target / 2 && on_boundary(&f.path, every) {
+            units.push(Unit::Pack(std::mem::take(&mut pack)));
+            pack_bytes = 0;
+        }
     }
     if !pack.is_empty() {
         units.push(Unit::Pack(pack));
     }
     units
+}
+
+/// One small file in this many is a pack boundary: past half the target, about half a
+/// target's worth more files to the next boundary. A power of two, so that a file's change
+/// of size seldom changes it (and with it every boundary).
+fn boundary_spacing(files: &[InputFile], target: u64) -> u64 {
+    let (count, bytes) = files
+        .iter()
+        .filter(|f| f.stamp.size < target)
+        .fold((0u64, 0u64), |(n, b), f| (n + 1, b + f.stamp.size + 1));
+    let average = (bytes / count.max(1)).max(1);
+    (target / 2 / average).max(1).next_power_of_two()
+}
+
+fn on_boundary(path: &Path, every: u64) -> bool {
+    BlobHash::of(path.as_os_str().as_encoded_bytes())
+        .prefix64()
+        .is_multiple_of(every)
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> ChunkError + '_ {

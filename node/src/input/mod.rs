@@ -24,9 +24,14 @@ pub const AUTO_CHUNKS: u64 = 128;
 /// Largest chunk size accepted (a single line may still make a chunk longer, up to the blob limit).
 pub const MAX_CHUNK_SIZE: u64 = 64 << 20;
 
-/// The chunk size for an input of `total` bytes when none is given.
+/// The chunk size for an input of `total` bytes when none is given: a power of two, so that a
+/// file that grows or shrinks seldom changes it (a changed size would move every chunk's
+/// boundaries, and no result kept for them could be reused).
 pub fn auto_chunk_size(total: u64) -> u64 {
-    (total / AUTO_CHUNKS).clamp(AUTO_CHUNK_MIN, AUTO_CHUNK_MAX)
+    (total / AUTO_CHUNKS)
+        .max(1)
+        .next_power_of_two()
+        .clamp(AUTO_CHUNK_MIN, AUTO_CHUNK_MAX)
 }
 
 /// Why the inputs could not be prepared. Nothing was submitted.

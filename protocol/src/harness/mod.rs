@@ -494,7 +494,12 @@ impl<X> Harness<X> {
             Effect::Ended { job, ending, .. } => env.ended(i, job, &ending),
             // The harness keeps every result while its holder lives: memory is not what is
             // simulated, and inputs are at hand, so there is nothing to fetch ahead.
-            Effect::Release { .. } | Effect::Prefetch { .. } | Effect::Suspected { .. } => {}
+            // The harness keeps no results across jobs: nothing is reused.
+            Effect::Release { .. }
+            | Effect::Prefetch { .. }
+            | Effect::Suspected { .. }
+            | Effect::ReuseMaps { .. }
+            | Effect::ReuseReduce { .. } => {}
         }
     }
 }

@@ -172,7 +172,8 @@ impl Node {
             self.on_claim(now, job, task, from);
         }
         for (task, result) in &b.done {
-            self.on_done(now, job, *task, from, result.clone());
+            let reused = b.reused.contains(task);
+            self.on_done(now, job, *task, from, result.clone(), reused);
         }
         for f in &b.failed {
             self.on_failure(now, job, f.task, from, &f.reason, f.transient);
@@ -322,6 +323,7 @@ impl Node {
         task: u32,
         holder: PeerIx,
         result: ResultRef,
+        reused: bool,
     ) {
         // A suspect's results are not counted: one that lost a vote does not get to vote again.
         let suspect = holder != ME && self.is_suspect(&self.view.id(holder), now);
@@ -334,6 +336,9 @@ impl Node {
             return;
         };
         let mut outcome = j.record_result(task, holder, result, now);
+        if reused && matches!(outcome, Completion::Done { .. }) {
+            j.reused += 1;
+        }
         if outcome == Completion::Voted && j.coordinator == ME && j.need(task).is_none() {
             outcome = self.spot_check(now, job, task);
         }
@@ -349,6 +354,10 @@ impl Node {
         let Some(j) = self.jobs.get_mut(&job) else {
             return;
         };
+        for (task, key) in j.reuse_ready.drain(..) {
+            self.effects
+                .push_back(Effect::ReuseReduce { job, task, key });
+        }
         for blob in j.released_by(task) {
             self.effects.push_back(Effect::Release { blob });
         }

@@ -622,10 +622,11 @@ impl Node {
         match outcome {
             TaskOutcome::Done(result) => {
                 self.ran_map(job, task);
-                self.on_done(now, job, task, ME, result.clone());
+                self.on_done(now, job, task, ME, result.clone(), false);
                 let size = result_entry_len(&result);
                 self.queue_entry(job, size, |b| b.done.push((task, result)));
             }
+            TaskOutcome::Reused(result) => self.report_reused(now, job, task, result),
             TaskOutcome::Failed(reason) => self.fail_task(now, job, task, reason, false),
             TaskOutcome::Unavailable(reason) => self.fail_task(now, job, task, reason, true),
             TaskOutcome::InputLost { child, holder } => {
@@ -645,6 +646,34 @@ impl Node {
             }
         }
         self.after_step(now);
+    }
+
+    /// This node knows the result of `task` from an earlier job (after an
+    /// [`Effect::ReuseMaps`] or [`Effect::ReuseReduce`], or found when it came to run the
+    /// task): it completes the task as if this node had computed it, as its one vote, and
+    /// tells the members it was reused. Ignored if the task is done or this node voted on it.
+    pub fn task_reused(&mut self, now: Millis, job: JobId, task: u32, result: ResultRef) {
+        let Some(j) = self.jobs.get(&job) else {
+            return;
+        };
+        if task >= j.total()
+            || j.failed.is_some()
+            || j.tasks[task as usize].is_done()
+            || j.votes.voters(task).any(|v| v == ME)
+        {
+            return;
+        }
+        self.report_reused(now, job, task, result);
+        self.after_step(now);
+    }
+
+    fn report_reused(&mut self, now: Millis, job: JobId, task: u32, result: ResultRef) {
+        self.on_done(now, job, task, ME, result.clone(), true);
+        let size = result_entry_len(&result) + 4;
+        self.queue_entry(job, size, |b| {
+            b.done.push((task, result));
+            b.reused.push(task);
+        });
     }
 
     /// The driver fetched (or failed to fetch) the root result after an [`Effect::Collect`],
@@ -720,6 +749,14 @@ impl Node {
     /// Tracks a job whose topic is settled, joining that topic if it is the job's own.
     fn insert_job(&mut self, job: JobState) {
         let id = job.id;
+        if crate::reuse::applies(&job.spec) {
+            let holders = self.piece_sources(&job, 0, self.last_now);
+            self.effects.push_back(Effect::ReuseMaps {
+                job: id,
+                spec: job.spec.clone(),
+                holders,
+            });
+        }
         if job.topic != Topic::Jobs {
             self.subscriptions.push_back(Subscription::Join(job.topic));
         }

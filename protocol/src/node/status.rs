@@ -138,6 +138,7 @@ impl Node {
             coordinator: self.id(),
             copies: w.spec.keep.copies,
             copies_held: 0,
+            reused: 0,
         }
     }
 
@@ -229,6 +230,7 @@ impl Node {
             coordinator: self.view.id(job.coordinator),
             copies: job.spec.keep.copies,
             copies_held: job.copies_held(),
+            reused: job.reused,
         }
     }
 }

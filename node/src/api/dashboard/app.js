@@ -1083,6 +1083,14 @@
         title: 'a durable job keeps this many copies of its input and output on live members',
       });
     }
+    if (has(job, 'reused') && job.reused > 0) {
+      figs.push({
+        k: 'Reused',
+        v: fmtInt(job.reused) + ' tasks',
+        sub: 'results kept from earlier jobs, not computed again',
+        title: 'tasks whose result a member kept from an earlier job with the same operator and input',
+      });
+    }
     if (Array.isArray(placement) && placement.length) {
       const busy = placement.filter((p) => p && (p.running || p.claimed));
       if (busy.length) {

@@ -1,0 +1,150 @@
+//! Results computed once, in the state machine: who is asked to look results up, and a reused
+//! result as evidence (one vote of its reporter, never two, and said to be reused).
+
+use shoal_protocol::wire::{Announce, Batch, Envelope, Member, Message};
+use shoal_protocol::*;
+
+fn node() -> Node {
+    let capacity = Capacity {
+        slots: 2,
+        cores: 2,
+        mem_mb: 1024,
+    };
+    Node::new(NodeId([9; 32]), capacity, Config::default(), 0)
+}
+
+fn submitter() -> NodeId {
+    NodeId::from_identity_bytes(b"submitter")
+}
+
+fn spec(input: Input, replicas: u8, reuse: bool) -> JobSpec {
+    JobSpec {
+        op: Operator::WordCount,
+        input,
+        fanin: 4,
+        trust: Trust {
+            replicas,
+            verify_ppm: 0,
+        },
+        sched: Default::default(),
+        keep: Default::default(),
+        reuse,
+    }
+}
+
+fn files(chunks: u32) -> Input {
+    Input::Chunks {
+        manifest: BlobHash([1; 32]),
+        chunks,
+        bytes: 100 * u64::from(chunks),
+    }
+}
+
+/// Announces `spec` to `n` from the submitter, with `n` a member; returns the job id and the
+/// effects `n` emitted.
+fn join(n: &mut Node, spec: JobSpec, seq: u64) -> (JobId, Vec<Effect>) {
+    let mut members = vec![
+        Member {
+            id: n.id(),
+            weight: 2,
+        },
+        Member {
+            id: submitter(),
+            weight: 2,
+        },
+    ];
+    members.sort_unstable_by_key(|m| m.id);
+    let job = spec.id();
+    let announce = Announce {
+        job,
+        submitter: submitter(),
+        spec,
+        epoch: 1,
+        members,
+        done: Vec::new(),
+        own_topic: false,
+    };
+    let bytes = Envelope {
+        seq,
+        body: Message::Announce(announce),
+    }
+    .encode();
+    n.handle_message(10, submitter(), &bytes).unwrap();
+    (job, std::iter::from_fn(|| n.poll_effect()).collect())
+}
+
+/// The batches `n` sends for `job` within the next 50 ms.
+fn batches(n: &mut Node, job: JobId, now: Millis) -> Vec<Batch> {
+    n.handle_timeout(now + 50);
+    std::iter::from_fn(|| n.poll_transmit())
+        .filter_map(|(_, bytes)| match Envelope::decode(&bytes).ok()?.body {
+            Message::Batch(b) if b.job == job => Some(b),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn only_jobs_over_files_that_allow_reuse_ask_for_a_lookup() {
+    let mut n = node();
+    n.handle_timeout(0);
+    let asks = |effects: &[Effect], job: JobId| {
+        effects
+            .iter()
+            .filter(|e| matches!(e, Effect::ReuseMaps { job: j, .. } if *j == job))
+            .count()
+    };
+    let (job, effects) = join(&mut n, spec(files(4), 1, true), 1);
+    assert_eq!(asks(&effects, job), 1);
+    let (job, effects) = join(&mut n, spec(files(5), 1, false), 2);
+    assert_eq!(asks(&effects, job), 0, "--no-reuse");
+    let range = Input::Range {
+        start: 0,
+        end: 100,
+        tasks: 4,
+    };
+    let generated = JobSpec {
+        op: Operator::SumSq,
+        ..spec(range, 1, true)
+    };
+    let (job, effects) = join(&mut n, generated, 3);
+    assert_eq!(asks(&effects, job), 0, "a generated input is not looked up");
+}
+
+#[test]
+fn a_reused_result_is_one_vote_said_to_be_reused_and_never_counted_twice() {
+    let mut n = node();
+    n.handle_timeout(0);
+    let (job, _) = join(&mut n, spec(files(4), 2, true), 1);
+    let result = ResultRef::Inline(b"partial".to_vec().into());
+    n.task_reused(20, job, 0, result.clone());
+    let sent = batches(&mut n, job, 20);
+    assert!(
+        sent.iter()
+            .any(|b| b.reused == [0] && b.done.iter().any(|(t, _)| *t == 0)),
+        "the reuse goes out as a completion marked reused: {sent:?}"
+    );
+    assert_eq!(n.job_status(&job).unwrap().done, 0, "one vote of two");
+    // The same node reporting it again is no second vote.
+    n.task_reused(100, job, 0, result.clone());
+    assert!(batches(&mut n, job, 100).iter().all(|b| b.done.is_empty()));
+    assert_eq!(n.job_status(&job).unwrap().done, 0);
+    // Another member's agreeing result settles it; the settling vote was computed.
+    let agree = Batch {
+        job,
+        done: vec![(0, result.clone()), (1, result.clone())],
+        ..Batch::default()
+    };
+    let bytes = Envelope {
+        seq: 7,
+        body: Message::Batch(agree),
+    }
+    .encode();
+    n.handle_message(200, submitter(), &bytes).unwrap();
+    let view = n.job_status(&job).unwrap();
+    assert_eq!((view.done, view.reused), (1, 0));
+    // Task 1: the other member computed it first; this node's reused result settles it.
+    n.task_reused(300, job, 1, result);
+    let view = n.job_status(&job).unwrap();
+    assert_eq!((view.done, view.reused), (2, 1));
+}

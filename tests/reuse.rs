@@ -1,0 +1,65 @@
+//! Results computed once, on real nodes: a word count over 100 files, then one file changed
+//! and the same job again: exact, and every task but those that read the changed file (and
+//! the reduces above them) takes a result a member kept; `--no-reuse` computes every task.
+
+mod support;
+
+use shoal_ops::reference;
+use support::*;
+
+/// The depth of the reduction tree of a job of `total` tasks with fan-in `fanin`.
+fn depth_of(total: u32, fanin: u32) -> u32 {
+    let maps = (1..=total)
+        .find(|&m| shoal_protocol::tree::Tree::new(m, fanin).total() == total)
+        .expect("a tree with this many tasks");
+    let (mut level, mut depth) = (maps, 0);
+    while level > 1 {
+        level = level.div_ceil(fanin);
+        depth += 1;
+    }
+    depth
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_after_one_changed_file_reuses_every_other_task_and_no_reuse_computes_all() {
+    let mesh = Mesh::start(&[2, 2, 2]).await;
+    mesh.await_full_view(std::time::Duration::from_secs(30))
+        .await;
+    let dir = mesh.dir.path().join("logs");
+    let mut files = write_wide_corpus(&dir, 100, 40);
+    let arg = dir.display().to_string();
+    let opts = ["--chunk-size", "16384", "--fanin", "4"];
+    let first = submit_json(&mesh.nodes[0], &["wordcount", &arg], &opts);
+    assert_eq!(result_bytes(&first), reference::wordcount(&files));
+    assert_eq!(first["reused"], 0, "nothing to reuse yet: {first}");
+
+    // One file grows by a line: its chunk changes, and so do the reduces above it.
+    let changed = dir.join("f37.txt");
+    let mut text = std::fs::read(&changed).unwrap();
+    text.extend_from_slice(b"a brand new line for the rerun\n");
+    std::fs::write(&changed, &text).unwrap();
+    files[37] = text;
+    let second = submit_json(&mesh.nodes[1], &["wordcount", &arg], &opts);
+    assert_eq!(result_bytes(&second), reference::wordcount(&files));
+    let total = second["tasks"].as_u64().unwrap() as u32;
+    let reused = second["reused"].as_u64().unwrap() as u32;
+    let depth = depth_of(total, 4);
+    // The changed file's pack (and at most the next one, whose boundary may move) and the
+    // reduces above them are computed; every other task is reused, from whichever member
+    // computed it the first time (the tasks of a new job land elsewhere).
+    assert!(
+        reused < total && reused + 2 * (depth + 1) >= total,
+        "{reused} of {total} tasks reused (tree depth {depth}): {second}"
+    );
+
+    let third = submit_json(
+        &mesh.nodes[2],
+        &["wordcount", &arg],
+        &[&opts[..], &["--no-reuse"]].concat(),
+    );
+    assert_eq!(result_bytes(&third), reference::wordcount(&files));
+    assert_eq!(
+        third["reused"], 0,
+        "--no-reuse computes every task: {third}"
+    );
+}
