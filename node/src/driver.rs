@@ -273,7 +273,9 @@ impl Driver {
                 let handle = self.handle.clone();
                 tokio::spawn(async move {
                     let (job, task, op) = (run.job, run.task, run.spec.op.name());
+                    let reduce = matches!(run.work, shoal_protocol::Work::Reduce { .. });
                     let (outcome, run_us) = exec::run_task(&handle, run).await;
+                    tracing::debug!(%job, task, reduce, run_us, reused = matches!(outcome, TaskOutcome::Reused(_)), "task ended");
                     if let TaskOutcome::Failed(reason) | TaskOutcome::Unavailable(reason) = &outcome
                     {
                         tracing::warn!("{reason}");
@@ -350,9 +352,13 @@ impl Driver {
                 let handle = self.handle.clone();
                 tokio::spawn(async move {
                     let results = exec::reusable_maps(&handle, job, &spec, &holders).await;
-                    if !results.is_empty() {
-                        handle.tell(Command::Reused { job, results }).await;
-                    }
+                    handle
+                        .tell(Command::Reused {
+                            job,
+                            results,
+                            looked_up: true,
+                        })
+                        .await;
                 });
             }
             Effect::ReuseReduce { job, task, key } if self.handle.reuse().contains(&key) => {
@@ -360,7 +366,14 @@ impl Driver {
                 tokio::spawn(async move {
                     if let Some(result) = exec::reusable(&handle, job, key).await {
                         let results = vec![(task, result)];
-                        handle.tell(Command::Reused { job, results }).await;
+                        let looked_up = false;
+                        handle
+                            .tell(Command::Reused {
+                                job,
+                                results,
+                                looked_up,
+                            })
+                            .await;
                     }
                 });
             }
@@ -549,9 +562,16 @@ impl Driver {
                 }
             },
             Command::Kept { job, piece, ok } => self.node.piece_kept(now, job, piece, ok),
-            Command::Reused { job, results } => {
+            Command::Reused {
+                job,
+                results,
+                looked_up,
+            } => {
                 for (task, result) in results {
                     self.node.task_reused(now, job, task, result);
+                }
+                if looked_up {
+                    self.node.reuse_looked_up(now, job);
                 }
             }
             Command::ResultStatus { job, query, reply } => {

@@ -248,11 +248,10 @@ async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcom
             if run.spec.keep.copies > 1 && run.submitter != handle.id() {
                 // A durable job's chunk stays here, served, for the job's life: the protocol
                 // counts this node as one of its holders from now on. (The submitter serves
-                // its own files.)
-                handle
-                    .kept()
-                    .keep(handle, run.job, *manifest, hash, &bytes)
-                    .await;
+                // its own files.) Written while the task computes: the task does not wait
+                // for the disk.
+                let (h, job, manifest, bytes) = (handle.clone(), run.job, *manifest, bytes.clone());
+                tokio::spawn(async move { h.kept().keep(&h, job, manifest, hash, &bytes).await });
             } else {
                 // A chunk fetched from another node (kept if prefetched) is not needed again.
                 handle.store().release(&hash);

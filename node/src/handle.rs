@@ -151,6 +151,9 @@ pub(crate) enum Command {
     Reused {
         job: JobId,
         results: Vec<(u32, shoal_protocol::ResultRef)>,
+        /// The lookup of the job's map tasks is over (see
+        /// [`shoal_protocol::Node::reuse_looked_up`]).
+        looked_up: bool,
     },
     /// What the protocol can say about a job's result; with `query`, it also asks the mesh.
     ResultStatus {

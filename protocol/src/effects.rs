@@ -53,8 +53,10 @@ pub enum Effect {
     Release { blob: BlobHash },
     /// A job whose results may be reused ([`crate::reuse::applies`]) has map tasks: fetch its
     /// manifest from one of `holders`, key each chunk with [`crate::reuse::map_key`], and
-    /// report each task whose result this node knows with [`crate::Node::task_reused`]. Once
-    /// per job on each node that tracks it.
+    /// report each task whose result this node knows with [`crate::Node::task_reused`], then
+    /// say the lookup is over with [`crate::Node::reuse_looked_up`] (until then, or for at most
+    /// [`crate::reuse::LOOKUP_MAX_MS`], this node claims none of the job's tasks). Once per
+    /// job on each node that tracks it.
     ReuseMaps {
         job: JobId,
         spec: Arc<JobSpec>,

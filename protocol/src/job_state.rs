@@ -106,6 +106,11 @@ pub struct JobState {
     /// Reduce tasks that became ready here, with their keys, for the node to look up (only
     /// where reuse applies); drained by the node after each completion.
     pub reuse_ready: Vec<(u32, crate::ids::ReuseKey)>,
+    /// Until when this node claims none of the job's tasks: its driver is looking up which
+    /// results it kept ([`crate::Effect::ReuseMaps`]), and a task claimed meanwhile would be
+    /// computed by one member while another reports it. Cleared by the answer, bounded by
+    /// [`crate::reuse::LOOKUP_MAX_MS`].
+    pub reuse_lookup_until: Option<Millis>,
 }
 
 /// What a completion did to its task.
@@ -181,6 +186,7 @@ impl JobState {
             output: None,
             reused: 0,
             reuse_ready: Vec::new(),
+            reuse_lookup_until: None,
         }
     }
 

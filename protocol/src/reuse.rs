@@ -13,6 +13,10 @@ use crate::ids::{BlobHash, ReuseKey};
 use crate::job::{JobSpec, Operator};
 use crate::wire::ResultRef;
 
+/// Longest a member holds off claiming a reusable job's tasks while its driver looks up the
+/// results it kept (the answer normally comes within milliseconds).
+pub const LOOKUP_MAX_MS: crate::ids::Millis = 500;
+
 /// Separates the two kinds of key (and this scheme from any later one).
 const MAP_DOMAIN: &[u8] = b"shoal reuse v1 map";
 const REDUCE_DOMAIN: &[u8] = b"shoal reuse v1 reduce";

@@ -148,3 +148,24 @@ fn a_reused_result_is_one_vote_said_to_be_reused_and_never_counted_twice() {
     let view = n.job_status(&job).unwrap();
     assert_eq!((view.done, view.reused), (2, 1));
 }
+
+#[test]
+fn a_member_claims_nothing_until_its_lookup_is_over_or_its_bound_passes() {
+    let claims = |sent: &[Batch]| sent.iter().map(|b| b.claims.len()).sum::<usize>();
+    let mut n = node();
+    n.handle_timeout(0);
+    let (job, _) = join(&mut n, spec(files(8), 1, true), 1);
+    assert_eq!(claims(&batches(&mut n, job, 10)), 0, "looking up");
+    n.reuse_looked_up(70, job);
+    assert!(
+        claims(&batches(&mut n, job, 70)) > 0,
+        "claims once the lookup is over"
+    );
+    // A driver that never answers holds its claims back for a bounded time only.
+    let mut n = node();
+    n.handle_timeout(0);
+    let (job, _) = join(&mut n, spec(files(8), 1, true), 1);
+    assert_eq!(claims(&batches(&mut n, job, 10)), 0);
+    let later = 10 + shoal_protocol::reuse::LOOKUP_MAX_MS;
+    assert!(claims(&batches(&mut n, job, later)) > 0);
+}

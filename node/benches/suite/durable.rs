@@ -28,7 +28,10 @@ impl Bench {
                 assert!(out == expected, "a durable job's result differs");
                 if copies == 1 { &mut one } else { &mut two }.push(took.as_secs_f64());
             }
-            // Detached: from the submission to every chunk held twice, then let it finish.
+            // Detached, on a mesh of its own: the copies the timed runs kept (shared by hash)
+            // must not count. From the submission to every chunk held twice; then let it finish.
+            let fresh = Mesh::start(&[SLOTS; 3]).await;
+            let client = fresh.nodes[0].client();
             let start = Instant::now();
             // Another fan-in than the timed runs': another job.
             let other = run + self.sizes.runs as u32;

@@ -494,11 +494,16 @@ impl<X> Harness<X> {
             Effect::Ended { job, ending, .. } => env.ended(i, job, &ending),
             // The harness keeps every result while its holder lives: memory is not what is
             // simulated, and inputs are at hand, so there is nothing to fetch ahead.
-            // The harness keeps no results across jobs: nothing is reused.
+            // The harness keeps no results across jobs: every lookup finds nothing.
+            Effect::ReuseMaps { job, .. } => {
+                let now = self.now;
+                if let Some(proto) = self.slots[i].proto.as_mut() {
+                    proto.reuse_looked_up(now, job);
+                }
+            }
             Effect::Release { .. }
             | Effect::Prefetch { .. }
             | Effect::Suspected { .. }
-            | Effect::ReuseMaps { .. }
             | Effect::ReuseReduce { .. } => {}
         }
     }

@@ -667,6 +667,16 @@ impl Node {
         self.after_step(now);
     }
 
+    /// The driver has reported every result it kept for job `job`'s map tasks (after an
+    /// [`Effect::ReuseMaps`]; none, or the lookup failed, alike): this node claims its tasks
+    /// from now on.
+    pub fn reuse_looked_up(&mut self, now: Millis, job: JobId) {
+        if let Some(j) = self.jobs.get_mut(&job) {
+            j.reuse_lookup_until = None;
+        }
+        self.after_step(now);
+    }
+
     fn report_reused(&mut self, now: Millis, job: JobId, task: u32, result: ResultRef) {
         self.on_done(now, job, task, ME, result.clone(), true);
         let size = result_entry_len(&result) + 4;
@@ -747,9 +757,10 @@ impl Node {
     // ----- shared internals ---------------------------------------------------------------
 
     /// Tracks a job whose topic is settled, joining that topic if it is the job's own.
-    fn insert_job(&mut self, job: JobState) {
+    fn insert_job(&mut self, mut job: JobState) {
         let id = job.id;
         if crate::reuse::applies(&job.spec) {
+            job.reuse_lookup_until = Some(self.last_now + crate::reuse::LOOKUP_MAX_MS);
             let holders = self.piece_sources(&job, 0, self.last_now);
             self.effects.push_back(Effect::ReuseMaps {
                 job: id,

@@ -72,6 +72,14 @@ impl Node {
             if job.failed.is_some() || job.is_complete() || !job.takes_tasks() {
                 continue;
             }
+            if let Some(until) = job.reuse_lookup_until {
+                if now < until {
+                    // Its results are being looked up here: claim once they are reported.
+                    wake = Some(wake.map_or(until, |x: Millis| x.min(until)));
+                    continue;
+                }
+                job.reuse_lookup_until = None;
+            }
             let limit = (want + displaceable).min(cap);
             let (mut tasks, w) = job.take_claimable(limit, now, self.cfg.steal_delay_ms);
             if let Some(w) = w {
