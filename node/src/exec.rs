@@ -161,10 +161,34 @@ pub async fn reusable(handle: &Handle, job: JobId, key: ReuseKey) -> Option<Resu
     if !handle.reuse().contains(&key) {
         return None;
     }
-    let cache = handle.reuse().clone();
-    let bytes = tokio::task::spawn_blocking(move || cache.get(&key))
+    let h = handle.clone();
+    tokio::task::spawn_blocking(move || reuse_blocking(&h, job, &key))
         .await
-        .ok()??;
+        .ok()?
+}
+
+/// [`reusable`] on the blocking pool. A result too large to travel inline is not read: the
+/// store serves it from its file (a peer that fetches it checks its hash, as always).
+fn reuse_blocking(handle: &Handle, job: JobId, key: &ReuseKey) -> Option<ResultRef> {
+    if let Some((hash, len, path)) = handle.reuse().locate(key)
+        && len > INLINE_RESULT_MAX as u64
+    {
+        let stamp = crate::input::walk::FileStamp::now(&path)?;
+        let piece = crate::input::chunk::Piece {
+            path,
+            stamp,
+            offset: 32,
+            len,
+            newline: false,
+        };
+        let store = handle.store();
+        if !store.contains(&hash) {
+            store.put_file(hash, vec![piece]);
+        }
+        store.grant(job, &[hash]);
+        return Some(ResultRef::Blob { hash, len });
+    }
+    let bytes = handle.reuse().get(key)?;
     Some(publish(handle, job, bytes))
 }
 
@@ -196,18 +220,14 @@ pub async fn reusable_maps(
     if keys.is_empty() {
         return Vec::new();
     }
-    let cache = handle.reuse().clone();
-    let found = tokio::task::spawn_blocking(move || {
+    let h = handle.clone();
+    tokio::task::spawn_blocking(move || {
         keys.into_iter()
-            .filter_map(|(task, key)| cache.get(&key).map(|bytes| (task, bytes)))
+            .filter_map(|(task, key)| reuse_blocking(&h, job, &key).map(|r| (task, r)))
             .collect::<Vec<_>>()
     })
     .await
-    .unwrap_or_default();
-    found
-        .into_iter()
-        .map(|(task, bytes)| (task, publish(handle, job, bytes)))
-        .collect()
+    .unwrap_or_default()
 }
 
 /// A task's inputs, fetched.

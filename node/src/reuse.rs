@@ -172,6 +172,20 @@ impl ReuseCache {
         }
     }
 
+    /// Where the result for `key` is on disk, without reading it: its hash, its length, and the
+    /// file that holds it after a 32-byte header. Blocking: may read the header. `None` when
+    /// there is no such entry or it is in memory only.
+    pub fn locate(&self, key: &ReuseKey) -> Option<(BlobHash, u64, PathBuf)> {
+        let len = self.lock().entries.get(key)?.len;
+        let path = self.path(key)?;
+        let mut header = [0u8; 32];
+        use std::io::Read as _;
+        std::fs::File::open(&path)
+            .and_then(|mut f| f.read_exact(&mut header))
+            .ok()?;
+        Some((BlobHash(header), len, path))
+    }
+
     /// Keeps `bytes` as the result for `key`. Blocking: writes a file.
     pub fn put(&self, key: ReuseKey, bytes: Arc<Vec<u8>>) {
         if self.budget == 0 || bytes.len() as u64 > self.budget || self.contains(&key) {
@@ -265,6 +279,10 @@ mod tests {
         assert_eq!(cache.get(&key(1)).unwrap().as_slice(), b"one");
         let again = ReuseCache::open(Some(dir.path()), 1 << 20);
         assert_eq!(again.get(&key(2)).unwrap().len(), 100 << 10);
+        // Located without reading: the hash and length of the bytes after the header.
+        let (hash, len, file) = again.locate(&key(2)).unwrap();
+        assert_eq!((hash, len), (BlobHash::of(&vec![7; 100 << 10]), 100 << 10));
+        assert_eq!(std::fs::read(file).unwrap()[32..], vec![7u8; 100 << 10][..]);
         let path = dir.path().join("reuse").join(key(1).to_hex());
         std::fs::write(
             &path,
