@@ -5,19 +5,27 @@
 mod support;
 
 use shoal_ops::reference;
+use shoal_protocol::tree::Tree;
 use support::*;
 
-/// The depth of the reduction tree of a job of `total` tasks with fan-in `fanin`.
-fn depth_of(total: u32, fanin: u32) -> u32 {
-    let maps = (1..=total)
-        .find(|&m| shoal_protocol::tree::Tree::new(m, fanin).total() == total)
-        .expect("a tree with this many tasks");
-    let (mut level, mut depth) = (maps, 0);
-    while level > 1 {
-        level = level.div_ceil(fanin);
-        depth += 1;
-    }
-    depth
+/// The reduction tree of a job of `total` tasks with fan-in `fanin`.
+fn tree_of(total: u32, fanin: u32) -> Tree {
+    (1..=total)
+        .map(|maps| Tree::new(maps, fanin))
+        .find(|t| t.total() == total)
+        .expect("a tree with this many tasks")
+}
+
+/// Reduce tasks whose one child is itself a reduce: merging a single partial gives the
+/// partial back, so such a task's key is its child's, and a node that computed the child
+/// knows its result already, even in a job's first run.
+fn echoing_reduces(tree: &Tree) -> u32 {
+    (0..tree.total())
+        .filter(|&t| {
+            let children = tree.children(t);
+            !tree.is_map(t) && children.len() == 1 && !tree.is_map(children.start)
+        })
+        .count() as u32
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,7 +39,11 @@ async fn a_rerun_after_one_changed_file_reuses_every_other_task_and_no_reuse_com
     let opts = ["--chunk-size", "16384", "--fanin", "4"];
     let first = submit_json(&mesh.nodes[0], &["wordcount", &arg], &opts);
     assert_eq!(result_bytes(&first), reference::wordcount(&files));
-    assert_eq!(first["reused"], 0, "nothing to reuse yet: {first}");
+    let first_tree = tree_of(first["tasks"].as_u64().unwrap() as u32, 4);
+    assert!(
+        first["reused"].as_u64().unwrap() <= u64::from(echoing_reduces(&first_tree)),
+        "nothing to reuse yet (but a reduce's echo of its one child): {first}"
+    );
 
     // One file grows by a line: its chunk changes, and so do the reduces above it.
     let changed = dir.join("f37.txt");
@@ -43,7 +55,7 @@ async fn a_rerun_after_one_changed_file_reuses_every_other_task_and_no_reuse_com
     assert_eq!(result_bytes(&second), reference::wordcount(&files));
     let total = second["tasks"].as_u64().unwrap() as u32;
     let reused = second["reused"].as_u64().unwrap() as u32;
-    let depth = depth_of(total, 4);
+    let depth = tree_of(total, 4).depth();
     // The changed file's pack (and at most the next one, whose boundary may move) and the
     // reduces above them are computed; every other task is reused, from whichever member
     // computed it the first time (the tasks of a new job land elsewhere).

@@ -118,6 +118,7 @@ fn messages() -> Vec<Vec<u8>> {
             checks: vec![(4, true)],
             released: vec![3],
             reused: vec![4],
+            looked_up: true,
             held: vec![0, 2],
             output: Some(OutputRef {
                 hash: BlobHash::of(b"out"),

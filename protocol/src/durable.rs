@@ -79,6 +79,7 @@ pub enum Ending {
 pub fn pieces(spec: &JobSpec) -> u32 {
     match (&spec.input, &spec.op) {
         (Input::Chunks { chunks, .. }, _) => *chunks,
+        (Input::Dataset(_), _) => spec.map_tasks(),
         (_, Operator::Wasm { .. }) => 1,
         _ => 0,
     }

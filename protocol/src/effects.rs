@@ -220,6 +220,10 @@ impl InputSize {
                 unit: "items",
                 size: total,
             },
+            Input::Dataset(ref d) => Self {
+                unit: "bytes",
+                size: d.bytes(),
+            },
         }
     }
 }

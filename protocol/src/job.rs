@@ -91,6 +91,8 @@ pub enum Input {
     Range { start: u64, end: u64, tasks: u32 },
     /// `total` samples split into `tasks` parts.
     Samples { total: u64, tasks: u32 },
+    /// The chunks of a shared dataset's parts, read where they are held (`dataset:NAME`).
+    Dataset(crate::dataset::Dataset),
 }
 
 /// The list of chunks of a file input, stored as a blob held by the submitter.
@@ -195,6 +197,8 @@ pub enum SpecError {
     Copies(u8),
     #[error("needs: {0}")]
     Needs(#[from] crate::schedule::TagError),
+    #[error("{0}")]
+    Dataset(#[from] crate::dataset::DatasetError),
     #[error(
         "a verify fraction applies to jobs of one replica: every task of a job with more is checked already"
     )]
@@ -212,6 +216,35 @@ impl JobSpec {
         match self.input {
             Input::Chunks { chunks, .. } => chunks,
             Input::Range { tasks, .. } | Input::Samples { tasks, .. } => tasks,
+            Input::Dataset(ref d) => u32::try_from(d.chunks()).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Whether the input is chunks of files (a submission's, or a dataset's).
+    pub fn reads_chunks(&self) -> bool {
+        matches!(self.input, Input::Chunks { .. } | Input::Dataset(_))
+    }
+
+    /// The manifest that lists map task `task`'s chunk, and the chunk's index in it (`None`
+    /// for a generated input, or a task out of range).
+    pub fn chunk_of(&self, task: u32) -> Option<(BlobHash, u32)> {
+        match &self.input {
+            Input::Chunks {
+                manifest, chunks, ..
+            } => (task < *chunks).then_some((*manifest, task)),
+            Input::Dataset(d) => d
+                .locate(task)
+                .map(|(part, index)| (d.parts[part].manifest, index)),
+            Input::Range { .. } | Input::Samples { .. } => None,
+        }
+    }
+
+    /// Input bytes in all (for a generated input, none).
+    pub fn input_bytes(&self) -> u64 {
+        match &self.input {
+            Input::Chunks { bytes, .. } => *bytes,
+            Input::Dataset(d) => d.bytes(),
+            Input::Range { .. } | Input::Samples { .. } => 0,
         }
     }
 
@@ -223,6 +256,12 @@ impl JobSpec {
         self.trust.validate()?;
         self.keep.validate()?;
         crate::schedule::check_tags(&self.sched.needs.tags)?;
+        if let Input::Dataset(d) = &self.input {
+            d.validate()?;
+            if d.chunks() > u64::from(MAX_TASKS) {
+                return Err(SpecError::TaskCount(d.chunks()));
+            }
+        }
         let tasks = self.map_tasks();
         if tasks == 0 || tasks > MAX_TASKS {
             return Err(SpecError::TaskCount(tasks.into()));
@@ -232,8 +271,8 @@ impl JobSpec {
             needs,
         };
         match (&self.op, &self.input) {
-            (Operator::WordCount, Input::Chunks { .. }) => Ok(()),
-            (Operator::Grep { pattern }, Input::Chunks { .. }) => {
+            (Operator::WordCount, Input::Chunks { .. } | Input::Dataset(_)) => Ok(()),
+            (Operator::Grep { pattern }, Input::Chunks { .. } | Input::Dataset(_)) => {
                 if pattern.len() > MAX_PATTERN_BYTES {
                     Err(SpecError::PatternTooLong(pattern.len()))
                 } else {
@@ -284,7 +323,7 @@ impl JobSpec {
                     return Err(SpecError::OutputCap(limits.output_bytes));
                 }
                 match *input {
-                    Input::Chunks { .. } => Ok(()),
+                    Input::Chunks { .. } | Input::Dataset(_) => Ok(()),
                     Input::Range { start, end, tasks }
                         if start < end && u64::from(tasks) <= end - start =>
                     {
@@ -323,7 +362,7 @@ impl JobSpec {
                     seed: task_seed(&self.id(), index),
                 })
             }
-            Input::Chunks { .. } => None,
+            Input::Chunks { .. } | Input::Dataset(_) => None,
         }
     }
 }

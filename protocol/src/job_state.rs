@@ -63,6 +63,9 @@ pub struct JobState {
     pub maps_done: u32,
     pub members: Members,
     queue: ReadyQueue,
+    /// For a job over a dataset, its map tasks, ranked among their parts' holders (the
+    /// `queue` then holds only the reduce tasks).
+    locality: Option<crate::locality::Locality>,
     /// Peers' claims in the order they arrived, for expiring them when their lease runs out.
     claim_log: VecDeque<(Millis, u32)>,
     /// Tasks whose result this node produced and holds, with when: re-announced while still
@@ -106,11 +109,15 @@ pub struct JobState {
     /// Reduce tasks that became ready here, with their keys, for the node to look up (only
     /// where reuse applies); drained by the node after each completion.
     pub reuse_ready: Vec<(u32, crate::ids::ReuseKey)>,
-    /// Until when this node claims none of the job's tasks: its driver is looking up which
-    /// results it kept ([`crate::Effect::ReuseMaps`]), and a task claimed meanwhile would be
-    /// computed by one member while another reports it. Cleared by the answer, bounded by
+    /// Until when this node claims none of the job's tasks: the members (this node included)
+    /// are looking up which results they kept ([`crate::Effect::ReuseMaps`]), and a task
+    /// claimed meanwhile would be computed by one member while another reports it. Cleared
+    /// once every live member that takes tasks has said its lookup is over, bounded by
     /// [`crate::reuse::LOOKUP_MAX_MS`].
     pub reuse_lookup_until: Option<Millis>,
+    /// The members (by index; [`crate::view::ME`] for this node) whose lookup is over. Bounded
+    /// by the tracked members: only a member's own batch adds it.
+    pub looked_up: std::collections::BTreeSet<PeerIx>,
 }
 
 /// What a completion did to its task.
@@ -136,7 +143,14 @@ impl JobState {
         my_weight: u32,
     ) -> Self {
         let tree = Tree::new(spec.map_tasks(), spec.fanin);
-        let queue = ReadyQueue::new(id, tree.maps(), tree.total(), now, me, my_weight);
+        let locality = match &spec.input {
+            crate::job::Input::Dataset(d) => {
+                Some(crate::locality::Locality::new(id, d, now, me, my_weight))
+            }
+            _ => None,
+        };
+        let queued_maps = if locality.is_some() { 0 } else { tree.maps() };
+        let queue = ReadyQueue::new(id, queued_maps, tree.total(), now, me, my_weight);
         let tasks = (0..tree.total())
             .map(|t| {
                 if tree.is_map(t) {
@@ -166,6 +180,7 @@ impl JobState {
             maps_done: 0,
             members: Members::default(),
             queue,
+            locality,
             claim_log: VecDeque::new(),
             held: BTreeMap::new(),
             attempts: HashMap::new(),
@@ -187,6 +202,7 @@ impl JobState {
             reused: 0,
             reuse_ready: Vec::new(),
             reuse_lookup_until: None,
+            looked_up: Default::default(),
         }
     }
 
@@ -259,13 +275,35 @@ impl JobState {
 
     /// This node's rank for `task` (capped), for tests and diagnostics.
     pub fn rank(&self, task: u32) -> usize {
-        self.queue.rank(task)
+        match &self.locality {
+            Some(l) if self.tree.is_map(task) => l.rank(task),
+            _ => self.queue.rank(task),
+        }
+    }
+
+    /// Whether map task `task` reads a chunk of a dataset part this node shares.
+    pub fn shares_chunk(&self, task: u32) -> bool {
+        self.tree.is_map(task) && self.locality.as_ref().is_some_and(|l| l.holds(task))
+    }
+
+    /// Whether every live member that takes tasks (this node included) has looked up the
+    /// results it kept for this job.
+    pub fn lookups_over(&self) -> bool {
+        self.looked_up.contains(&crate::view::ME)
+            && self
+                .members
+                .iter()
+                .filter(|m| m.live && m.weight > 0)
+                .all(|m| self.looked_up.contains(&m.ix))
     }
 
     /// Applies changes of the ranking candidates to the ready queue.
     pub fn apply(&mut self, changes: &[RankChange]) {
         for c in changes {
             self.queue.candidate_changed(&c.id, c.weight, c.joined);
+            if let Some(l) = &mut self.locality {
+                l.candidate_changed(&c.id, c.weight, c.joined);
+            }
         }
     }
 
@@ -327,7 +365,10 @@ impl JobState {
                         .voters(task)
                         .filter_map(|ix| self.members.get(ix).map(|m| (m.id, m.weight)))
                         .collect();
-                    let ahead = self.queue.ahead_of_me(task, &voters) as Millis;
+                    let ahead = match &mut self.locality {
+                        Some(l) if self.tree.is_map(task) => l.ahead_of_me(task, &voters),
+                        _ => self.queue.ahead_of_me(task, &voters),
+                    } as Millis;
                     since
                         .saturating_sub(ahead * self.steal_delay_ms)
                         .max(self.queue.start())
@@ -335,7 +376,10 @@ impl JobState {
                     since
                 };
                 self.tasks[task as usize] = TaskState::Ready { since };
-                self.queue.push(task, since);
+                match &mut self.locality {
+                    Some(l) if self.tree.is_map(task) => l.push(task, since),
+                    _ => self.queue.push(task, since),
+                }
             }
             left => self.tasks[task as usize] = TaskState::Waiting { left },
         }
@@ -358,9 +402,20 @@ impl JobState {
     ) -> (Vec<u32>, Option<Millis>) {
         let (tasks, votes) = (&self.tasks, &self.votes);
         // No member computes two replicas of one task.
-        self.queue.take(want, now, steal_delay, |task, since| {
+        let ready = |task: u32, since| {
             tasks[task as usize] == TaskState::Ready { since } && !votes.voted(task, ME)
-        })
+        };
+        let (mut out, wake) = self.queue.take(want, now, steal_delay, ready);
+        let Some(l) = &mut self.locality else {
+            return (out, wake);
+        };
+        let (maps, map_wake) = l.take(want - out.len(), now, steal_delay, ready);
+        out.extend(maps);
+        let wake = match (wake, map_wake) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        (out, wake)
     }
 
     /// Peers' claims older than `lease`: renewed if the claimer still runs the task (its pulse

@@ -12,7 +12,8 @@
 //!   [`bounded`]: the one bounded map, for every table a peer can make grow.
 //! - [`job`]: job specs and their validation; [`schedule`]: priorities and needs; [`durable`]:
 //!   the copies a job keeps of its input and output, and its successor coordinators; [`tree`]: the k-ary reduction tree;
-//!   [`partition`]: line-aligned chunking.
+//!   [`partition`]: line-aligned chunking; [`dataset`]: shared datasets, read where they are
+//!   held, with [`locality`] ranking a part's holders first for its tasks.
 //! - [`wire`]: gossip messages; [`topic`]: where they go; [`rendezvous`]: weighted rendezvous
 //!   hashing of (task, peer).
 //! - [`node`]: the state machine, with [`view`] (the mesh as adverts describe it, bounded by
@@ -27,12 +28,14 @@
 pub mod bounded;
 pub mod codec;
 pub mod coverage;
+pub mod dataset;
 pub mod durable;
 pub mod effects;
 pub mod harness;
 pub mod ids;
 pub mod job;
 pub mod job_state;
+pub mod locality;
 pub mod members;
 pub mod node;
 pub mod pacer;

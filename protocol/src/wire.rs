@@ -140,11 +140,16 @@ pub struct Batch {
     /// Tasks of `done` whose result the sender knew from an earlier job rather than computed
     /// (see [`crate::reuse`]): counted, and otherwise taken like any result of the sender's.
     pub reused: Vec<u32>,
+    /// The sender has looked up the results it kept for this job's map tasks (those it found
+    /// are in this batch or an earlier one): members hold off claiming until every live member
+    /// has said so (see [`crate::reuse::LOOKUP_MAX_MS`]).
+    pub looked_up: bool,
 }
 
 impl Batch {
     pub fn entries(&self) -> usize {
-        self.released.len()
+        usize::from(self.looked_up)
+            + self.released.len()
             + self.reused.len()
             + self.held.len()
             + usize::from(self.output.is_some())

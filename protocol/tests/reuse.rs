@@ -150,16 +150,33 @@ fn a_reused_result_is_one_vote_said_to_be_reused_and_never_counted_twice() {
 }
 
 #[test]
-fn a_member_claims_nothing_until_its_lookup_is_over_or_its_bound_passes() {
+fn a_member_claims_nothing_until_every_members_lookup_is_over_or_its_bound_passes() {
     let claims = |sent: &[Batch]| sent.iter().map(|b| b.claims.len()).sum::<usize>();
     let mut n = node();
     n.handle_timeout(0);
     let (job, _) = join(&mut n, spec(files(8), 1, true), 1);
     assert_eq!(claims(&batches(&mut n, job, 10)), 0, "looking up");
     n.reuse_looked_up(70, job);
+    let sent = batches(&mut n, job, 70);
     assert!(
-        claims(&batches(&mut n, job, 70)) > 0,
-        "claims once the lookup is over"
+        sent.iter().any(|b| b.looked_up),
+        "the members hear that this node's lookup is over: {sent:?}"
+    );
+    assert_eq!(claims(&sent), 0, "the submitter is still looking up");
+    // The submitter's lookup is over too (it found nothing): the tasks are claimed.
+    let over = Envelope {
+        seq: 8,
+        body: Message::Batch(Batch {
+            job,
+            looked_up: true,
+            ..Batch::default()
+        }),
+    }
+    .encode();
+    n.handle_message(80, submitter(), &over).unwrap();
+    assert!(
+        claims(&batches(&mut n, job, 80)) > 0,
+        "claims once every lookup is over"
     );
     // A driver that never answers holds its claims back for a bounded time only.
     let mut n = node();

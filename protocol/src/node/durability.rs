@@ -177,7 +177,7 @@ impl Node {
         let Some(j) = self.jobs.get(&job) else {
             return;
         };
-        if j.holders.is_empty() || !j.tree.is_map(task) {
+        if !Self::durable(j) || !j.tree.is_map(task) {
             return;
         }
         let piece = if j.holders.len() == 1 { 0 } else { task };
@@ -188,7 +188,7 @@ impl Node {
     /// submitter (this node, when it submitted the job); for a durable job, its live holders
     /// (this node first if it holds it), else the submitter, else any live member.
     pub(super) fn piece_sources(&self, j: &JobState, piece: u32, now: Millis) -> Vec<NodeId> {
-        if !Self::durable(j) {
+        if j.holders.is_empty() {
             return vec![self.view.id(j.submitter)];
         }
         let mut sources: Vec<PeerIx> = j

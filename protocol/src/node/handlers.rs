@@ -166,6 +166,9 @@ impl Node {
         }
         if let Some(job) = self.jobs.get_mut(&b.job) {
             job.members.sent_batch(from, now);
+            if b.looked_up && job.members.get(from).is_some() {
+                job.looked_up.insert(from);
+            }
         }
         let job = b.job;
         for &task in &b.claims {

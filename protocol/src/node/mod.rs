@@ -668,11 +668,14 @@ impl Node {
     }
 
     /// The driver has reported every result it kept for job `job`'s map tasks (after an
-    /// [`Effect::ReuseMaps`]; none, or the lookup failed, alike): this node claims its tasks
-    /// from now on.
+    /// [`Effect::ReuseMaps`]; none, or the lookup failed, alike): the members hear so, and
+    /// this node claims its tasks once every live member has looked up too.
     pub fn reuse_looked_up(&mut self, now: Millis, job: JobId) {
-        if let Some(j) = self.jobs.get_mut(&job) {
-            j.reuse_lookup_until = None;
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        if j.looked_up.insert(ME) {
+            self.queue_entry(job, 1, |b| b.looked_up = true);
         }
         self.after_step(now);
     }
@@ -759,6 +762,7 @@ impl Node {
     /// Tracks a job whose topic is settled, joining that topic if it is the job's own.
     fn insert_job(&mut self, mut job: JobState) {
         let id = job.id;
+        self.seat_dataset_holders(&mut job);
         if crate::reuse::applies(&job.spec) {
             job.reuse_lookup_until = Some(self.last_now + crate::reuse::LOOKUP_MAX_MS);
             let holders = self.piece_sources(&job, 0, self.last_now);
@@ -787,6 +791,24 @@ impl Node {
         if !submitted_here {
             self.pulse_job(id);
         }
+    }
+
+    /// A job over a dataset: each map task's chunk is held by its part's holders (and, in a
+    /// durable job, later by the members that copy it), not by the submitter.
+    fn seat_dataset_holders(&mut self, job: &mut JobState) {
+        let crate::job::Input::Dataset(d) = &job.spec.input else {
+            return;
+        };
+        let mut holders = Vec::with_capacity(job.tree.maps() as usize);
+        for p in &d.parts {
+            let ixs: Vec<crate::view::PeerIx> = p
+                .holders
+                .iter()
+                .filter_map(|id| self.view.intern(*id))
+                .collect();
+            holders.extend(std::iter::repeat_n(ixs, p.chunks as usize));
+        }
+        job.holders = holders;
     }
 
     /// The topic of a tracked job's traffic (its own for one no longer tracked).

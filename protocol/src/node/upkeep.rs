@@ -214,7 +214,15 @@ impl Node {
                 )
             })
             .collect();
-        fresh.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+        // A dataset's holders first: its map tasks are theirs ([`crate::locality`]).
+        let holds = |ix: u32| match &job.spec.input {
+            crate::job::Input::Dataset(d) => {
+                let id = self.view.id(ix);
+                d.parts.iter().any(|p| p.holders.contains(&id))
+            }
+            _ => false,
+        };
+        fresh.sort_unstable_by(|a, b| holds(b.1).cmp(&holds(a.1)).then(b.0.total_cmp(&a.0)));
         let mut changes = Vec::new();
         for (_, ix, w) in fresh.into_iter().take(want) {
             changes.extend(job.members.announce(ix, self.view.id(ix), w, now));

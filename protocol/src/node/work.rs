@@ -73,8 +73,9 @@ impl Node {
                 continue;
             }
             if let Some(until) = job.reuse_lookup_until {
-                if now < until {
-                    // Its results are being looked up here: claim once they are reported.
+                if now < until && !job.lookups_over() {
+                    // Its members are looking up the results they kept: claim once they have
+                    // reported them.
                     wake = Some(wake.map_or(until, |x: Millis| x.min(until)));
                     continue;
                 }
@@ -269,10 +270,10 @@ impl Node {
             if !job.tree.is_map(task) || job.holds_piece(task) {
                 continue;
             }
-            if let crate::job::Input::Chunks { manifest, .. } = job.spec.input {
+            if let Some((manifest, index)) = job.spec.chunk_of(task) {
                 let source = MapSource::Chunk {
                     manifest,
-                    index: task,
+                    index,
                     holders: self.piece_sources(job, task, self.last_now),
                 };
                 self.prefetched.insert((id, task));
@@ -296,14 +297,17 @@ impl Node {
         let work = if job.tree.is_map(task) {
             let source = match job.spec.generated_part(task) {
                 Some(part) => MapSource::Generated(part),
-                None => match job.spec.input {
-                    crate::job::Input::Chunks { manifest, .. } => MapSource::Chunk {
+                None => {
+                    let (manifest, index) = job
+                        .spec
+                        .chunk_of(task)
+                        .expect("a map task of an input of chunks has a chunk");
+                    MapSource::Chunk {
                         manifest,
-                        index: task,
+                        index,
                         holders: self.piece_sources(job, task, now),
-                    },
-                    _ => unreachable!("generated_part covers every generated input"),
-                },
+                    }
+                }
             };
             Work::Map { source }
         } else {
