@@ -83,6 +83,12 @@ fn messages() -> Vec<Vec<u8>> {
             interval_ms: 1000,
             first: false,
             tags: vec!["gpu".into()],
+            shares: vec![shoal_protocol::dataset::Share {
+                name: "logs".into(),
+                manifest: BlobHash::of(b"manifest"),
+                chunks: 3,
+                bytes: 300,
+            }],
         }),
         Message::Announce(Announce {
             job,
@@ -119,6 +125,7 @@ fn messages() -> Vec<Vec<u8>> {
             released: vec![3],
             reused: vec![4],
             looked_up: true,
+            moved: 4096,
             held: vec![0, 2],
             output: Some(OutputRef {
                 hash: BlobHash::of(b"out"),

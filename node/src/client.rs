@@ -145,6 +145,10 @@ impl Client {
         self.get_json("/api/v1/jobs").await
     }
 
+    pub async fn datasets(&self) -> Result<Vec<crate::api::datasets::DatasetRow>, ClientError> {
+        self.get_json("/api/v1/datasets").await
+    }
+
     /// The dashboard's address, with the token (for a browser), at job `job`'s page if given.
     pub fn dashboard_url(&self, job: Option<&str>) -> String {
         let page = job.map(|j| format!("#/jobs/{j}")).unwrap_or_default();

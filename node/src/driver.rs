@@ -378,6 +378,11 @@ impl Driver {
                 });
             }
             Effect::ReuseReduce { .. } => {}
+            Effect::ServeParts { job, manifests } => {
+                for manifest in manifests {
+                    self.handle.store().grant_manifest(job, manifest);
+                }
+            }
             Effect::Prefetch { job, task, source } => {
                 let handle = self.handle.clone();
                 tokio::spawn(async move {
@@ -574,6 +579,16 @@ impl Driver {
                     self.node.reuse_looked_up(now, job);
                 }
             }
+            Command::SetShares { shares, reply } => {
+                let _ = reply.send(self.node.set_shares(shares));
+            }
+            Command::Datasets { reply } => {
+                let _ = reply.send(self.node.datasets());
+            }
+            Command::Dataset { name, reply } => {
+                let _ = reply.send(self.node.dataset(&name));
+            }
+            Command::Moved { job, bytes } => self.node.input_moved(now, job, bytes),
             Command::ResultStatus { job, query, reply } => {
                 if query {
                     self.node.query(now, job);

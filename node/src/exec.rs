@@ -261,15 +261,26 @@ async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcom
                     holders,
                 },
         } => {
-            let (hash, bytes) = handle
-                .chunk(holders, *manifest, *index)
+            let (hash, bytes, moved) = handle
+                .chunk_traced(holders, *manifest, *index)
                 .await
-                .map_err(|e| unavailable(format!("input chunk {index} unavailable: {e}")))?;
-            if run.spec.keep.copies > 1 && run.submitter != handle.id() {
+                .map_err(|e| match e {
+                    // Named its only holder, this node cannot read it: its file changed since
+                    // it was submitted or shared. Waiting will not bring it back: each try
+                    // counts, and the job fails with this reason.
+                    FetchError::NoLongerHere { .. } => failed(format!(
+                        "input chunk {index}: {e} (did its file change since it was submitted or shared?)"
+                    )),
+                    e => unavailable(format!("input chunk {index} unavailable: {e}")),
+                })?;
+            if moved {
+                handle.input_moved(run.job, bytes.len() as u64).await;
+            }
+            if run.spec.keep.copies > 1 && !handle.store().on_disk(&hash) {
                 // A durable job's chunk stays here, served, for the job's life: the protocol
-                // counts this node as one of its holders from now on. (The submitter serves
-                // its own files.) Written while the task computes: the task does not wait
-                // for the disk.
+                // counts this node as one of its holders from now on. (Its submitter, or a
+                // node sharing its dataset part, serves its own files.) Written while the
+                // task computes: the task does not wait for the disk.
                 let (h, job, manifest, bytes) = (handle.clone(), run.job, *manifest, bytes.clone());
                 tokio::spawn(async move { h.kept().keep(&h, job, manifest, hash, &bytes).await });
             } else {
@@ -378,7 +389,10 @@ pub async fn prefetch(handle: &Handle, job: JobId, source: MapSource) -> Result<
     else {
         return Ok(());
     };
-    let (hash, bytes) = handle.chunk(&holders, manifest, index).await?;
+    let (hash, bytes, moved) = handle.chunk_traced(&holders, manifest, index).await?;
+    if moved {
+        handle.input_moved(job, bytes.len() as u64).await;
+    }
     handle.store().put_verified_for(job, hash, bytes);
     Ok(())
 }
@@ -394,8 +408,8 @@ pub async fn keep_piece(
 ) -> Result<(), FetchError> {
     let kept = handle.kept();
     let failed = || FetchError::Failed("the copy could not be written".into());
-    if let shoal_protocol::Input::Chunks { manifest, .. } = spec.input {
-        let (hash, bytes) = handle.chunk(holders, manifest, piece).await?;
+    if let Some((manifest, index)) = spec.chunk_of(piece) {
+        let (hash, bytes) = handle.chunk(holders, manifest, index).await?;
         if !kept.keep(handle, job, manifest, hash, &bytes).await {
             return Err(failed());
         }

@@ -85,8 +85,20 @@ impl Handle {
     /// A blob by hash: from the local store, or fetched from `holder` and verified. Concurrent
     /// fetches of one blob share a transfer.
     pub async fn fetch(&self, holder: NodeId, hash: BlobHash) -> Result<Arc<Vec<u8>>, FetchError> {
+        self.fetch_traced(holder, hash)
+            .await
+            .map(|(bytes, _)| bytes)
+    }
+
+    /// [`Handle::fetch`], saying whether this call moved the bytes over the network (a call
+    /// that found them stored, or shared another call's transfer, did not).
+    async fn fetch_traced(
+        &self,
+        holder: NodeId,
+        hash: BlobHash,
+    ) -> Result<(Arc<Vec<u8>>, bool), FetchError> {
         if let Some(bytes) = self.store().get(&hash) {
-            return Ok(bytes);
+            return Ok((bytes, false));
         }
         if holder == self.id() {
             return Err(FetchError::NoLongerHere { me: holder, hash });
@@ -108,7 +120,8 @@ impl Handle {
         if let Some(rx) = waiting {
             return rx
                 .await
-                .unwrap_or_else(|_| Err(FetchError::Failed("the fetch was abandoned".into())));
+                .unwrap_or_else(|_| Err(FetchError::Failed("the fetch was abandoned".into())))
+                .map(|bytes| (bytes, false));
         }
         let mut slot = FetchSlot {
             in_flight: &self.in_flight,
@@ -117,7 +130,7 @@ impl Handle {
         };
         let outcome = self.fetch_once(holder, hash).await;
         slot.outcome = Some(outcome.clone());
-        outcome
+        outcome.map(|bytes| (bytes, true))
     }
 
     /// One request to `holder`, and the check of what it sent.
@@ -203,8 +216,20 @@ impl Handle {
         holders: &[NodeId],
         hash: BlobHash,
     ) -> Result<Arc<Vec<u8>>, FetchError> {
+        self.fetch_from_holders_traced(holders, hash)
+            .await
+            .map(|(bytes, _)| bytes)
+    }
+
+    /// [`Handle::fetch_from_holders`], saying whether this call moved the bytes over the
+    /// network.
+    async fn fetch_from_holders_traced(
+        &self,
+        holders: &[NodeId],
+        hash: BlobHash,
+    ) -> Result<(Arc<Vec<u8>>, bool), FetchError> {
         if let Some(bytes) = self.store().get(&hash) {
-            return Ok(bytes);
+            return Ok((bytes, false));
         }
         let mut left: Vec<NodeId> = holders
             .iter()
@@ -219,8 +244,8 @@ impl Handle {
         for attempt in 1..=FETCH_ATTEMPTS {
             let mut retry = Vec::new();
             for &holder in &left {
-                match self.fetch(holder, hash).await {
-                    Ok(bytes) => return Ok(bytes),
+                match self.fetch_traced(holder, hash).await {
+                    Ok(fetched) => return Ok(fetched),
                     Err(e) if e.is_transient() => {
                         retry.push(holder);
                         error = e;
@@ -286,11 +311,24 @@ impl Handle {
         manifest: BlobHash,
         index: u32,
     ) -> Result<(BlobHash, Arc<Vec<u8>>), FetchError> {
+        self.chunk_traced(holders, manifest, index)
+            .await
+            .map(|(hash, bytes, _)| (hash, bytes))
+    }
+
+    /// [`Handle::chunk`], saying whether this call moved the chunk over the network (for a
+    /// job's `bytes_moved`).
+    pub async fn chunk_traced(
+        &self,
+        holders: &[NodeId],
+        manifest: BlobHash,
+        index: u32,
+    ) -> Result<(BlobHash, Arc<Vec<u8>>, bool), FetchError> {
         let chunks = self.manifest(holders, manifest).await?;
         let chunk = *chunks.chunks.get(index as usize).ok_or_else(|| {
             FetchError::Corrupt(format!("manifest {manifest} has no chunk {index}"))
         })?;
-        let bytes = self.fetch_from_holders(holders, chunk.hash).await?;
-        Ok((chunk.hash, bytes))
+        let (bytes, moved) = self.fetch_from_holders_traced(holders, chunk.hash).await?;
+        Ok((chunk.hash, bytes, moved))
     }
 }

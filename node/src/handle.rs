@@ -161,6 +161,27 @@ pub(crate) enum Command {
         query: bool,
         reply: oneshot::Sender<shoal_protocol::ResultStatus>,
     },
+    /// The dataset parts this node shares now ([`crate::shares`]).
+    SetShares {
+        shares: Vec<shoal_protocol::dataset::Share>,
+        reply: oneshot::Sender<Result<(), shoal_protocol::dataset::DatasetError>>,
+    },
+    /// The datasets of the mesh as this node knows them.
+    Datasets {
+        reply: oneshot::Sender<Vec<shoal_protocol::dataset::Dataset>>,
+    },
+    /// Dataset `name` as a job's input.
+    Dataset {
+        name: String,
+        reply: oneshot::Sender<
+            Result<shoal_protocol::dataset::Dataset, shoal_protocol::dataset::DatasetError>,
+        >,
+    },
+    /// `bytes` of job `job`'s input came over the network to this node.
+    Moved {
+        job: JobId,
+        bytes: u64,
+    },
     Shutdown,
 }
 
@@ -253,6 +274,29 @@ impl Handle {
         &self.results
     }
 
+    /// The chunks of input files already hashed.
+    pub fn input_cache(&self) -> &InputCache {
+        &self.cache
+    }
+
+    /// Sets the dataset parts this node shares (see [`crate::shares`]).
+    pub async fn set_shares(
+        &self,
+        shares: Vec<shoal_protocol::dataset::Share>,
+    ) -> Result<Result<(), shoal_protocol::dataset::DatasetError>, NodeGone> {
+        self.ask(|reply| Command::SetShares { shares, reply }).await
+    }
+
+    /// The datasets of the mesh as this node knows them (`shoal datasets`).
+    pub async fn datasets(&self) -> Result<Vec<shoal_protocol::dataset::Dataset>, NodeGone> {
+        self.ask(|reply| Command::Datasets { reply }).await
+    }
+
+    /// Counts `bytes` of job `job`'s input as moved over the network to this node.
+    pub async fn input_moved(&self, job: JobId, bytes: u64) {
+        self.tell(Command::Moved { job, bytes }).await;
+    }
+
     /// The results of tasks this node computed, for later jobs.
     pub fn reuse(&self) -> &crate::reuse::ReuseCache {
         &self.reuse
@@ -273,8 +317,16 @@ impl Handle {
     pub async fn submit(&self, request: JobRequest) -> Result<(JobId, Prepared), SubmitFailure> {
         let store = self.store.clone();
         let cache = self.cache.clone();
+        let dataset = match request.dataset() {
+            Some(name) => {
+                let name = name.to_string();
+                let found = self.ask(|reply| Command::Dataset { name, reply }).await?;
+                Some(found.map_err(|e| PrepareError::Spec(e.into()))?)
+            }
+            None => None,
+        };
         let prepared = tokio::task::spawn_blocking(move || {
-            let prepared = request.into_spec(&store, &cache)?;
+            let prepared = request.into_spec(&store, &cache, dataset)?;
             // The job's members may fetch its blobs from the moment it is announced.
             store.grant_spec(prepared.spec.id(), &prepared.spec);
             Ok::<_, PrepareError>(prepared)

@@ -157,6 +157,10 @@ fn number(job: &'static str, usage: &'static str, what: &str, s: &str) -> Result
     })
 }
 
+/// What stands for a shared dataset among a job's inputs: `dataset:NAME`. A file of that name
+/// is given as `./dataset:NAME`.
+pub const DATASET_PREFIX: &str = "dataset:";
+
 fn paths(
     job: &'static str,
     usage: &'static str,
@@ -164,6 +168,19 @@ fn paths(
 ) -> Result<Vec<PathBuf>, UsageError> {
     if args.is_empty() {
         return Err(args_error(job, usage, "no input paths given"));
+    }
+    if let Some(name) = args.iter().find_map(|a| a.strip_prefix(DATASET_PREFIX)) {
+        if args.len() > 1 {
+            return Err(args_error(
+                job,
+                usage,
+                "a dataset:NAME input stands alone (a job reads one dataset, or files)",
+            ));
+        }
+        shoal_protocol::dataset::check_name(name)
+            .map_err(|e| args_error(job, usage, e.to_string()))?;
+        // Kept as given: canonical paths are absolute, so they never take this form.
+        return Ok(vec![PathBuf::from(&args[0])]);
     }
     args.iter()
         .map(|a| {
@@ -248,6 +265,14 @@ impl JobRequest {
             copies: 1,
             no_reuse: false,
         };
+        if request.dataset().is_some() && chunk_size.is_some() {
+            return Err(UsageError::Args {
+                job: "dataset",
+                msg: "--chunk-size does not apply to dataset:NAME (each holder chunks its part)"
+                    .into(),
+                usage: "JOB [ARGS] dataset:NAME",
+            });
+        }
         // Check what can be checked without reading the files.
         if let Some(spec) = request.generated_spec() {
             spec.validate()?;
@@ -424,12 +449,28 @@ impl JobRequest {
         })
     }
 
+    /// The dataset this request reads (`dataset:NAME`), if it reads one.
+    pub fn dataset(&self) -> Option<&str> {
+        let paths = match &self.kind {
+            JobKind::WordCount { paths }
+            | JobKind::Grep { paths, .. }
+            | JobKind::Wasm { paths, .. } => paths,
+            JobKind::SumSq { .. } | JobKind::Pi { .. } => return None,
+        };
+        match paths.as_slice() {
+            [only] => only.to_str()?.strip_prefix(DATASET_PREFIX),
+            _ => None,
+        }
+    }
+
     /// Builds the spec, chunking file inputs into `store` (through `cache`: unchanged files
-    /// are not read again). Blocking: reads the input files.
+    /// are not read again), or reading `dataset` (the one [`JobRequest::dataset`] names, as
+    /// the mesh shares it now). Blocking: reads the input files.
     pub fn into_spec(
         self,
         store: &BlobStore,
         cache: &InputCache,
+        dataset: Option<shoal_protocol::dataset::Dataset>,
     ) -> Result<Prepared, PrepareError> {
         if let Some(spec) = self.generated_spec() {
             spec.validate()?;
@@ -473,15 +514,27 @@ impl JobRequest {
                 unreachable!("generated kinds are handled above")
             }
         };
-        let listing = input::list_files(&paths, &self.exclude)?;
-        let prepared = input::prepare(&listing, self.chunk_size, store, cache)?;
+        let (input, skipped) = match (self.dataset(), dataset) {
+            (Some(_), Some(d)) => (Input::Dataset(d), Vec::new()),
+            (Some(name), None) => {
+                return Err(PrepareError::Spec(
+                    shoal_protocol::dataset::DatasetError::Unknown(name.to_string()).into(),
+                ));
+            }
+            (None, _) => {
+                let listing = input::list_files(&paths, &self.exclude)?;
+                let prepared = input::prepare(&listing, self.chunk_size, store, cache)?;
+                let input = Input::Chunks {
+                    manifest: prepared.manifest,
+                    chunks: prepared.chunks,
+                    bytes: prepared.bytes,
+                };
+                (input, prepared.skipped)
+            }
+        };
         let spec = JobSpec {
             op,
-            input: Input::Chunks {
-                manifest: prepared.manifest,
-                chunks: prepared.chunks,
-                bytes: prepared.bytes,
-            },
+            input,
             fanin: self.fanin,
             trust: self.trust(),
             sched: self.sched(),
@@ -489,10 +542,7 @@ impl JobRequest {
             reuse: !self.no_reuse,
         };
         spec.validate()?;
-        Ok(Prepared {
-            spec,
-            skipped: prepared.skipped,
-        })
+        Ok(Prepared { spec, skipped })
     }
 }
 

@@ -41,6 +41,9 @@ pub struct NodeOptions {
     /// Labels advertised to the mesh (`--tag`): jobs that need a tag run only on nodes that
     /// have it.
     pub tags: Vec<String>,
+    /// Folders shared as parts of datasets (`--share NAME=DIR`), scanned every `share_rescan`.
+    pub shares: Vec<crate::shares::ShareSpec>,
+    pub share_rescan: std::time::Duration,
     /// Disk budget and retention of the outputs of durable jobs this node keeps
     /// (`--result-budget`, `--result-retention`; see [`crate::results`]).
     pub result_budget: u64,
@@ -71,6 +74,8 @@ impl NodeOptions {
             api_public: false,
             lies: None,
             tags: Vec::new(),
+            shares: Vec::new(),
+            share_rescan: crate::shares::DEFAULT_RESCAN,
             result_budget: crate::results::DEFAULT_BUDGET,
             result_retention: crate::results::DEFAULT_RETENTION,
             reuse_budget: crate::reuse::DEFAULT_BUDGET,
@@ -165,6 +170,7 @@ impl RunningNode {
 
 /// Starts a node on the current tokio runtime.
 pub async fn launch(opts: NodeOptions) -> anyhow::Result<RunningNode> {
+    crate::shares::check_all(&opts.shares)?;
     if let Some(addr) = opts.api
         && !addr.ip().is_loopback()
         && !opts.api_public
@@ -251,6 +257,14 @@ pub async fn launch(opts: NodeOptions) -> anyhow::Result<RunningNode> {
         ),
         reuse: crate::reuse::ReuseCache::open(Some(&opts.data_dir), opts.reuse_budget),
     });
+    if !opts.shares.is_empty() {
+        tokio::spawn(crate::shares::run(
+            handle.clone(),
+            opts.shares.clone(),
+            opts.data_dir.clone(),
+            opts.share_rescan,
+        ));
+    }
     let mut token = None;
     if let (Some(listener), Some(addr)) = (api_listener, api_addr) {
         let t = ApiToken::generate()?;

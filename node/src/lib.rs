@@ -13,7 +13,8 @@
 //! - [`exec`]: runs tasks and collects results; [`store`]: content-addressed blobs;
 //!   [`kept`]: the copies of durable jobs' inputs this node keeps; [`results`]: the outputs
 //!   and endings of durable jobs it keeps, on disk, bounded;
-//!   [`input`]: line-aligned chunking of input files; [`job_request`]: what users ask for,
+//!   [`input`]: line-aligned chunking of input files; [`shares`]: the datasets this node
+//!   shares (`--share NAME=DIR`), scanned again as they change; [`job_request`]: what users ask for,
 //!   with [`needs`] (`--needs tag=NAME`, `mem=SIZE`).
 //! - [`api`] and [`client`]: the local control API (JSON lines over TCP) and its client.
 //! - [`cli`]: the `shoal` subcommands; [`demo`]: `shoal demo`.
@@ -47,6 +48,7 @@ pub mod result_lookup;
 pub mod results;
 pub mod reuse;
 pub mod serve;
+pub mod shares;
 pub mod store;
 pub mod suspects;
 pub mod sysinfo;

@@ -146,17 +146,21 @@ impl BlobStore {
     /// Records the blobs `spec` names as job `job`'s: its manifest and every chunk the manifest
     /// lists, and its module.
     pub fn grant_spec(&self, job: JobId, spec: &JobSpec) {
-        let mut hashes = Vec::new();
         if let Input::Chunks { manifest, .. } = spec.input {
-            hashes.push(manifest);
-            if let Some(bytes) = self.get(&manifest)
-                && let Ok(m) = codec::decode_blob::<Manifest>(&bytes)
-            {
-                hashes.extend(m.chunks.iter().map(|c| c.hash));
-            }
+            self.grant_manifest(job, manifest);
         }
         if let Operator::Wasm { module, .. } = spec.op {
-            hashes.push(module);
+            self.grant(job, &[module]);
+        }
+    }
+
+    /// Records manifest `manifest` and every chunk it lists as job `job`'s (if stored here).
+    pub fn grant_manifest(&self, job: JobId, manifest: BlobHash) {
+        let mut hashes = vec![manifest];
+        if let Some(bytes) = self.get(&manifest)
+            && let Ok(m) = codec::decode_blob::<Manifest>(&bytes)
+        {
+            hashes.extend(m.chunks.iter().map(|c| c.hash));
         }
         self.grant(job, &hashes);
     }

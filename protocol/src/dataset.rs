@@ -62,6 +62,10 @@ pub enum DatasetError {
     EmptyPart { name: String },
     #[error("dataset {name}: a part's holders are not sorted and distinct")]
     UnsortedHolders { name: String },
+    #[error(
+        "no live node shares a dataset named {0:?} (see `shoal datasets`; nodes share one with `shoal node --share NAME=DIR`)"
+    )]
+    Unknown(String),
 }
 
 /// Checks a dataset name: short, and safe in a path, a URL and a shell word.

@@ -57,6 +57,12 @@ pub enum Effect {
     /// say the lookup is over with [`crate::Node::reuse_looked_up`] (until then, or for at most
     /// [`crate::reuse::LOOKUP_MAX_MS`], this node claims none of the job's tasks). Once per
     /// job on each node that tracks it.
+    /// This node takes part in job `job`, which reads dataset parts it shares: their
+    /// manifests (`manifests`) and the chunks they list are the job's, served to its members.
+    ServeParts {
+        job: JobId,
+        manifests: Vec<crate::ids::BlobHash>,
+    },
     ReuseMaps {
         job: JobId,
         spec: Arc<JobSpec>,
@@ -194,6 +200,11 @@ pub struct JobView {
     pub copies_held: u32,
     /// Tasks settled by a result a member knew from an earlier job rather than computed.
     pub reused: u32,
+    /// Input bytes that crossed the network for the job, as its members reported them.
+    pub bytes_moved: u64,
+    /// Map tasks computed by a node that held their input (the submitter's files, or a part
+    /// of a shared dataset): no input moved for them.
+    pub at_data: u32,
 }
 
 /// A job's size in its own unit: bytes of files, or items of a generated input.

@@ -118,6 +118,13 @@ pub struct JobState {
     /// The members (by index; [`crate::view::ME`] for this node) whose lookup is over. Bounded
     /// by the tracked members: only a member's own batch adds it.
     pub looked_up: std::collections::BTreeSet<PeerIx>,
+    /// Input bytes fetched over the network for the job, by this node and as its members
+    /// reported.
+    pub bytes_moved: u64,
+    /// Map tasks computed where their input was ([`JobState::at_data`]).
+    pub at_data: u32,
+    /// For a job over a dataset: since when a map task still to run has had no live holder.
+    pub part_lost_since: Option<Millis>,
 }
 
 /// What a completion did to its task.
@@ -203,6 +210,9 @@ impl JobState {
             reuse_ready: Vec::new(),
             reuse_lookup_until: None,
             looked_up: Default::default(),
+            bytes_moved: 0,
+            at_data: 0,
+            part_lost_since: None,
         }
     }
 
@@ -284,6 +294,18 @@ impl JobState {
     /// Whether map task `task` reads a chunk of a dataset part this node shares.
     pub fn shares_chunk(&self, task: u32) -> bool {
         self.tree.is_map(task) && self.locality.as_ref().is_some_and(|l| l.holds(task))
+    }
+
+    /// Whether `by` holds the input of map task `task`: the submitter for files it submitted,
+    /// a holder of the task's part for a dataset.
+    pub fn at_data(&self, task: u32, by: &NodeId, submitter: &NodeId) -> bool {
+        match &self.spec.input {
+            crate::job::Input::Chunks { .. } => by == submitter,
+            crate::job::Input::Dataset(d) => d
+                .locate(task)
+                .is_some_and(|(part, _)| d.parts[part].holders.contains(by)),
+            crate::job::Input::Range { .. } | crate::job::Input::Samples { .. } => false,
+        }
     }
 
     /// Whether every live member that takes tasks (this node included) has looked up the

@@ -246,6 +246,7 @@ mod tests {
             interval_ms,
             first: false,
             tags: Vec::new(),
+            shares: Vec::new(),
         }
     }
 

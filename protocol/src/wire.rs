@@ -89,6 +89,9 @@ pub struct Advert {
     /// Labels the sender's operator gave it (`shoal node --tag`), sorted: what jobs' tag
     /// needs are matched against.
     pub tags: Vec<String>,
+    /// The parts of datasets the sender shares (`shoal node --share`): jobs over a dataset
+    /// read each part where it is held ([`crate::dataset`]).
+    pub shares: Vec<crate::dataset::Share>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,11 +147,15 @@ pub struct Batch {
     /// are in this batch or an earlier one): members hold off claiming until every live member
     /// has said so (see [`crate::reuse::LOOKUP_MAX_MS`]).
     pub looked_up: bool,
+    /// Input bytes the sender fetched over the network for this job since its last batch
+    /// (summed into the job's `bytes_moved`).
+    pub moved: u64,
 }
 
 impl Batch {
     pub fn entries(&self) -> usize {
         usize::from(self.looked_up)
+            + usize::from(self.moved > 0)
             + self.released.len()
             + self.reused.len()
             + self.held.len()
@@ -270,8 +277,12 @@ impl Envelope {
     /// Structural limits. Task indices are checked against each job's size where they are used.
     pub fn validate(&self) -> Result<(), InvalidMessage> {
         match &self.body {
-            Message::Advert(a) => crate::schedule::check_tags(&a.tags)
-                .map_err(|e| InvalidMessage::Spec(crate::job::SpecError::Needs(e))),
+            Message::Advert(a) => {
+                crate::schedule::check_tags(&a.tags)
+                    .map_err(|e| InvalidMessage::Spec(crate::job::SpecError::Needs(e)))?;
+                crate::dataset::check_shares(&a.shares)
+                    .map_err(|e| InvalidMessage::Spec(crate::job::SpecError::Dataset(e)))
+            }
             Message::Finished(f) => match &f.ending {
                 crate::durable::Ending::Done { holders, .. } => {
                     limit("holders", holders.len(), crate::durable::MAX_HOLDERS)

@@ -395,6 +395,7 @@ fn advert_from(node: &mut Node, now: Millis, peer: u32, interval_ms: u32) {
             interval_ms,
             first: false,
             tags: Vec::new(),
+            shares: Vec::new(),
         }),
     };
     let id = NodeId::from_identity_bytes(&peer.to_le_bytes());

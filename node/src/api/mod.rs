@@ -15,6 +15,7 @@
 //!   `/metrics`; [`events`]: the dashboard's live feed; [`dashboard`]: its files.
 
 pub mod dashboard;
+pub mod datasets;
 pub mod events;
 pub mod jobs;
 pub mod node;
@@ -120,6 +121,7 @@ pub fn router(handle: Handle, gate: Arc<Gate>, fingerprint: Option<String>) -> R
         .route("/api/v1/node", get(node::get))
         .route("/api/v1/events", get(events::mesh))
         .route("/api/v1/peers", get(peers::list))
+        .route("/api/v1/datasets", get(datasets::list))
         .route("/api/v1/jobs", get(jobs::list).post(jobs::submit))
         .route("/api/v1/jobs/{id}", get(jobs::get))
         .route("/api/v1/jobs/{id}/events", get(jobs::events))

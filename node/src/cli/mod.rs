@@ -48,6 +48,9 @@ pub enum Command {
     Peers(QueryArgs),
     /// List the jobs the local node knows.
     Jobs(QueryArgs),
+    /// List the datasets the mesh shares (`shoal node --share NAME=DIR`), with their parts,
+    /// holders and sizes, as the local node knows them.
+    Datasets(QueryArgs),
     /// A job's tasks by state and where they run, and why what is not moving is not moving
     /// (no free slot, a need nobody meets, higher-priority jobs, an unreachable input, ...).
     Why(WhyArgs),
@@ -149,6 +152,16 @@ pub struct NodeArgs {
     /// `--needs tag=NAME` run only on nodes that have it. Letters, digits, '.', '_', ':', '-'.
     #[arg(long = "tag", value_name = "NAME")]
     pub tags: Vec<String>,
+    /// Share the files under DIR as part of dataset NAME (repeatable, one DIR per NAME):
+    /// `shoal submit JOB dataset:NAME` from any peer then computes each part where it is held.
+    /// Several nodes may share parts of one NAME (the dataset is their union); identical
+    /// folders on two nodes are one part held twice. DIR is scanned again every
+    /// --share-rescan.
+    #[arg(long = "share", value_name = "NAME=DIR")]
+    pub shares: Vec<crate::shares::ShareSpec>,
+    /// How often shared folders are scanned for changed files.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub share_rescan: Duration,
     /// Disk space for the outputs of durable jobs (`shoal submit --detach` / `--copies`) this
     /// node keeps in DATA-DIR/results; past it the oldest expire.
     #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = crate::needs::parse_size)]
@@ -384,6 +397,7 @@ pub fn main() -> ExitCode {
             Command::Submit(args) => submit::submit(args).await,
             Command::Peers(args) => peers(args).await,
             Command::Jobs(args) => jobs(args).await,
+            Command::Datasets(args) => datasets(args).await,
             Command::Why(args) => why::why(args.query, args.job).await,
             Command::Result(args) => result::result(args).await,
             Command::Run(args) => run::run(args.query, &args.file, args.timeout).await,
@@ -496,6 +510,8 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         api_public: args.api_public,
         lies,
         tags: args.tags.clone(),
+        shares: args.shares.clone(),
+        share_rescan: args.share_rescan,
         result_budget: args.result_budget,
         result_retention: args.result_retention,
         reuse_budget: args.reuse_budget,
@@ -529,6 +545,9 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
     println!("slots: {slots}; data dir: {}", data_dir.display());
     if !args.tags.is_empty() {
         println!("tags: {}", args.tags.join(", "));
+    }
+    for s in &args.shares {
+        println!("sharing {} as dataset {}", s.dir.display(), s.name);
     }
     wait_for_signal().await;
     node.handle.shutdown().await;
@@ -580,6 +599,16 @@ async fn peers(args: QueryArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string(&rows)?);
     } else {
         print!("{}", rows::peers_table(&rows));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn datasets(args: QueryArgs) -> anyhow::Result<ExitCode> {
+    let rows = client(&args)?.datasets().await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&rows)?);
+    } else {
+        print!("{}", crate::api::datasets::table(&rows));
     }
     Ok(ExitCode::SUCCESS)
 }

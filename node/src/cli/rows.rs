@@ -108,6 +108,13 @@ pub struct JobRow {
     /// Tasks that took a result a member kept from an earlier job instead of computing it.
     #[serde(default)]
     pub reused: u32,
+    /// Input bytes that crossed the network (fetched by a member that did not hold them).
+    #[serde(default)]
+    pub bytes_moved: u64,
+    /// Map tasks computed where their input was (on the submitter for files it submitted, on
+    /// a holder of the part for a shared dataset).
+    #[serde(default)]
+    pub at_data: u32,
 }
 
 fn one() -> u8 {
@@ -175,6 +182,8 @@ impl From<&JobView> for JobRow {
             copies: v.copies,
             copies_held: v.copies_held,
             reused: v.reused,
+            bytes_moved: v.bytes_moved,
+            at_data: v.at_data,
         }
     }
 }
@@ -208,6 +217,8 @@ impl JobRow {
             copies: 1,
             copies_held: 0,
             reused: 0,
+            bytes_moved: 0,
+            at_data: 0,
         }
     }
 }

@@ -343,6 +343,8 @@ pub(super) fn submit_json(done: &Finished, with_result: bool) -> serde_json::Val
         "replicas": done.job.replicas,
         "suspects": done.job.suspects,
         "reused": done.job.reused,
+        "bytes_moved": done.job.bytes_moved,
+        "at_data": done.job.at_data,
     });
     if with_result {
         match done.json() {

@@ -158,6 +158,7 @@ mod tests {
     fn input(path: &Path) -> InputFile {
         InputFile {
             path: path.to_path_buf(),
+            rel: path.file_name().unwrap().into(),
             stamp: FileStamp::now(path).unwrap(),
         }
     }

@@ -78,7 +78,8 @@ impl Unit {
 }
 
 /// Lays out the units: files in order, each of `target` bytes or more split on its own, the
-/// smaller ones packed whole. A pack ends after a file whose path falls on a boundary once the
+/// smaller ones packed whole. A pack ends after a file whose path (below its input's root:
+/// the same tree packs alike wherever it lies) falls on a boundary once the
 /// pack holds half the target, or before it would pass twice the target. The boundaries follow
 /// the files' paths, not a running count of bytes: a file that grows or shrinks changes its
 /// own pack (and sometimes the next), while every other pack keeps its bytes, its hash, and so
@@ -104,7 +105,7 @@ pub fn plan(files: &[InputFile], target: u64) -> Vec<Unit> {
         }
         pack.push(i);
         pack_bytes += size + 1;
-        if pack_bytes >= target / 2 && on_boundary(&f.path, every) {
+        if pack_bytes >= target / 2 && on_boundary(&f.rel, every) {
             units.push(Unit::Pack(std::mem::take(&mut pack)));
             pack_bytes = 0;
         }
@@ -279,6 +280,7 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         InputFile {
             stamp: FileStamp::now(&path).unwrap(),
+            rel: name.into(),
             path,
         }
     }

@@ -41,6 +41,10 @@ impl FileStamp {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputFile {
     pub path: PathBuf,
+    /// The path below the input it was found in (a file given itself: its name). Chunk
+    /// boundaries follow it, so that the same tree chunks the same wherever it lies (two
+    /// nodes sharing copies of a dataset part make one part).
+    pub rel: PathBuf,
     pub stamp: FileStamp,
 }
 
@@ -174,8 +178,15 @@ impl Walker<'_> {
                 if self.out.files.len() >= MAX_FILES {
                     return Err(WalkError::TooMany);
                 }
+                let rel = match path.strip_prefix(root) {
+                    Ok(rel) if !rel.as_os_str().is_empty() => rel.to_path_buf(),
+                    _ => path
+                        .file_name()
+                        .map_or_else(|| path.to_path_buf(), PathBuf::from),
+                };
                 self.out.files.push(InputFile {
                     path: path.to_path_buf(),
+                    rel,
                     stamp: FileStamp::of(&meta),
                 });
             }

@@ -502,6 +502,7 @@ impl<X> Harness<X> {
                 }
             }
             Effect::Release { .. }
+            | Effect::ServeParts { .. }
             | Effect::Prefetch { .. }
             | Effect::Suspected { .. }
             | Effect::ReuseReduce { .. } => {}

@@ -169,6 +169,7 @@ impl Node {
             if b.looked_up && job.members.get(from).is_some() {
                 job.looked_up.insert(from);
             }
+            job.bytes_moved = job.bytes_moved.saturating_add(b.moved);
         }
         let job = b.job;
         for &task in &b.claims {
@@ -339,8 +340,14 @@ impl Node {
             return;
         };
         let mut outcome = j.record_result(task, holder, result, now);
-        if reused && matches!(outcome, Completion::Done { .. }) {
-            j.reused += 1;
+        if matches!(outcome, Completion::Done { .. }) {
+            if reused {
+                j.reused += 1;
+            } else if j.tree.is_map(task)
+                && j.at_data(task, &self.view.id(holder), &self.view.id(j.submitter))
+            {
+                j.at_data += 1;
+            }
         }
         if outcome == Completion::Voted && j.coordinator == ME && j.need(task).is_none() {
             outcome = self.spot_check(now, job, task);

@@ -21,6 +21,7 @@
 //! - `status`: read-only views for the driver's API and for diagnostics; `detail`: one job in
 //!   detail (tasks by state, the tree, a grid, why it is not moving).
 
+mod datasets;
 mod detail;
 mod durability;
 mod handlers;
@@ -28,6 +29,7 @@ mod outbox;
 mod status;
 mod trust;
 
+pub use datasets::PART_LOST_MS;
 pub use detail::{
     CellState, GRID_CELLS_MAX, JobDetail, LevelProgress, NodeTasks, TaskCounts, TaskGrid,
 };
@@ -261,6 +263,8 @@ pub struct Node {
     secret: [u8; 32],
     /// Labels this node advertises ([`Node::set_tags`]), sorted.
     tags: Vec<String>,
+    /// The dataset parts this node shares ([`Node::set_shares`]), sorted.
+    shares: Vec<crate::dataset::Share>,
     /// The latest time an input brought: what read-only views judge liveness by.
     last_now: Millis,
     /// Submissions waiting for room in the job table, highest priority first
@@ -340,6 +344,7 @@ impl Node {
             // reproducible (and still unguessable by peers that do not know the seed).
             secret: *blake3::hash(&[&seed.to_le_bytes()[..], &me.0[..]].concat()).as_bytes(),
             tags: Vec::new(),
+            shares: Vec::new(),
             last_now: 0,
             waiting: VecDeque::new(),
             endings: BoundedIdMap::new(durability::ENDINGS_KEPT),
@@ -785,6 +790,7 @@ impl Node {
         });
         self.order.insert(at, id);
         self.jobs.insert(id, job);
+        self.serve_shared_parts(id);
         // A new job's members hear from this node at once (its submitter's announcement
         // says as much). Only this job: pulsing every job on each new one flooded meshes
         // running many short jobs.

@@ -139,6 +139,8 @@ impl Node {
             copies: w.spec.keep.copies,
             copies_held: 0,
             reused: 0,
+            bytes_moved: 0,
+            at_data: 0,
         }
     }
 
@@ -231,6 +233,8 @@ impl Node {
             copies: job.spec.keep.copies,
             copies_held: job.copies_held(),
             reused: job.reused,
+            bytes_moved: job.bytes_moved,
+            at_data: job.at_data,
         }
     }
 }

@@ -29,6 +29,7 @@ impl Node {
         }
         if now >= self.next_sweep {
             self.sweep(now);
+            self.check_parts(now);
             self.next_sweep = now + self.cfg.sweep_interval_ms;
         }
         if now >= self.next_announce {
@@ -87,6 +88,7 @@ impl Node {
             interval_ms: u32::try_from(interval).unwrap_or(u32::MAX),
             first: self.last_advert.is_none(),
             tags: self.tags.clone(),
+            shares: self.shares.clone(),
         };
         let shard = self.view.home_shard();
         self.publish(Topic::Adverts(shard), Message::Advert(advert));
