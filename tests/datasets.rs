@@ -131,6 +131,13 @@ async fn parts_are_computed_where_they_are_held_and_only_results_travel() {
             "{job:?}: the node that holds nothing computed reduces only: {answer}"
         );
     }
+    // Nothing changed: the word count again takes every result its members kept.
+    let again = submit_json(&d, &["wordcount", "dataset:logs"], &[]);
+    assert_eq!(result_bytes(&again), reference::wordcount(&files));
+    assert_eq!(
+        again["reused"], again["tasks"],
+        "every task reused: {again}"
+    );
     // A WebAssembly job reads the dataset the same way.
     let wc = example_wasm("wordcount").display().to_string();
     let out = submit_raw(&d, &["--wasm", &wc, "dataset:logs"]);

@@ -8,8 +8,8 @@ use shoal_ops::{self as ops, MapInput};
 use shoal_protocol::job::GeneratedPart;
 use shoal_protocol::wire::INLINE_RESULT_MAX;
 use shoal_protocol::{
-    ChildInput, JobId, JobSpec, MapSource, NodeId, Operator, ResultRef, ReuseKey, TaskOutcome,
-    TaskRun, Work, effects, reuse,
+    BlobHash, ChildInput, JobId, JobSpec, MapSource, NodeId, Operator, ResultRef, ReuseKey,
+    TaskOutcome, TaskRun, Work, effects, reuse,
 };
 use std::sync::Arc;
 use std::time::Instant;
@@ -200,23 +200,34 @@ pub async fn reusable_maps(
     spec: &JobSpec,
     holders: &[NodeId],
 ) -> Vec<(u32, ResultRef)> {
-    let shoal_protocol::Input::Chunks { manifest, .. } = spec.input else {
-        return Vec::new();
+    // Each manifest the map tasks read, the task that reads its first chunk, and who has it.
+    let manifests: Vec<(BlobHash, u32, Vec<NodeId>)> = match &spec.input {
+        shoal_protocol::Input::Chunks { manifest, .. } => vec![(*manifest, 0, holders.to_vec())],
+        shoal_protocol::Input::Dataset(d) => (0..d.parts.len())
+            .map(|i| {
+                (
+                    d.parts[i].manifest,
+                    d.tasks_of(i).0,
+                    d.parts[i].holders.clone(),
+                )
+            })
+            .collect(),
+        _ => Vec::new(),
     };
-    let chunks = match handle.manifest(holders, manifest).await {
-        Ok(chunks) => chunks,
-        Err(e) => {
-            tracing::debug!(%job, "cannot look up reusable results: {e}");
-            return Vec::new();
+    let mut keys: Vec<(u32, ReuseKey)> = Vec::new();
+    for (manifest, first, holders) in manifests {
+        match handle.manifest(&holders, manifest).await {
+            Ok(chunks) => keys.extend(
+                chunks
+                    .chunks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (first + i as u32, reuse::map_key(&spec.op, &c.hash)))
+                    .filter(|(_, k)| handle.reuse().contains(k)),
+            ),
+            Err(e) => tracing::debug!(%job, "cannot look up reusable results: {e}"),
         }
-    };
-    let keys: Vec<(u32, ReuseKey)> = chunks
-        .chunks
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (i as u32, reuse::map_key(&spec.op, &c.hash)))
-        .filter(|(_, k)| handle.reuse().contains(k))
-        .collect();
+    }
     if keys.is_empty() {
         return Vec::new();
     }

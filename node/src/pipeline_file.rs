@@ -276,6 +276,8 @@ impl Fields<'_> {
             .iter()
             .map(|i| match i.strip_prefix(STAGE_INPUT) {
                 Some(stage) => output_of(stage).display().to_string(),
+                // A shared dataset is read where it is held, not below the file's folder.
+                None if i.starts_with(crate::job_request::DATASET_PREFIX) => i.clone(),
                 None => base.join(i).display().to_string(),
             })
             .collect();
@@ -445,6 +447,19 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_stage_may_read_a_shared_dataset() {
+        let p = parse(
+            r#"
+            [stages.count]
+            job = "wordcount"
+            inputs = ["dataset:logs"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(p.stages[0].request.dataset(), Some("logs"));
     }
 
     #[test]

@@ -22,9 +22,9 @@ const MAP_DOMAIN: &[u8] = b"shoal reuse v1 map";
 const REDUCE_DOMAIN: &[u8] = b"shoal reuse v1 reduce";
 
 /// Whether the tasks of `spec` are looked up before they are computed: the job allows it
-/// (`--no-reuse` does not) and reads files.
+/// (`--no-reuse` does not) and reads files (a submission's, or a shared dataset's).
 pub fn applies(spec: &JobSpec) -> bool {
-    spec.reuse && matches!(spec.input, crate::job::Input::Chunks { .. })
+    spec.reuse && spec.reads_chunks()
 }
 
 fn hasher(domain: &[u8], op: &Operator) -> blake3::Hasher {
