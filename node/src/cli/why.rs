@@ -26,6 +26,9 @@ pub struct Why {
     pub copies_held: u32,
     /// Tasks that took a result kept from an earlier job.
     pub reused: u32,
+    /// Input bytes that crossed the network, and map tasks computed where their input was.
+    pub bytes_moved: u64,
+    pub at_data: u32,
     /// Per node: tasks claimed and not started, running, and results held.
     pub placement: Vec<crate::api::jobs::PlacementRow>,
     /// One sentence per reason; empty when nothing is held up.
@@ -66,6 +69,8 @@ impl From<JobDetailRow> for Why {
             copies: d.job.copies,
             copies_held: d.job.copies_held,
             reused: d.job.reused,
+            bytes_moved: d.job.bytes_moved,
+            at_data: d.job.at_data,
             why: d.why,
         }
     }
@@ -168,6 +173,12 @@ fn text(w: &Why) -> String {
         out.push_str(&format!(
             "reused: {} tasks took a result kept from an earlier job (--no-reuse computes every task)\n",
             w.reused
+        ));
+    }
+    if w.at_data > 0 || w.bytes_moved > 0 {
+        out.push_str(&format!(
+            "locality: {} map task(s) ran where their input was; {} input bytes crossed the network\n",
+            w.at_data, w.bytes_moved
         ));
     }
     if !w.placement.is_empty() {

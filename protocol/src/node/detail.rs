@@ -288,7 +288,7 @@ impl Node {
                     (h.iter().filter(|&&ix| job.members.is_live(ix)).count() as u32) < copies
                 })
                 .count();
-            if short > 0 {
+            if short > 0 && copies > 1 {
                 why.push(format!(
                     "{short} piece(s) of the input are held by fewer than {copies} live members: members are copying them"
                 ));
@@ -298,10 +298,27 @@ impl Node {
                 .iter()
                 .filter(|h| !h.iter().any(|&ix| job.members.is_live(ix)))
                 .count();
-            if lost > 0 {
-                why.push(format!(
+            let dataset = match &job.spec.input {
+                crate::job::Input::Dataset(d) => Some(&d.name),
+                _ => None,
+            };
+            match dataset {
+                Some(name) if lost > 0 => why.push(format!(
+                    "{lost} chunk(s) of dataset {name} have no live holder: the job fails if no \
+                     node sharing their part is back within {} s",
+                    super::PART_LOST_MS / 1000
+                )),
+                Some(name) if counts.ready > 0 => why.push(format!(
+                    "map tasks of dataset {name} go to their parts' holders first: a node that \
+                     does not hold a part takes its tasks only when no holder is live, or once \
+                     they have waited {} s for busy holders",
+                    crate::locality::LOCALITY_WAIT_MS / 1000
+                )),
+                Some(_) => {}
+                None if lost > 0 => why.push(format!(
                     "{lost} piece(s) of the input have no live holder: their map tasks wait until a holder is back"
-                ));
+                )),
+                None => {}
             }
         }
         if job.coordinator != job.submitter {

@@ -1091,6 +1091,14 @@
         title: 'tasks whose result a member kept from an earlier job with the same operator and input',
       });
     }
+    if (has(job, 'at_data') && (job.at_data > 0 || job.bytes_moved > 0)) {
+      figs.push({
+        k: 'At the data',
+        v: fmtInt(job.at_data) + ' / ' + fmtInt(job.maps) + ' maps',
+        sub: fmtInt(job.bytes_moved) + ' input bytes moved',
+        title: 'map tasks computed on a node that held their input (the submitter, or a holder of a shared dataset part), and input bytes that crossed the network',
+      });
+    }
     if (Array.isArray(placement) && placement.length) {
       const busy = placement.filter((p) => p && (p.running || p.claimed));
       if (busy.length) {
