@@ -144,6 +144,9 @@ pub struct SimConfig {
     pub scheduling: bool,
     /// Durable mode with 2 or more (see [`crate::sim`]): copies of each job's input and output.
     pub copies: u8,
+    /// Dataset mode (see [`crate::datasets`]): jobs read shared datasets whose parts other
+    /// nodes hold, and their map tasks go to the parts' holders first.
+    pub datasets: bool,
 }
 
 impl Default for SimConfig {
@@ -166,6 +169,7 @@ impl Default for SimConfig {
             byzantine_pct: 0,
             scheduling: false,
             copies: 1,
+            datasets: false,
         }
     }
 }

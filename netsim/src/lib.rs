@@ -16,6 +16,8 @@
 //!   replays, malformed messages).
 //! - [`scheduling`]: the `--scheduling` mode: tags, memory, priorities, needs, pipeline
 //!   stages, and the checks of what a node starts.
+//! - [`datasets`]: the `--datasets` mode: jobs over shared datasets whose parts other nodes
+//!   hold, and the checks of locality and of failures for lost parts.
 //! - [`report`]: what a run reports, with cost per task and per node and the cost models.
 //!
 //! Determinism: all randomness comes from one seeded generator; events are ordered by
@@ -24,6 +26,7 @@
 
 pub mod byzantine;
 pub mod config;
+pub mod datasets;
 pub mod gossip;
 pub mod report;
 pub mod scheduling;

@@ -79,6 +79,12 @@ struct Args {
     /// node that did not submit it.
     #[arg(long, default_value_t = 1)]
     copies: u8,
+    /// Dataset mode: each job reads a dataset of several parts, each held by one or two
+    /// nodes other than its submitter. Checks that a map task runs on a holder of its part
+    /// while one is live and in the job (save after the locality wait), and that a job fails
+    /// for a lost part only when every holder of that part went down or was cut off.
+    #[arg(long)]
+    datasets: bool,
     /// Run every seed twice and fail if the traces differ.
     #[arg(long)]
     check_determinism: bool,
@@ -110,12 +116,13 @@ impl Args {
             byzantine_pct: self.byzantine_pct.min(100),
             scheduling: self.scheduling,
             copies: self.copies,
+            datasets: self.datasets,
         }
     }
 
     fn replay(&self, seed: u64) -> String {
         format!(
-            "cargo run --release -p shoal-netsim -- --nodes {} --tasks {} --jobs {} --fanin {} --seed {seed} --faults {} --task-ms {} --join-ms {} --settle-ms {} --safety-ms {} --liveness-ms {} --restricted-pct {} --replicas {} --verify-fraction {} --byzantine-pct {} --copies {}{}",
+            "cargo run --release -p shoal-netsim -- --nodes {} --tasks {} --jobs {} --fanin {} --seed {seed} --faults {} --task-ms {} --join-ms {} --settle-ms {} --safety-ms {} --liveness-ms {} --restricted-pct {} --replicas {} --verify-fraction {} --byzantine-pct {} --copies {}{}{}",
             self.nodes,
             self.tasks,
             self.jobs,
@@ -131,7 +138,8 @@ impl Args {
             self.verify_fraction,
             self.byzantine_pct,
             self.copies,
-            if self.scheduling { " --scheduling" } else { "" }
+            if self.scheduling { " --scheduling" } else { "" },
+            if self.datasets { " --datasets" } else { "" }
         )
     }
 }

@@ -13,6 +13,7 @@
 
 use crate::byzantine::{self, ReplayPool};
 use crate::config::SimConfig;
+use crate::datasets;
 use crate::gossip;
 use crate::report::Report;
 use crate::scheduling;
@@ -83,6 +84,8 @@ struct JobTrack {
     input_missing: bool,
     /// Jobs whose output this one takes as a pipeline stage (scheduling mode).
     deps: Vec<usize>,
+    /// Dataset mode: each part's holders, by node index.
+    part_holders: Vec<Vec<usize>>,
 }
 
 /// A simulation in progress.
@@ -116,6 +119,9 @@ struct World {
     violations: Vec<String>,
     first_submit: Option<Millis>,
     submitter_left: bool,
+    /// Nodes that have crashed at least once, and whether the mesh was ever partitioned.
+    down: Vec<bool>,
+    ever_partitioned: bool,
     /// Durable mode: pieces of input held, by (node, incarnation, job, piece).
     held: std::collections::HashSet<(usize, u32, JobId, u32)>,
     /// Durable mode: outputs kept, by (node, incarnation, job), with their content address.
@@ -209,6 +215,8 @@ impl Sim {
                 violations: Vec::new(),
                 first_submit: None,
                 submitter_left: false,
+                down: Vec::new(),
+                ever_partitioned: false,
                 kept: Default::default(),
                 held: Default::default(),
                 replays: ReplayPool::default(),
@@ -270,15 +278,31 @@ impl World {
             h.schedule(at, Fault::Join { node: node as u32 });
         }
         let start = self.cfg.join_window_ms() + self.cfg.settle_ms;
+        self.down = vec![false; n];
         for job in 0..self.cfg.jobs {
             let submitter = self.rand(n as u64) as usize;
-            let spec = JobSpec {
-                op: Operator::WordCount,
-                input: Input::Chunks {
+            let (input, part_holders) = if self.cfg.datasets {
+                // Honest, unrestricted nodes other than the submitter hold the parts.
+                let eligible: Vec<usize> = (0..n)
+                    .filter(|&i| {
+                        i != submitter && !self.nodes[i].restricted && self.nodes[i].liar.is_none()
+                    })
+                    .collect();
+                let ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+                let (d, holders) =
+                    datasets::draw(&mut self.rng, job, self.cfg.tasks, &eligible, &ids);
+                (Input::Dataset(d), holders)
+            } else {
+                let input = Input::Chunks {
                     manifest: BlobHash::of(format!("sim-job-{job}").as_bytes()),
                     chunks: self.cfg.tasks,
                     bytes: 0,
-                },
+                };
+                (input, Vec::new())
+            };
+            let spec = JobSpec {
+                op: Operator::WordCount,
+                input,
                 fanin: self.cfg.fanin,
                 trust: shoal_protocol::Trust {
                     replicas: self.cfg.replicas,
@@ -311,6 +335,7 @@ impl World {
                 failed: None,
                 input_missing: false,
                 deps,
+                part_holders,
             });
             h.schedule(start + job as u64 * 250, Fault::Submit { job: job as u32 });
         }
@@ -453,13 +478,21 @@ impl World {
         piece: u32,
         holders: &[NodeId],
     ) -> bool {
-        let submitter = self.jobs.iter().find(|t| t.id == job).map(|t| t.submitter);
+        let track = self.jobs.iter().find(|t| t.id == job);
+        // Whose files the piece is: the submitter's, or its dataset part's holders'.
+        let original = |s: usize| {
+            track.is_some_and(|t| match &t.spec.input {
+                Input::Dataset(d) => d
+                    .locate(piece)
+                    .is_some_and(|(part, _)| t.part_holders[part].contains(&s)),
+                _ => s == t.submitter,
+            })
+        };
         holders.iter().any(|n| {
             h.index_of(n).is_some_and(|s| {
                 h.alive(s)
                     && self.reachable(at, s)
-                    && (Some(s) == submitter
-                        || self.held.contains(&(s, h.incarnation(s), job, piece)))
+                    && (original(s) || self.held.contains(&(s, h.incarnation(s), job, piece)))
             })
         })
     }
@@ -471,9 +504,11 @@ impl World {
     fn run_task(&mut self, h: &mut Harness<Fault>, i: usize, run: &TaskRun) -> TaskOutcome {
         let bytes = match &run.work {
             Work::Map {
-                source: MapSource::Chunk { index, holders, .. },
+                source: MapSource::Chunk { holders, .. },
             } => {
                 // The chunk comes from one of its holders, which must be live and reachable.
+                // Its piece is its task (for a dataset, the chunk's index is within its part).
+                let index = &run.task;
                 if !self.servable(h, i, run.job, *index, holders) {
                     if !holders
                         .iter()
@@ -565,11 +600,87 @@ impl World {
         proto
             .set_tags(node.tags.clone())
             .expect("the simulator's tags are valid");
+        // A node shares the dataset parts it holds (their files outlive a restart).
+        let mut shares: Vec<shoal_protocol::dataset::Share> = self
+            .jobs
+            .iter()
+            .filter_map(|t| match &t.spec.input {
+                Input::Dataset(d) => Some((d, &t.part_holders)),
+                _ => None,
+            })
+            .flat_map(|(d, holders)| {
+                d.parts
+                    .iter()
+                    .zip(holders)
+                    .filter(|(_, hs)| hs.contains(&i))
+                    .map(|(p, _)| shoal_protocol::dataset::Share {
+                        name: d.name.clone(),
+                        manifest: p.manifest,
+                        chunks: p.chunks,
+                        bytes: p.bytes,
+                    })
+            })
+            .collect();
+        shares.truncate(shoal_protocol::dataset::MAX_SHARES);
+        proto
+            .set_shares(shares)
+            .expect("the simulator's shares are valid");
         h.start(i, proto, self);
     }
 }
 
 impl World {
+    /// Dataset mode: a map task starts on a holder of its part unless the locality rule lets
+    /// another node take it ([`datasets::StartCheck`]).
+    fn check_locality(&mut self, h: &Harness<Fault>, node: usize, run: &TaskRun) {
+        let Some(t) = self.jobs.iter().find(|t| t.id == run.job) else {
+            return;
+        };
+        let Some(part) = datasets::part_of(&t.spec, run) else {
+            return;
+        };
+        let holders = &t.part_holders[part];
+        let check = datasets::StartCheck {
+            node,
+            holders,
+            holders_up: holders.iter().any(|&n| h.alive(n) && !self.down[n]),
+            faults_so_far: self.down.iter().any(|&d| d) || self.ever_partitioned,
+            since_submit: h.now().saturating_sub(t.submitted_at.unwrap_or(0)),
+        };
+        if let Some(v) = check.violation(run) {
+            if std::env::var_os("SHOAL_SIM_DEBUG").is_some() {
+                for &n in holders {
+                    eprintln!(
+                        "holder {n} alive {}: {}",
+                        h.alive(n),
+                        h.node(n)
+                            .map_or("down".into(), |p| p.debug_job(&run.job, h.now()))
+                    );
+                }
+                if let Some(p) = h.node(node) {
+                    eprintln!("starter {node}: {}", p.debug_job(&run.job, h.now()));
+                    for &n in holders {
+                        let id = self.nodes[n].id;
+                        let m = p.job_members(&run.job).into_iter().find(|m| m.0 == id);
+                        eprintln!("  holder {n} as a member at the starter: {m:?}");
+                    }
+                }
+                if let Some(p) = h.node(t.submitter) {
+                    for &n in holders {
+                        let id = self.nodes[n].id;
+                        let m = p.job_members(&run.job).into_iter().find(|m| m.0 == id);
+                        eprintln!(
+                            "  holder {n} as a member at the submitter {}: {m:?}; in view {:?}",
+                            t.submitter,
+                            p.peers(h.now()).iter().any(|x| x.id == id)
+                        );
+                    }
+                }
+            }
+            self.violations.push(v);
+        }
+    }
+
     /// The first job's submitter leaves for good once every one of its map tasks is done; in
     /// durable mode, at a random time after the detach point (every piece of its input held
     /// by `copies` members), up to a third of the safety phase later.
@@ -602,6 +713,7 @@ impl World {
         };
         if done == maps {
             self.submitter_left = true;
+            self.down[s] = true;
             h.crash(s);
         }
     }
@@ -721,7 +833,14 @@ impl World {
                     ));
                 }
             } else if let Some(e) = &t.failed {
-                if can_finish {
+                // A job over a dataset whose part's holders all went down fails, and says so.
+                let excused = datasets::failure_excused(
+                    e,
+                    &t.part_holders,
+                    &self.down,
+                    self.ever_partitioned,
+                );
+                if can_finish && !excused {
                     self.violations.push(format!("job {} failed: {e}", t.id));
                 }
             } else if can_finish {
@@ -997,6 +1116,9 @@ impl Env for World {
     }
 
     fn task_started(&mut self, h: &Harness<Fault>, node: usize, run: &TaskRun) {
+        if self.cfg.datasets {
+            self.check_locality(h, node, run);
+        }
         if !self.cfg.scheduling {
             return;
         }
@@ -1057,6 +1179,7 @@ impl Env for World {
                 restart_after,
             } => {
                 if h.alive(node as usize) {
+                    self.down[node as usize] = true;
                     h.crash(node as usize);
                     if let Some(after) = restart_after {
                         h.schedule(now + after, Fault::Restart { node });
@@ -1074,6 +1197,7 @@ impl Env for World {
                         n.group = g;
                     }
                     self.partitioned = true;
+                    self.ever_partitioned = true;
                     h.schedule(now + heal_after, Fault::Heal);
                 }
             }

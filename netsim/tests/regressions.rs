@@ -115,3 +115,16 @@ fn durable_jobs_survive_the_double_faults_the_sweep_found() {
         assert_eq!(report.completed_jobs, 2, "seed {seed}");
     }
 }
+
+#[test]
+fn seed_18_of_the_dataset_sweep_recruits_holders_outside_the_coordinators_view() {
+    // Found by the dataset sweep: a part's only holder was not in the submitter's view, so it
+    // was never recruited, and every other member took its part's map tasks at once.
+    let report = run(SimConfig {
+        jobs: 4,
+        datasets: true,
+        ..config(100, 400, 18)
+    });
+    assert!(report.ok(), "{:?}", report.violations);
+    assert_eq!(report.completed_jobs, 4);
+}

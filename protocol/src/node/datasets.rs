@@ -141,7 +141,9 @@ impl Node {
             if j.coordinator != ME || j.failed.is_some() {
                 continue;
             }
-            let live = |ix: u32| ix == ME || j.members.is_live(ix) || self.view.is_live(ix, now);
+            // Only a member serves a job's data: a holder that declined the job (it runs only
+            // its listed submitters' jobs), or that the job never reached, holds it for nobody.
+            let live = |ix: u32| j.members.is_live(ix);
             let orphan = (0..j.tree.maps()).find(|&t| {
                 !j.tasks[t as usize].is_done()
                     && !j

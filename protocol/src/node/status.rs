@@ -102,6 +102,14 @@ impl Node {
         )
     }
 
+    /// The members of a tracked job as this node knows them, each with whether it is live
+    /// (for diagnostics and the simulator's checks).
+    pub fn job_members(&self, id: &JobId) -> Vec<(NodeId, bool)> {
+        self.jobs.get(id).map_or_else(Vec::new, |job| {
+            job.members.iter().map(|m| (m.id, m.live)).collect()
+        })
+    }
+
     /// Status of one job, tracked or recently finished.
     pub fn job_status(&self, id: &JobId) -> Option<JobView> {
         if let Some(job) = self.jobs.get(id) {

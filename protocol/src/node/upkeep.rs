@@ -216,17 +216,41 @@ impl Node {
                 )
             })
             .collect();
-        // A dataset's holders first: its map tasks are theirs ([`crate::locality`]).
-        let holds = |ix: u32| match &job.spec.input {
-            crate::job::Input::Dataset(d) => {
-                let id = self.view.id(ix);
-                d.parts.iter().any(|p| p.holders.contains(&id))
+        fresh.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+        // A dataset's holders first: its map tasks are theirs ([`crate::locality`]). They are
+        // named by the job, so they are recruited whether or not this node's view holds them
+        // (in a large mesh the view is a sample): with the slots they advertise, or one.
+        let mut holders: Vec<(u32, u32)> = Vec::new();
+        if let crate::job::Input::Dataset(d) = &job.spec.input {
+            for id in d.parts.iter().flat_map(|p| &p.holders) {
+                let Some(ix) = self.view.intern(*id) else {
+                    continue;
+                };
+                if ix == ME
+                    || job.members.get(ix).is_some()
+                    || self.is_suspect(id, now)
+                    || holders.iter().any(|&(h, _)| h == ix)
+                {
+                    continue;
+                }
+                let w = match self.view.info(ix) {
+                    Some(info) => {
+                        let a = &info.advert;
+                        needs.slots(&a.tags, a.slots_total, a.mem_mb)
+                    }
+                    None => 1,
+                };
+                if w > 0 {
+                    holders.push((ix, w));
+                }
             }
-            _ => false,
-        };
-        fresh.sort_unstable_by(|a, b| holds(b.1).cmp(&holds(a.1)).then(b.0.total_cmp(&a.0)));
+        }
         let mut changes = Vec::new();
-        for (_, ix, w) in fresh.into_iter().take(want) {
+        let others = fresh
+            .into_iter()
+            .map(|(_, ix, w)| (ix, w))
+            .filter(|(ix, _)| !holders.iter().any(|(h, _)| h == ix));
+        for (ix, w) in holders.iter().copied().chain(others).take(want) {
             changes.extend(job.members.announce(ix, self.view.id(ix), w, now));
         }
         changes
