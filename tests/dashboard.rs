@@ -189,7 +189,11 @@ async fn the_dashboard_shows_the_mesh_and_a_job_reaching_100_percent() {
         eprintln!("skipped: {why}");
         return;
     }
-    let mesh = Mesh::start(&[1, 1, 1]).await;
+    // Every node shares the same folder: one dataset of one part, held three times.
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::write(shared.path().join("a.log"), "sensor ok\n").unwrap();
+    let share = format!("logs={}", shared.path().display());
+    let mesh = Mesh::start_with(&[1, 1, 1], &["--share", &share]).await;
     let node = &mesh.nodes[0];
     let client = node.client();
     let driver = Driver::start().await;
@@ -212,6 +216,14 @@ async fn the_dashboard_shows_the_mesh_and_a_job_reaching_100_percent() {
             "{peers}"
         );
     }
+    let datasets = driver
+        .await_value(
+            "the shared dataset, held by the three nodes",
+            "const r = document.querySelector('#datasets tr[data-dataset]'); return r ? [r.dataset.dataset, r.cells[4].textContent] : null;",
+            |v| v.as_array().is_some_and(|a| a[1].as_str().is_some_and(|h| h.matches('+').count() == 2)),
+        )
+        .await;
+    assert_eq!(datasets[0], "logs", "{datasets}");
     let address = driver.eval("return location.href;").await;
     assert!(!address.as_str().unwrap().contains("token="), "{address}");
     // A job of many tasks, slow enough to be seen running.

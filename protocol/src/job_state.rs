@@ -291,11 +291,6 @@ impl JobState {
         }
     }
 
-    /// Whether map task `task` reads a chunk of a dataset part this node shares.
-    pub fn shares_chunk(&self, task: u32) -> bool {
-        self.tree.is_map(task) && self.locality.as_ref().is_some_and(|l| l.holds(task))
-    }
-
     /// Whether `by` holds the input of map task `task`: the submitter for files it submitted,
     /// a holder of the task's part for a dataset.
     pub fn at_data(&self, task: u32, by: &NodeId, submitter: &NodeId) -> bool {

@@ -63,11 +63,6 @@ impl Locality {
             .saturating_sub(1)
     }
 
-    /// Whether this node holds the chunk of map task `task`.
-    pub fn holds(&self, task: u32) -> bool {
-        self.parts[self.part(task)].mine
-    }
-
     /// Offers map task `task` again, ready since `since`.
     pub fn push(&mut self, task: u32, since: Millis) {
         let i = self.part(task);

@@ -673,6 +673,43 @@
     },
   ];
 
+  // The shared datasets (`shoal node --share NAME=DIR`): one row per dataset, its parts and
+  // who holds them. Not part of the live feed: fetched every few seconds.
+  const DATASET_COLS = [
+    { id: 'name', label: 'Dataset', cls: 'mono', cell: (d) => str(d.name) },
+    { id: 'parts', label: 'Parts', cls: 'r num', cell: (d) => fmtInt(Array.isArray(d.parts) ? d.parts.length : 0) },
+    { id: 'chunks', label: 'Chunks', cls: 'r num', cell: (d) => fmtInt(d.chunks) },
+    { id: 'bytes', label: 'Size', cls: 'r num', cell: (d) => fmtBytes(d.bytes) },
+    {
+      id: 'holders',
+      label: 'Held by',
+      help: 'the nodes sharing each part (node ids); a part held twice is one part with two holders',
+      cell: (d) =>
+        (Array.isArray(d.parts) ? d.parts : []).map((p) =>
+          el('span', {
+            class: 'tag mono',
+            title: 'part ' + str(p.manifest) + ': ' + fmtInt(p.chunks) + ' chunks, ' + fmtBytes(p.bytes),
+            text: (Array.isArray(p.holders) ? p.holders : []).map(str).join(' + '),
+          })
+        ),
+    },
+  ];
+
+  function renderDatasets(rows) {
+    const items = (Array.isArray(rows) ? rows : []).filter((d) => d && typeof d === 'object');
+    $('datasets-card').hidden = items.length === 0;
+    renderTable($('datasets'), DATASET_COLS, items, 'data-dataset', (d) => d.name, () => '');
+    setText($('datasets-summary'), items.length + (items.length === 1 ? ' dataset' : ' datasets') + ' shared in the mesh');
+  }
+
+  async function loadDatasets() {
+    try {
+      renderDatasets(await api('/api/v1/datasets'));
+    } catch (e) {
+      // A node without the endpoint, or a moment offline: the next try may work.
+    }
+  }
+
   function renderPeers() {
     const peers = S.peers.filter((p) => p && typeof p === 'object');
     renderTable(
@@ -1300,6 +1337,8 @@
   jobsBody.addEventListener('keydown', openJobFromRow);
   window.addEventListener('hashchange', route);
   setInterval(tick, 1000);
+  loadDatasets();
+  setInterval(loadDatasets, 5000);
   route();
   loadInitial().finally(() => {
     if (!S.authFailed) connect();
