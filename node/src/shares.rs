@@ -124,6 +124,10 @@ fn keep_manifest(store: &BlobStore, hash: BlobHash, dir: &Path) -> std::io::Resu
             .get(&hash)
             .ok_or_else(|| std::io::Error::other("the manifest left the store"))?;
         std::fs::create_dir_all(dir)?;
+        // The manifests name the chunks of the user's files: other local users have no business
+        // with them (as with <data-dir>/results and kept).
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, bytes.as_slice())?;
         std::fs::rename(&tmp, &path)?;
@@ -213,6 +217,16 @@ mod tests {
         let shares = scan(std::slice::from_ref(&spec), &store, &cache, data.path());
         assert_eq!(shares.len(), 1);
         assert_eq!((shares[0].chunks, shares[0].bytes), (1, 14));
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(data.path().join("shares"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o700,
+            "the manifests are this node's user's only"
+        );
         // A zero memory budget evicts whatever is in memory: the manifest is on disk.
         store.put(vec![0; 16]);
         assert!(store.get(&shares[0].manifest).is_some());
