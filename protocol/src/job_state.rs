@@ -109,6 +109,11 @@ pub struct JobState {
     /// Reduce tasks that became ready here, with their keys, for the node to look up (only
     /// where reuse applies); drained by the node after each completion.
     pub reuse_ready: Vec<(u32, crate::ids::ReuseKey)>,
+    /// Tasks a member reported as reused (bounded by the job's tasks). A reduce whose children
+    /// all were is most likely kept by the member that computed it last time: it is offered
+    /// only after [`crate::reuse::REDUCE_LOOKUP_MS`], so that the member reports it rather
+    /// than another member computing it again.
+    pub reported_reused: std::collections::BTreeSet<u32>,
     /// Until when this node claims none of the job's tasks: the members (this node included)
     /// are looking up which results they kept ([`crate::Effect::ReuseMaps`]), and a task
     /// claimed meanwhile would be computed by one member while another reports it. Cleared
@@ -208,6 +213,7 @@ impl JobState {
             output: None,
             reused: 0,
             reuse_ready: Vec::new(),
+            reported_reused: Default::default(),
             reuse_lookup_until: None,
             looked_up: Default::default(),
             bytes_moved: 0,
@@ -627,10 +633,19 @@ impl JobState {
         if let Some(parent) = self.tree.parent(task)
             && let TaskState::Waiting { .. } = self.tasks[parent as usize]
         {
-            self.reopen(parent, now);
-            if crate::reuse::applies(&self.spec)
-                && let TaskState::Ready { .. } = self.tasks[parent as usize]
-            {
+            let reuse = crate::reuse::applies(&self.spec);
+            let all_reused = reuse
+                && self
+                    .tree
+                    .children(parent)
+                    .all(|c| self.reported_reused.contains(&c));
+            let since = if all_reused {
+                now + crate::reuse::REDUCE_LOOKUP_MS
+            } else {
+                now
+            };
+            self.reopen(parent, since);
+            if reuse && let TaskState::Ready { .. } = self.tasks[parent as usize] {
                 let key = crate::reuse::reduce_key(
                     &self.spec.op,
                     self.tree

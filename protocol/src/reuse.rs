@@ -17,6 +17,12 @@ use crate::wire::ResultRef;
 /// results it kept (the answer normally comes within milliseconds).
 pub const LOOKUP_MAX_MS: crate::ids::Millis = 500;
 
+/// How long a reduce task whose children were all reused waits before any member claims it:
+/// the member that computed it for an earlier job most likely kept it and reports it within a
+/// gossip round trip; the others would compute it again meanwhile, for nothing. Bounded: a
+/// result nobody kept costs this much time, once per such reduce.
+pub const REDUCE_LOOKUP_MS: crate::ids::Millis = 30;
+
 /// Separates the two kinds of key (and this scheme from any later one).
 const MAP_DOMAIN: &[u8] = b"shoal reuse v1 map";
 const REDUCE_DOMAIN: &[u8] = b"shoal reuse v1 reduce";

@@ -186,3 +186,67 @@ fn a_member_claims_nothing_until_every_members_lookup_is_over_or_its_bound_passe
     let later = 10 + shoal_protocol::reuse::LOOKUP_MAX_MS;
     assert!(claims(&batches(&mut n, job, later)) > 0);
 }
+
+/// Delivers a batch from the submitter to `n` at `now`.
+fn from_submitter(n: &mut Node, now: Millis, seq: u64, batch: Batch) {
+    let bytes = Envelope {
+        seq,
+        body: Message::Batch(batch),
+    }
+    .encode();
+    n.handle_message(now, submitter(), &bytes).unwrap();
+}
+
+/// When `n` first claims `task` of `job`, probing every millisecond from `from` to `until`
+/// (`None`: not within it).
+fn claimed_at(n: &mut Node, job: JobId, task: u32, from: Millis, until: Millis) -> Option<Millis> {
+    (from..until).find(|&t| {
+        n.handle_timeout(t);
+        std::iter::from_fn(|| n.poll_transmit())
+            .filter_map(|(_, bytes)| match Envelope::decode(&bytes).ok()?.body {
+                Message::Batch(b) if b.job == job => Some(b),
+                _ => None,
+            })
+            .any(|b| b.claims.contains(&task))
+    })
+}
+
+#[test]
+fn a_reduce_over_reused_results_waits_briefly_for_the_member_that_kept_it() {
+    // Four maps under one reduce (task 4), every lookup over at 20; the submitter settles the
+    // maps at 30, as computed results or as reused ones.
+    let run = |reused: bool, reduce_reported: bool| {
+        let mut n = node();
+        n.handle_timeout(0);
+        let (job, _) = join(&mut n, spec(files(4), 1, true), 1);
+        n.reuse_looked_up(20, job);
+        let result = ResultRef::Inline(b"partial".to_vec().into());
+        let maps = Batch {
+            job,
+            looked_up: true,
+            done: (0..4).map(|t| (t, result.clone())).collect(),
+            reused: if reused { (0..4).collect() } else { Vec::new() },
+            ..Batch::default()
+        };
+        from_submitter(&mut n, 30, 8, maps);
+        if reduce_reported {
+            // The member that kept the reduce's result reports it within the wait.
+            let reduce = Batch {
+                job,
+                done: vec![(4, result.clone())],
+                reused: vec![4],
+                ..Batch::default()
+            };
+            from_submitter(&mut n, 35, 9, reduce);
+        }
+        claimed_at(&mut n, job, 4, 30, 2_000)
+    };
+    let computed = run(false, false).expect("a reduce over computed results is claimed");
+    let reused = run(true, false).expect("one nobody reports is claimed after the wait");
+    assert_eq!(reused, computed + shoal_protocol::reuse::REDUCE_LOOKUP_MS);
+    assert_eq!(
+        run(true, true),
+        None,
+        "reported within the wait: never computed here"
+    );
+}

@@ -4,9 +4,11 @@
 //! An entry is keyed by everything its chunks depend on: the unit's kind, the target chunk size
 //! for a split file, and each file's path and stamp (device, inode, size, modification and change
 //! times). Any write, `chmod`, rename over or replacement of a file changes its stamp and so
-//! misses the cache: a changed file is always hashed again. A file modified in the last
-//! [`RACY_NS`] is not cached at all, since a second write within the file system's timestamp
-//! granularity could leave its stamp unchanged (git's "racy clean" problem).
+//! misses the cache: a changed file is always hashed again. A file modified shortly before it
+//! was read is not cached at all, since a second write within the file system's timestamp
+//! granularity could leave its stamp unchanged (git's "racy clean" problem): "shortly" is
+//! [`RACY_FINE_NS`] for a file system whose stamps have a sub-second part (ext4, xfs, btrfs,
+//! tmpfs: their clocks tick every few milliseconds), [`RACY_NS`] otherwise (FAT's 2 s stamps).
 
 use super::chunk::{Chunk, Unit};
 use super::walk::InputFile;
@@ -19,8 +21,30 @@ use std::sync::Mutex;
 pub const CACHE_FILE: &str = "input-cache";
 /// Units remembered; the oldest are forgotten first.
 pub const CACHE_UNITS: usize = 200_000;
-/// Files modified more recently than this are not cached.
+/// Files modified less than this before they were read are not cached, when their stamps
+/// have whole seconds only (the coarsest common granularity, FAT's, is 2 s).
 pub const RACY_NS: i128 = 2_000_000_000;
+/// The same for stamps with a sub-second part: those file systems stamp from a clock that
+/// ticks every 1-10 ms (the kernel's coarse clock), far less than this.
+pub const RACY_FINE_NS: i128 = 100_000_000;
+
+/// Whether a file stamped `mtime_ns` and read from `read_at_ns` on could have been written
+/// again, after the read began, without its stamp changing.
+pub fn racy(mtime_ns: i128, read_at_ns: i128) -> bool {
+    let granularity = if mtime_ns % 1_000_000_000 == 0 {
+        RACY_NS
+    } else {
+        RACY_FINE_NS
+    };
+    read_at_ns - mtime_ns < granularity
+}
+
+/// The wall clock in nanoseconds since the epoch, as file stamps count.
+pub fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
 
 type Key = [u8; 32];
 
@@ -97,16 +121,20 @@ impl InputCache {
         self.lock().entries.get(key).cloned()
     }
 
-    /// Remembers a unit's chunks, unless one of its files was modified too recently to trust
-    /// its stamp.
-    pub fn put(&self, key: Key, unit: &Unit, files: &[InputFile], chunks: Vec<Chunk>) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i128);
+    /// Remembers a unit's chunks, read from `read_at_ns` ([`now_ns`] before the reading
+    /// began), unless one of its files was modified too shortly before to trust its stamp.
+    pub fn put(
+        &self,
+        key: Key,
+        unit: &Unit,
+        files: &[InputFile],
+        chunks: Vec<Chunk>,
+        read_at_ns: i128,
+    ) {
         let racy = unit
             .files()
             .iter()
-            .any(|&i| now - files[i].stamp.mtime_ns < RACY_NS);
+            .any(|&i| racy(files[i].stamp.mtime_ns, read_at_ns));
         if racy {
             return;
         }
@@ -188,7 +216,7 @@ mod tests {
             assert_ne!(key, InputCache::key(&unit, &after_chmod, 100));
         }
         let cache = InputCache::new(Some(dir.path()));
-        cache.put(key, &unit, &files, Vec::new());
+        cache.put(key, &unit, &files, Vec::new(), now_ns());
         cache.save();
         let reloaded = InputCache::new(Some(dir.path()));
         assert_eq!(reloaded.get(&key), Some(Vec::new()));
@@ -197,8 +225,23 @@ mod tests {
         std::fs::write(&fresh_path, "new\n").unwrap();
         let fresh = vec![input(&fresh_path)];
         let fresh_key = InputCache::key(&unit, &fresh, 100);
-        cache.put(fresh_key, &unit, &fresh, Vec::new());
+        cache.put(fresh_key, &unit, &fresh, Vec::new(), now_ns());
         assert_eq!(cache.get(&fresh_key), None);
+    }
+
+    #[test]
+    fn a_stamp_is_trusted_once_its_file_system_clock_has_ticked_past_it() {
+        let read_at = 1_700_000_000 * 1_000_000_000;
+        // Whole-second stamps (FAT, ext3): 2 s of doubt.
+        let whole = read_at - 1_000_000_000;
+        assert_eq!(whole % 1_000_000_000, 0);
+        assert!(racy(whole, read_at));
+        assert!(!racy(read_at - RACY_NS, read_at));
+        // Sub-second stamps: a tenth of a second.
+        assert!(racy(read_at - 50_000_001, read_at));
+        assert!(!racy(read_at - 150_000_001, read_at));
+        // A stamp after the read began (a clock step, a write meanwhile) is never trusted.
+        assert!(racy(read_at + 7, read_at));
     }
 
     #[test]

@@ -98,9 +98,12 @@ pub fn prepare(
                                 cached.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                                 Ok(chunks)
                             }
-                            None => chunk::chunk_unit(unit, files, target).inspect(|chunks| {
-                                cache.put(key, unit, files, chunks.clone());
-                            }),
+                            None => {
+                                let read_at = cache::now_ns();
+                                chunk::chunk_unit(unit, files, target).inspect(|chunks| {
+                                    cache.put(key, unit, files, chunks.clone(), read_at);
+                                })
+                            }
                         };
                         done.push((i, result));
                     }

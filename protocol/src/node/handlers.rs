@@ -339,6 +339,10 @@ impl Node {
             self.stats.ignored_entries += 1;
             return;
         };
+        if reused && !j.tasks[task as usize].is_done() {
+            // Before the result is recorded: its parent, if it becomes ready, looks at it.
+            j.reported_reused.insert(task);
+        }
         let mut outcome = j.record_result(task, holder, result, now);
         if matches!(outcome, Completion::Done { .. }) {
             if reused {
