@@ -489,9 +489,16 @@ impl Node {
             self.stats.ignored_entries += 1;
             return;
         };
-        if let TaskState::Done { holder: h, .. } = j.tasks[task as usize]
-            && h == holder_ix
-        {
+        let named = match j.tasks[task as usize] {
+            TaskState::Done { holder: h, .. } => h == holder_ix,
+            // This node is named as the holder of a result it does not know it holds: it learnt
+            // of the completion from a summary (after a restart, or joining late), so it has no
+            // copy to serve, and may be the member meant to compute it again (its part's
+            // holder, which others leave it to for the locality wait).
+            TaskState::DoneElsewhere => holder_ix == ME,
+            _ => false,
+        };
+        if named {
             j.revert(task, now);
         }
     }
