@@ -51,18 +51,18 @@ pub enum Effect {
     /// job is over): the driver may drop it first when memory runs short. Kept while room
     /// allows: if the parent's result is lost, this one is needed again.
     Release { blob: BlobHash },
-    /// A job whose results may be reused ([`crate::reuse::applies`]) has map tasks: fetch its
-    /// manifest from one of `holders`, key each chunk with [`crate::reuse::map_key`], and
-    /// report each task whose result this node knows with [`crate::Node::task_reused`], then
-    /// say the lookup is over with [`crate::Node::reuse_looked_up`] (until then, or for at most
-    /// [`crate::reuse::LOOKUP_MAX_MS`], this node claims none of the job's tasks). Once per
-    /// job on each node that tracks it.
     /// This node takes part in job `job`, which reads dataset parts it shares: their
     /// manifests (`manifests`) and the chunks they list are the job's, served to its members.
     ServeParts {
         job: JobId,
         manifests: Vec<crate::ids::BlobHash>,
     },
+    /// A job whose results may be reused ([`crate::reuse::applies`]) has map tasks: fetch its
+    /// manifest from one of `holders`, key each chunk with [`crate::reuse::map_key`], and
+    /// report each task whose result this node knows with [`crate::Node::task_reused`], then
+    /// say the lookup is over with [`crate::Node::reuse_looked_up`] (until then, or for at most
+    /// [`crate::reuse::LOOKUP_MAX_MS`], this node claims none of the job's tasks). Once per
+    /// job on each node that tracks it.
     ReuseMaps {
         job: JobId,
         spec: Arc<JobSpec>,
