@@ -1,11 +1,10 @@
 //! A result reported lost: who takes the report as news.
 
-use shoal_protocol::wire::{Announce, Batch, Envelope, Lost, Member, Message};
-use shoal_protocol::*;
+mod support;
 
-fn submitter() -> NodeId {
-    NodeId::from_identity_bytes(b"submitter")
-}
+use shoal_protocol::wire::{Batch, Envelope, Lost, Message};
+use shoal_protocol::*;
+use support::{node, submitter};
 
 fn send(n: &mut Node, now: Millis, seq: u64, body: Message) {
     let bytes = Envelope { seq, body }.encode();
@@ -16,12 +15,7 @@ fn send(n: &mut Node, now: Millis, seq: u64, body: Message) {
 /// done (as after a restart: this node knows they are done, not who holds them), then hears
 /// that task 0's result is lost at `holder`. Returns how many tasks it counts done.
 fn done_after_loss(holder: NodeId) -> u32 {
-    let capacity = Capacity {
-        slots: 2,
-        cores: 2,
-        mem_mb: 1024,
-    };
-    let mut n = Node::new(NodeId([9; 32]), capacity, Config::default(), 0);
+    let mut n = node();
     n.handle_timeout(0);
     let spec = JobSpec {
         op: Operator::WordCount,
@@ -39,28 +33,7 @@ fn done_after_loss(holder: NodeId) -> u32 {
         keep: Default::default(),
         reuse: false,
     };
-    let job = spec.id();
-    let mut members = vec![
-        Member {
-            id: n.id(),
-            weight: 2,
-        },
-        Member {
-            id: submitter(),
-            weight: 2,
-        },
-    ];
-    members.sort_unstable_by_key(|m| m.id);
-    let announce = Announce {
-        job,
-        submitter: submitter(),
-        spec,
-        epoch: 1,
-        members,
-        done: vec![(0, 4)],
-        own_topic: false,
-    };
-    send(&mut n, 1, 1, Message::Announce(announce));
+    let job = support::announce(&mut n, spec, vec![(0, 4)], 1);
     assert_eq!(n.job_status(&job).unwrap().done, 4);
     let lost = Batch {
         job,

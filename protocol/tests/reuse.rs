@@ -1,21 +1,11 @@
 //! Results computed once, in the state machine: who is asked to look results up, and a reused
 //! result as evidence (one vote of its reporter, never two, and said to be reused).
 
-use shoal_protocol::wire::{Announce, Batch, Envelope, Member, Message};
+mod support;
+
+use shoal_protocol::wire::{Batch, Envelope, Message};
 use shoal_protocol::*;
-
-fn node() -> Node {
-    let capacity = Capacity {
-        slots: 2,
-        cores: 2,
-        mem_mb: 1024,
-    };
-    Node::new(NodeId([9; 32]), capacity, Config::default(), 0)
-}
-
-fn submitter() -> NodeId {
-    NodeId::from_identity_bytes(b"submitter")
-}
+use support::{node, submitter};
 
 fn spec(input: Input, replicas: u8, reuse: bool) -> JobSpec {
     JobSpec {
@@ -43,33 +33,7 @@ fn files(chunks: u32) -> Input {
 /// Announces `spec` to `n` from the submitter, with `n` a member; returns the job id and the
 /// effects `n` emitted.
 fn join(n: &mut Node, spec: JobSpec, seq: u64) -> (JobId, Vec<Effect>) {
-    let mut members = vec![
-        Member {
-            id: n.id(),
-            weight: 2,
-        },
-        Member {
-            id: submitter(),
-            weight: 2,
-        },
-    ];
-    members.sort_unstable_by_key(|m| m.id);
-    let job = spec.id();
-    let announce = Announce {
-        job,
-        submitter: submitter(),
-        spec,
-        epoch: 1,
-        members,
-        done: Vec::new(),
-        own_topic: false,
-    };
-    let bytes = Envelope {
-        seq,
-        body: Message::Announce(announce),
-    }
-    .encode();
-    n.handle_message(10, submitter(), &bytes).unwrap();
+    let job = support::announce(n, spec, Vec::new(), seq);
     (job, std::iter::from_fn(|| n.poll_effect()).collect())
 }
 

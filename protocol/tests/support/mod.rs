@@ -1,0 +1,51 @@
+//! Shared by the protocol's integration tests: a node, and a job announced to it.
+
+use shoal_protocol::wire::{Announce, Envelope, Member, Message};
+use shoal_protocol::*;
+
+/// A node of two slots.
+pub(crate) fn node() -> Node {
+    let capacity = Capacity {
+        slots: 2,
+        cores: 2,
+        mem_mb: 1024,
+    };
+    Node::new(NodeId([9; 32]), capacity, Config::default(), 0)
+}
+
+pub(crate) fn submitter() -> NodeId {
+    NodeId::from_identity_bytes(b"submitter")
+}
+
+/// Announces `spec` to `n` from the submitter at 10, with `n` and the submitter its members
+/// and the task ranges `done` already done; returns the job id.
+pub(crate) fn announce(n: &mut Node, spec: JobSpec, done: Vec<(u32, u32)>, seq: u64) -> JobId {
+    let mut members = vec![
+        Member {
+            id: n.id(),
+            weight: 2,
+        },
+        Member {
+            id: submitter(),
+            weight: 2,
+        },
+    ];
+    members.sort_unstable_by_key(|m| m.id);
+    let job = spec.id();
+    let announce = Announce {
+        job,
+        submitter: submitter(),
+        spec,
+        epoch: 1,
+        members,
+        done,
+        own_topic: false,
+    };
+    let bytes = Envelope {
+        seq,
+        body: Message::Announce(announce),
+    }
+    .encode();
+    n.handle_message(10, submitter(), &bytes).unwrap();
+    job
+}
