@@ -5,30 +5,7 @@ mod support;
 
 use shoal_protocol::wire::{Batch, Envelope, Message};
 use shoal_protocol::*;
-use support::{node, submitter};
-
-fn spec(input: Input, replicas: u8, reuse: bool) -> JobSpec {
-    JobSpec {
-        op: Operator::WordCount,
-        input,
-        fanin: 4,
-        trust: Trust {
-            replicas,
-            verify_ppm: 0,
-        },
-        sched: Default::default(),
-        keep: Default::default(),
-        reuse,
-    }
-}
-
-fn files(chunks: u32) -> Input {
-    Input::Chunks {
-        manifest: BlobHash([1; 32]),
-        chunks,
-        bytes: 100 * u64::from(chunks),
-    }
-}
+use support::{files, from_submitter, node, spec};
 
 /// Announces `spec` to `n` from the submitter, with `n` a member; returns the job id and the
 /// effects `n` emitted.
@@ -99,12 +76,7 @@ fn a_reused_result_is_one_vote_said_to_be_reused_and_never_counted_twice() {
         done: vec![(0, result.clone()), (1, result.clone())],
         ..Batch::default()
     };
-    let bytes = Envelope {
-        seq: 7,
-        body: Message::Batch(agree),
-    }
-    .encode();
-    n.handle_message(200, submitter(), &bytes).unwrap();
+    from_submitter(&mut n, 200, 7, Message::Batch(agree));
     let view = n.job_status(&job).unwrap();
     assert_eq!((view.done, view.reused), (1, 0));
     // Task 1: the other member computed it first; this node's reused result settles it.
@@ -128,16 +100,12 @@ fn a_member_claims_nothing_until_every_members_lookup_is_over_or_its_bound_passe
     );
     assert_eq!(claims(&sent), 0, "the submitter is still looking up");
     // The submitter's lookup is over too (it found nothing): the tasks are claimed.
-    let over = Envelope {
-        seq: 8,
-        body: Message::Batch(Batch {
-            job,
-            looked_up: true,
-            ..Batch::default()
-        }),
-    }
-    .encode();
-    n.handle_message(80, submitter(), &over).unwrap();
+    let over = Batch {
+        job,
+        looked_up: true,
+        ..Batch::default()
+    };
+    from_submitter(&mut n, 80, 8, Message::Batch(over));
     assert!(
         claims(&batches(&mut n, job, 80)) > 0,
         "claims once every lookup is over"
@@ -149,16 +117,6 @@ fn a_member_claims_nothing_until_every_members_lookup_is_over_or_its_bound_passe
     assert_eq!(claims(&batches(&mut n, job, 10)), 0);
     let later = 10 + shoal_protocol::reuse::LOOKUP_MAX_MS;
     assert!(claims(&batches(&mut n, job, later)) > 0);
-}
-
-/// Delivers a batch from the submitter to `n` at `now`.
-fn from_submitter(n: &mut Node, now: Millis, seq: u64, batch: Batch) {
-    let bytes = Envelope {
-        seq,
-        body: Message::Batch(batch),
-    }
-    .encode();
-    n.handle_message(now, submitter(), &bytes).unwrap();
 }
 
 /// When `n` first claims `task` of `job`, probing every millisecond from `from` to `until`
@@ -192,7 +150,7 @@ fn a_reduce_over_reused_results_waits_briefly_for_the_member_that_kept_it() {
             reused: if reused { (0..4).collect() } else { Vec::new() },
             ..Batch::default()
         };
-        from_submitter(&mut n, 30, 8, maps);
+        from_submitter(&mut n, 30, 8, Message::Batch(maps));
         if reduce_reported {
             // The member that kept the reduce's result reports it within the wait.
             let reduce = Batch {
@@ -201,7 +159,7 @@ fn a_reduce_over_reused_results_waits_briefly_for_the_member_that_kept_it() {
                 reused: vec![4],
                 ..Batch::default()
             };
-            from_submitter(&mut n, 35, 9, reduce);
+            from_submitter(&mut n, 35, 9, Message::Batch(reduce));
         }
         claimed_at(&mut n, job, 4, 30, 2_000)
     };

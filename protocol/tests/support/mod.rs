@@ -17,6 +17,37 @@ pub(crate) fn submitter() -> NodeId {
     NodeId::from_identity_bytes(b"submitter")
 }
 
+/// A word count of fan-in 4 over `input`.
+pub(crate) fn spec(input: Input, replicas: u8, reuse: bool) -> JobSpec {
+    JobSpec {
+        op: Operator::WordCount,
+        input,
+        fanin: 4,
+        trust: Trust {
+            replicas,
+            verify_ppm: 0,
+        },
+        sched: Default::default(),
+        keep: Default::default(),
+        reuse,
+    }
+}
+
+/// A submission's files, cut into `chunks` chunks.
+pub(crate) fn files(chunks: u32) -> Input {
+    Input::Chunks {
+        manifest: BlobHash([1; 32]),
+        chunks,
+        bytes: 100 * u64::from(chunks),
+    }
+}
+
+/// Delivers `body` from the submitter to `n` at `now`.
+pub(crate) fn from_submitter(n: &mut Node, now: Millis, seq: u64, body: Message) {
+    let bytes = Envelope { seq, body }.encode();
+    n.handle_message(now, submitter(), &bytes).unwrap();
+}
+
 /// Announces `spec` to `n` from the submitter at 10, with `n` and the submitter its members
 /// and the task ranges `done` already done; returns the job id.
 pub(crate) fn announce(n: &mut Node, spec: JobSpec, done: Vec<(u32, u32)>, seq: u64) -> JobId {
@@ -41,11 +72,6 @@ pub(crate) fn announce(n: &mut Node, spec: JobSpec, done: Vec<(u32, u32)>, seq: 
         done,
         own_topic: false,
     };
-    let bytes = Envelope {
-        seq,
-        body: Message::Announce(announce),
-    }
-    .encode();
-    n.handle_message(10, submitter(), &bytes).unwrap();
+    from_submitter(n, 10, seq, Message::Announce(announce));
     job
 }
