@@ -8,10 +8,12 @@
 //! bitmask. A run of up to 16 ASCII letters and digits (nearly every word) is packed into an
 //! integer, lowercased eight bytes at a time and counted in a linear-probing table
 //! (`short_table.rs`); a longer ASCII run is lowercased in a reused buffer; a run holding bytes
-//! ≥ 0x80 is decoded, split and lowercased through tables of the Basic Multilingual Plane
-//! (`unicode.rs`), its words packed like ASCII ones when they are 16 bytes or shorter; what the
-//! tables cannot settle (four-byte characters, invalid UTF-8, capital sigma, 'İ') goes through
-//! the general definition.
+//! ≥ 0x80 is decoded and split through tables of the Basic Multilingual Plane (`unicode.rs`);
+//! its words are counted straight from the input when already lowercase, else lowercased
+//! through the same tables (capital sigma included, by the standard library's final-sigma
+//! rule), and packed like ASCII ones when they are 16 bytes or shorter; what the tables cannot
+//! settle (four-byte characters, invalid UTF-8, 'İ') goes through the general definition, from
+//! the word it occurs in.
 
 mod definition;
 mod short_table;
@@ -85,6 +87,17 @@ struct Counts {
 }
 
 impl Counts {
+    /// Counts the `len` bytes at `at` in `bytes`, a lowercase word: a short one is packed
+    /// straight from `bytes`, without a copy.
+    #[inline]
+    fn add_at(&mut self, bytes: &[u8], at: usize, len: usize) {
+        if len <= SHORT {
+            self.short.add(pack_at(bytes, at, len), 1);
+        } else {
+            self.add(&bytes[at..at + len]);
+        }
+    }
+
     fn add(&mut self, word: &[u8]) {
         if word.len() <= SHORT {
             self.short.add(pack(word), 1);
@@ -209,7 +222,6 @@ fn run_mask(bytes: &[u8], base: usize) -> u64 {
 #[derive(Default)]
 struct Scratch {
     lowered: Vec<u8>,
-    ends: Vec<usize>,
 }
 
 /// Counts the run `bytes[start..end]`: a short ASCII run (nearly every word) under its packed
@@ -231,14 +243,8 @@ fn add_run(counts: &mut Counts, scratch: &mut Scratch, bytes: &[u8], start: usiz
         lowered.clear();
         lowered.extend(word.iter().map(u8::to_ascii_lowercase));
         counts.add(lowered);
-    } else if unicode::split_lowered(word, lowered, &mut scratch.ends) {
-        let mut from = 0;
-        for &to in &scratch.ends {
-            counts.add(&lowered[from..to]);
-            from = to;
-        }
-    } else {
-        for_each_word(word, |w| counts.add(w.as_bytes()));
+    } else if let Some(from) = unicode::count_run(counts, lowered, bytes, start, end) {
+        for_each_word(&bytes[from..end], |w| counts.add(w.as_bytes()));
     }
 }
 
@@ -408,6 +414,15 @@ mod tests {
             .chars()
             .collect();
         agrees_on_random_unicode(21, &alphabet, 2_000, 120);
+    }
+
+    #[test]
+    fn agrees_with_the_definition_around_capital_sigma() {
+        // Sigma next to cased letters, caseless ones, digits, case-ignorable letters (a
+        // combining mark, a modifier letter), separators, and characters that take the general
+        // path: its lowercase ('σ' or a final 'ς') depends on all of them.
+        let alphabet: Vec<char> = "ΣΣΣσςαΑa1日\u{345}\u{2b0} 、İ".chars().collect();
+        agrees_on_random_unicode(33, &alphabet, 3_000, 12);
     }
 
     #[test]

@@ -3,22 +3,37 @@
 //! and lowercased through tables built from the standard library's own `char` functions, so
 //! the result is the definition's, by construction.
 //!
-//! A run that holds anything the tables do not settle goes whole to the general path: a
-//! four-byte sequence, invalid UTF-8, a character whose lowercase is not one BMP character
-//! (U+0130 'İ' becomes two), and capital sigma, whose lowercase depends on where in the word
-//! it stands (`str::to_lowercase` makes a final one 'ς').
+//! A run is read once to find its words and whether each is already lowercase; most are (CJK
+//! has no case, and most letters of cased scripts are small), and those are counted straight
+//! from the input, without a copy. Only a word that changes is read again and lowercased into
+//! a buffer. Capital sigma, whose lowercase depends on its neighbours in the word (a final one
+//! becomes 'ς'), is settled by the same rule `str::to_lowercase` applies, from tables of which
+//! characters are cased and which are case-ignorable, probed from `str::to_lowercase` itself.
+//!
+//! What the tables cannot settle goes to the general path, from the start of the word it
+//! occurs in: a four-byte sequence, invalid UTF-8, or a character whose lowercase is not one
+//! BMP character (U+0130 'İ' becomes two).
 
+use super::Counts;
 use std::sync::OnceLock;
 
-/// Per BMP code point: its lowercase (one BMP character), or [`SPECIAL`], or [`SEPARATOR`].
+/// Per BMP code point: its lowercase (one BMP character; for 'Σ', the non-final 'σ'), or
+/// [`SPECIAL`], or [`SEPARATOR`].
 struct Tables {
     lower: Box<[u16]>,
 }
 
 /// Not alphanumeric: ends a word.
 const SEPARATOR: u16 = 0;
-/// Alphanumeric, but the tables cannot lowercase it: the run takes the general path.
+/// Alphanumeric, but the tables cannot lowercase it: the word takes the general path.
 const SPECIAL: u16 = 0xFFFF;
+/// Capital sigma, the one character whose lowercase depends on its context.
+const SIGMA: u32 = 0x3A3;
+/// `Cased` in Unicode's sense (and not case-ignorable): a neighbour that makes a sigma final
+/// when it precedes it, and not final when it follows it.
+const CASED: u8 = 1;
+/// `Case_Ignorable`: skipped when looking for a sigma's neighbours.
+const IGNORABLE: u8 = 2;
 
 fn tables() -> &'static Tables {
     static TABLES: OnceLock<Tables> = OnceLock::new();
@@ -32,31 +47,56 @@ fn tables() -> &'static Tables {
                 continue;
             }
             let mut low = c.to_lowercase();
-            let entry = match (low.next(), low.next()) {
-                (Some(l), None) if (l as u32) < 0xFFFF && (l as u32) != 0 && c != 'Σ' => l as u16,
+            lower[cp as usize] = match (low.next(), low.next()) {
+                (Some(l), None) if (l as u32) < 0xFFFF && (l as u32) != 0 => l as u16,
                 _ => SPECIAL,
             };
-            lower[cp as usize] = entry;
         }
         // U+FFFF itself is a noncharacter (not alphanumeric), so the sentinel is free.
         Tables { lower }
     })
 }
 
-/// Appends the UTF-8 encoding of BMP code point `cp`.
-#[inline]
-fn push_utf8(out: &mut Vec<u8>, cp: u16) {
-    let cp = u32::from(cp);
+/// Per BMP letter or digit, its [`CASED`] and [`IGNORABLE`] bits; built the first time a
+/// capital sigma is met (most text has none, and the probes take a few milliseconds).
+fn sigma_classes() -> &'static [u8] {
+    static CLASSES: OnceLock<Box<[u8]>> = OnceLock::new();
+    CLASSES.get_or_init(|| {
+        (0..0x1_0000u32)
+            .map(|cp| match char::from_u32(cp) {
+                Some(c) if c.is_alphanumeric() => sigma_class(c),
+                _ => 0,
+            })
+            .collect()
+    })
+}
+
+/// How `c` bears on a sigma before or after it, asked of `str::to_lowercase`: a sigma between
+/// 'a' (cased) and `c` is final unless `c` is cased or is skipped (case-ignorable) on the way
+/// to what follows; with '1' (not cased) or 'a' after `c`, the two cases differ.
+fn sigma_class(c: char) -> u8 {
+    let final_sigma = |after: char| {
+        let probe: String = ['a', 'Σ', c, after].into_iter().collect();
+        probe.to_lowercase().chars().nth(1) == Some('ς')
+    };
+    match (final_sigma('1'), final_sigma('a')) {
+        (false, _) => CASED,
+        (true, false) => IGNORABLE,
+        (true, true) => 0,
+    }
+}
+
+/// The [`CASED`] and [`IGNORABLE`] bits of `cp`, a letter or digit of a word.
+fn class_of(class: &[u8], cp: u32) -> u8 {
     if cp < 0x80 {
-        out.push(cp as u8);
-    } else if cp < 0x800 {
-        out.extend_from_slice(&[0xC0 | (cp >> 6) as u8, 0x80 | (cp & 0x3F) as u8]);
+        // Inside a word, an ASCII byte is a letter (cased) or a digit (neither).
+        if (cp as u8).is_ascii_alphabetic() {
+            CASED
+        } else {
+            0
+        }
     } else {
-        out.extend_from_slice(&[
-            0xE0 | (cp >> 12) as u8,
-            0x80 | ((cp >> 6) & 0x3F) as u8,
-            0x80 | (cp & 0x3F) as u8,
-        ]);
+        class[cp as usize]
     }
 }
 
@@ -65,67 +105,160 @@ fn continuation(b: u8) -> bool {
     b & 0xC0 == 0x80
 }
 
-/// The words of `run` (bytes that are ASCII letters and digits or at least 0x80), lowercased,
-/// laid end to end in `lowered` with their ends in `ends`; `false` if the run needs the general
-/// path (then `lowered` and `ends` hold nothing meaningful).
-pub(super) fn split_lowered(run: &[u8], lowered: &mut Vec<u8>, ends: &mut Vec<usize>) -> bool {
-    let lower = &tables().lower;
-    lowered.clear();
-    ends.clear();
+/// The BMP character whose UTF-8 encoding (two or three bytes, lead byte `b` ≥ 0x80) starts
+/// at `i` in `text`, and its length; `None` for anything else (a four-byte sequence, invalid
+/// or cut-off UTF-8), which the general path replaces as the definition does.
+#[inline(always)]
+fn decode(text: &[u8], i: usize, b: u8) -> Option<(u32, usize)> {
+    if b < 0xE0 {
+        let c1 = *text.get(i + 1)?;
+        (b >= 0xC2 && continuation(c1))
+            .then(|| ((u32::from(b & 0x1F) << 6) | u32::from(c1 & 0x3F), 2))
+    } else if b < 0xF0 {
+        let (c1, c2) = (*text.get(i + 1)?, *text.get(i + 2)?);
+        if !(continuation(c1) && continuation(c2)) {
+            return None;
+        }
+        let cp = (u32::from(b & 0x0F) << 12) | (u32::from(c1 & 0x3F) << 6) | u32::from(c2 & 0x3F);
+        // Overlong encodings and surrogates are invalid UTF-8.
+        (cp >= 0x800 && !(0xD800..0xE000).contains(&cp)).then_some((cp, 3))
+    } else {
+        None
+    }
+}
+
+/// The characters of `word` (valid, BMP, as checked by the first pass) with their positions.
+fn chars_of(word: &[u8]) -> impl DoubleEndedIterator<Item = (usize, u32)> + '_ {
+    std::str::from_utf8(word)
+        .expect("checked by the first pass")
+        .char_indices()
+        .map(|(i, c)| (i, c as u32))
+}
+
+/// Unicode's Final_Sigma, as `str::to_lowercase` applies it within `word`: the sigma at `at`
+/// is final if, skipping case-ignorable characters, a cased one comes before it and none after.
+fn final_sigma(class: &[u8], word: &[u8], at: usize) -> bool {
+    let cased_past_ignorables = |mut chars: Box<dyn Iterator<Item = (usize, u32)> + '_>| {
+        chars
+            .find(|&(_, cp)| class_of(class, cp) & IGNORABLE == 0)
+            .is_some_and(|(_, cp)| class_of(class, cp) & CASED != 0)
+    };
+    cased_past_ignorables(Box::new(chars_of(&word[..at]).rev()))
+        && !cased_past_ignorables(Box::new(chars_of(&word[at + 2..])))
+}
+
+/// Writes the UTF-8 encoding of BMP code point `cp` at `at` in `out`; returns its length.
+#[inline(always)]
+fn put_utf8(out: &mut [u8], at: usize, cp: u32) -> usize {
+    if cp < 0x80 {
+        out[at] = cp as u8;
+        1
+    } else if cp < 0x800 {
+        out[at] = 0xC0 | (cp >> 6) as u8;
+        out[at + 1] = 0x80 | (cp & 0x3F) as u8;
+        2
+    } else {
+        out[at] = 0xE0 | (cp >> 12) as u8;
+        out[at + 1] = 0x80 | ((cp >> 6) & 0x3F) as u8;
+        out[at + 2] = 0x80 | (cp & 0x3F) as u8;
+        3
+    }
+}
+
+/// Lowercases `word` (checked by the first pass: BMP characters the tables settle) into
+/// `out`, which has room for half as much again (a BMP character's lowercase is at most one
+/// byte longer than its two bytes); returns the length written.
+#[inline(always)]
+fn lowercase_into(tables: &Tables, word: &[u8], out: &mut [u8]) -> usize {
+    let mut n = 0;
     let mut i = 0;
-    let n = run.len();
-    // Where the word being built started in `lowered`.
-    let mut word_start = 0;
-    while i < n {
-        let b = run[i];
+    while i < word.len() {
+        let b = word[i];
         if b < 0x80 {
-            // In a run, every ASCII byte is a letter or a digit.
-            lowered.push(b.to_ascii_lowercase());
+            out[n] = b.to_ascii_lowercase();
+            n += 1;
             i += 1;
             continue;
         }
-        let (cp, len) = if b < 0xE0 {
-            match run.get(i + 1) {
-                Some(&c1) if b >= 0xC2 && continuation(c1) => {
-                    ((u32::from(b & 0x1F) << 6) | u32::from(c1 & 0x3F), 2)
-                }
-                _ => return false,
-            }
-        } else if b < 0xF0 {
-            match (run.get(i + 1), run.get(i + 2)) {
-                (Some(&c1), Some(&c2)) if continuation(c1) && continuation(c2) => {
-                    let cp = (u32::from(b & 0x0F) << 12)
-                        | (u32::from(c1 & 0x3F) << 6)
-                        | u32::from(c2 & 0x3F);
-                    // Overlong encodings and surrogates are invalid UTF-8: the general path
-                    // replaces them as the definition does.
-                    if cp < 0x800 || (0xD800..0xE000).contains(&cp) {
-                        return false;
-                    }
-                    (cp, 3)
-                }
-                _ => return false,
-            }
+        let (cp, len) = decode(word, i, b).expect("checked by the first pass");
+        let l = if cp == SIGMA && final_sigma(sigma_classes(), word, i) {
+            'ς' as u32
         } else {
-            return false;
+            u32::from(tables.lower[cp as usize])
         };
-        match lower[cp as usize] {
-            SEPARATOR => {
-                if lowered.len() != word_start {
-                    ends.push(lowered.len());
-                    word_start = lowered.len();
-                }
-            }
-            SPECIAL => return false,
-            l if u32::from(l) == cp => lowered.extend_from_slice(&run[i..i + len]),
-            l => push_utf8(lowered, l),
+        n += put_utf8(out, n, l);
+        i += len;
+    }
+    n
+}
+
+/// Lowercases `word` (as [`lowercase_into`]) and counts it: a short word in a buffer on the
+/// stack, packed from there, a longer one in `lowered`.
+fn add_lowercased(tables: &Tables, counts: &mut Counts, word: &[u8], lowered: &mut Vec<u8>) {
+    const STACK: usize = 32;
+    if word.len() <= STACK {
+        let mut buf = [0u8; STACK * 3 / 2];
+        let n = lowercase_into(tables, word, &mut buf);
+        counts.add_at(&buf, 0, n);
+    } else {
+        lowered.clear();
+        lowered.resize(word.len() * 3 / 2, 0);
+        let n = lowercase_into(tables, word, lowered);
+        counts.add(&lowered[..n]);
+    }
+}
+
+/// Counts the words of the run `bytes[start..end]` (bytes that are ASCII letters and digits or
+/// at least 0x80). Returns where the general path must take over (the start of a word the
+/// tables cannot settle; the words before it are counted), or `None` when the run is done.
+pub(super) fn count_run(
+    counts: &mut Counts,
+    lowered: &mut Vec<u8>,
+    bytes: &[u8],
+    start: usize,
+    end: usize,
+) -> Option<usize> {
+    let tables = tables();
+    // A run ends at an ASCII separator or at the end of `bytes`, so no character that starts
+    // in it ends past it: decoding may read `bytes` directly.
+    let run = bytes;
+    let mut finish = |counts: &mut Counts, from: usize, to: usize, changed: bool| {
+        if to == from {
+        } else if changed {
+            add_lowercased(tables, counts, &run[from..to], lowered);
+        } else {
+            counts.add_at(run, from, to - from);
+        }
+    };
+    // Where the current word started, and whether lowercasing changes it so far.
+    let mut word = start;
+    let mut changed = false;
+    let mut i = start;
+    while i < end {
+        let b = run[i];
+        if b < 0x80 {
+            // In a run, every ASCII byte is a letter or a digit.
+            changed |= b.is_ascii_uppercase();
+            i += 1;
+            continue;
+        }
+        let Some((cp, len)) = decode(run, i, b) else {
+            return Some(word);
+        };
+        let l = tables.lower[cp as usize];
+        if l == SEPARATOR {
+            finish(counts, word, i, changed);
+            word = i + len;
+            changed = false;
+        } else if l == SPECIAL {
+            return Some(word);
+        } else {
+            changed |= u32::from(l) != cp;
         }
         i += len;
     }
-    if lowered.len() != word_start {
-        ends.push(lowered.len());
-    }
-    true
+    finish(counts, word, end, changed);
+    None
 }
 
 #[cfg(test)]
@@ -145,11 +278,57 @@ mod tests {
                 l => {
                     let expected: String = c.to_string().to_lowercase();
                     let got = char::from_u32(u32::from(l)).unwrap().to_string();
-                    assert_eq!(got, expected, "{c:?}");
+                    if c != 'Σ' {
+                        assert_eq!(got, expected, "{c:?}");
+                    }
                 }
             }
         }
-        assert_eq!(lower['Σ' as usize], SPECIAL);
+        assert_eq!(lower['Σ' as usize], 'σ' as u16);
         assert_eq!(lower['İ' as usize], SPECIAL);
+    }
+
+    #[test]
+    fn sigma_neighbours_are_classified() {
+        let class = sigma_classes();
+        assert_eq!(class_of(class, 'α' as u32), CASED);
+        assert_eq!(class_of(class, 'a' as u32), CASED);
+        assert_eq!(class_of(class, '1' as u32), 0);
+        assert_eq!(class_of(class, '日' as u32), 0);
+        // Combining Greek ypogegrammeni: alphabetic, and case-ignorable.
+        assert_eq!(class_of(class, '\u{345}' as u32) & IGNORABLE, IGNORABLE);
+        // Modifier letter small h: alphabetic, cased and case-ignorable.
+        assert_eq!(class_of(class, '\u{2b0}' as u32) & IGNORABLE, IGNORABLE);
+    }
+
+    #[test]
+    fn sigma_is_lowercased_as_the_standard_library_does_in_every_context() {
+        let tables = tables();
+        let neighbours = [
+            "",
+            "α",
+            "Α",
+            "1",
+            "日",
+            "\u{345}",
+            "\u{2b0}",
+            "a",
+            "Σ",
+            "\u{345}α",
+        ];
+        let mut lowered = [0u8; 64];
+        for before in neighbours {
+            for after in neighbours {
+                for middle in ["Σ", "ΣΣ", "Σ\u{345}Σ"] {
+                    let word = format!("{before}{middle}{after}");
+                    let n = lowercase_into(tables, word.as_bytes(), &mut lowered);
+                    assert_eq!(
+                        std::str::from_utf8(&lowered[..n]).unwrap(),
+                        word.to_lowercase(),
+                        "{word:?}"
+                    );
+                }
+            }
+        }
     }
 }
