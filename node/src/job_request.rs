@@ -522,8 +522,18 @@ impl JobRequest {
                 ));
             }
             (None, _) => {
+                let started = std::time::Instant::now();
                 let listing = input::list_files(&paths, &self.exclude)?;
+                let listed = started.elapsed();
                 let prepared = input::prepare(&listing, self.chunk_size, store, cache)?;
+                tracing::debug!(
+                    files = listing.files.len(),
+                    list_ms = listed.as_millis() as u64,
+                    prepare_ms = (started.elapsed() - listed).as_millis() as u64,
+                    cached_units = prepared.cached_units,
+                    units = prepared.units,
+                    "inputs prepared"
+                );
                 let input = Input::Chunks {
                     manifest: prepared.manifest,
                     chunks: prepared.chunks,

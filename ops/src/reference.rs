@@ -1,7 +1,7 @@
 //! Single-process reference implementations. They compute each job's result directly, without
 //! partitioning or a reduction tree, so they check the mesh rather than repeat it.
 
-use crate::grep::grep_count;
+use crate::grep::lines_containing;
 use crate::pi::pi_hits;
 use crate::run::{json_bytes, pi_json};
 use crate::words::for_each_word;
@@ -21,7 +21,7 @@ pub fn wordcount(files: &[Vec<u8>]) -> Vec<u8> {
 pub fn grep(files: &[Vec<u8>], pattern: &str) -> Vec<u8> {
     let total: u64 = files
         .iter()
-        .map(|f| grep_count(f, pattern.as_bytes()))
+        .map(|f| lines_containing(f, pattern.as_bytes()))
         .sum();
     json_bytes(&serde_json::json!({ "total": total }))
 }
