@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod chunk;
+mod prefetch;
 pub mod walk;
 
 use crate::store::BlobStore;

@@ -4,6 +4,7 @@
 //! special files (FIFOs, sockets, devices) are skipped and listed; `--exclude` globs leave
 //! things out. Nothing is read here but metadata.
 
+use super::prefetch::{Listings, prefetch, read_entries};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
@@ -110,7 +111,7 @@ impl Excludes {
         })
     }
 
-    fn excludes(&self, relative: &Path) -> bool {
+    pub(super) fn excludes(&self, relative: &Path) -> bool {
         self.by_path.is_match(relative)
             || relative
                 .file_name()
@@ -125,6 +126,8 @@ struct Walker<'a> {
     dirs: HashSet<(u64, u64)>,
     /// Files taken, likewise.
     seen: HashSet<(u64, u64)>,
+    /// Directories' entries read ahead, taken as the walk reaches them.
+    prefetched: Listings,
     out: Listing,
 }
 
@@ -134,6 +137,7 @@ pub fn list(paths: &[PathBuf], excludes: &Excludes) -> Result<Listing, WalkError
         excludes,
         dirs: HashSet::new(),
         seen: HashSet::new(),
+        prefetched: prefetch(paths, excludes),
         out: Listing::default(),
     };
     for root in paths {
@@ -191,31 +195,28 @@ impl Walker<'_> {
         Ok(())
     }
 
-    /// Walks the entries of directory `dir` (`rel_dir` below its input), in name order. An
-    /// entry's metadata is read relative to the open directory (no lookup of the whole path
-    /// again, which took a tenth of a walk over a deep tree); a link's, through the link.
+    /// Walks the entries of directory `dir` (`rel_dir` below its input), in name order, from
+    /// what [`prefetch`] read if it read the directory; a link's metadata through the link.
     fn walk_dir(&mut self, dir: &Path, rel_dir: &Path) -> Result<(), WalkError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| WalkError::Io { path, source }
         };
-        let mut entries: Vec<std::fs::DirEntry> = std::fs::read_dir(dir)
-            .map_err(io(dir))?
-            .collect::<Result<_, _>>()
-            .map_err(io(dir))?;
-        entries.sort_by_key(std::fs::DirEntry::file_name);
+        let entries = match self.prefetched.remove(dir) {
+            Some(entries) => entries,
+            None => read_entries(dir, |name| !self.excludes.excludes(&rel_dir.join(name)))
+                .map_err(io(dir))?,
+        };
         for entry in entries {
-            let name = entry.file_name();
-            let rel = rel_dir.join(&name);
+            let rel = rel_dir.join(&entry.name);
             if self.excludes.excludes(&rel) {
                 continue;
             }
-            let path = dir.join(&name);
-            let is_link = entry.file_type().map_err(io(&path))?.is_symlink();
-            let meta = if is_link {
-                std::fs::metadata(&path)
-            } else {
-                entry.metadata()
+            let path = dir.join(&entry.name);
+            let meta = match entry.meta {
+                Some(meta) => Ok(meta),
+                None if entry.is_link => std::fs::metadata(&path),
+                None => std::fs::symlink_metadata(&path),
             }
             .map_err(io(&path))?;
             self.take(path, rel.clone(), &meta, &rel)?;
