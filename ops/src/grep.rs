@@ -5,10 +5,10 @@
 /// trailing newline is not a line. (The single-process reference counts with this; the
 /// operator with [`grep_count`].)
 pub fn lines_containing(bytes: &[u8], pattern: &[u8]) -> u64 {
-    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     if bytes.is_empty() {
         return 0;
     }
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     let finder = memchr::memmem::Finder::new(pattern);
     body.split(|&b| b == b'\n')
         .filter(|line| finder.find(line).is_some())
