@@ -79,12 +79,25 @@ pub fn reduce(op: &Operator, parts: &[&[u8]]) -> Result<Vec<u8>, OpError> {
         Operator::WordCount => {
             // Words are borrowed from the partials: merging allocates no strings. The encoding
             // is the same as that of an owned `Vec<(String, u64)>`.
-            let mut acc: Vec<(&str, u64)> = codec::decode_blob(parts[0])?;
-            for part in &parts[1..] {
-                let next: Vec<(&str, u64)> = codec::decode_blob(part)?;
-                acc = merge_counts(acc, next)?;
+            let mut lists = parts
+                .iter()
+                .map(|part| codec::decode_blob::<Vec<(&str, u64)>>(part))
+                .collect::<Result<Vec<_>, _>>()?;
+            // Merged pairwise, level by level: each word is moved once per level (log2 of the
+            // fan-in), where folding into one growing list would move the largest lists again
+            // for every part.
+            while lists.len() > 1 {
+                let mut next = Vec::with_capacity(lists.len().div_ceil(2));
+                let mut level = lists.into_iter();
+                while let Some(a) = level.next() {
+                    next.push(match level.next() {
+                        Some(b) => merge_counts(a, b)?,
+                        None => a,
+                    });
+                }
+                lists = next;
             }
-            Ok(codec::encode_blob(&acc))
+            Ok(codec::encode_blob(&lists.pop().expect("at least one part")))
         }
         Operator::Grep { .. } => {
             let mut total = 0u64;
@@ -182,14 +195,33 @@ pub(crate) fn pi_json(samples: u64, hits: u64) -> Vec<u8> {
     json_bytes(&serde_json::json!({ "samples": samples, "hits": hits, "pi": pi }))
 }
 
+/// The order of two words, as `str`'s: their first eight bytes (zero-padded) compared as one
+/// big-endian integer settle nearly every pair without a `memcmp` call. Where those differ,
+/// that is the order (a padding zero sits where the shorter word ended, and a word is before
+/// any longer word it begins); where they agree, the full comparison decides.
+#[inline(always)]
+fn word_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let prefix = |w: &str| {
+        let w = w.as_bytes();
+        let mut buf = [0u8; 8];
+        let n = w.len().min(8);
+        buf[..n].copy_from_slice(&w[..n]);
+        u64::from_be_bytes(buf)
+    };
+    prefix(a).cmp(&prefix(b)).then_with(|| a.cmp(b))
+}
+
 /// Merges two word-sorted count lists into one.
-fn merge_counts<W: Ord>(a: Vec<(W, u64)>, b: Vec<(W, u64)>) -> Result<Vec<(W, u64)>, OpError> {
-    let mut out = Vec::with_capacity(a.len().max(b.len()));
+fn merge_counts<'a>(
+    a: Vec<(&'a str, u64)>,
+    b: Vec<(&'a str, u64)>,
+) -> Result<Vec<(&'a str, u64)>, OpError> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
     let mut a = a.into_iter().peekable();
     let mut b = b.into_iter().peekable();
     loop {
         let next = match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) => match x.0.cmp(&y.0) {
+            (Some(x), Some(y)) => match word_order(x.0, y.0) {
                 std::cmp::Ordering::Less => a.next(),
                 std::cmp::Ordering::Greater => b.next(),
                 std::cmp::Ordering::Equal => {
@@ -212,6 +244,55 @@ mod tests {
     use super::*;
     use crate::reference;
     use shoal_protocol::job::{Input, JobSpec};
+
+    #[test]
+    fn word_order_is_the_order_of_str() {
+        let words = [
+            "",
+            "a",
+            "a\0",
+            "a\0\0",
+            "ab",
+            "abcdefgh",
+            "abcdefgh\0",
+            "abcdefghi",
+            "abcdefgi",
+            "abcdefg",
+            "b",
+            "\u{e9}",
+            "\u{e9}t\u{e9}",
+            "\u{65e5}\u{672c}",
+            "z\u{ff}",
+            "\0",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(word_order(a, b), a.cmp(b), "{a:?} {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn reducing_many_parts_at_once_equals_reducing_them_one_by_one() {
+        let texts: Vec<String> = (0..11)
+            .map(|i| format!("w{i} common x{} Common y{}", i % 3, i % 5))
+            .collect();
+        let partials: Vec<Vec<u8>> = texts
+            .iter()
+            .map(|t| map(&Operator::WordCount, MapInput::Chunk(t.as_bytes())).unwrap())
+            .collect();
+        let refs: Vec<&[u8]> = partials.iter().map(Vec::as_slice).collect();
+        let at_once = reduce(&Operator::WordCount, &refs).unwrap();
+        let one_by_one = refs[1..].iter().fold(refs[0].to_vec(), |acc, part| {
+            reduce(&Operator::WordCount, &[&acc, part]).unwrap()
+        });
+        assert_eq!(at_once, one_by_one);
+        let all: Vec<u8> = texts.join("\n").into_bytes();
+        assert_eq!(
+            finalize(&Operator::WordCount, &at_once).unwrap(),
+            reference::wordcount(&[all])
+        );
+    }
 
     #[test]
     fn map_then_reduce_in_order_equals_the_reference_wordcount() {

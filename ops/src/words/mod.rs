@@ -11,9 +11,9 @@
 //! ≥ 0x80 is decoded and split through tables of the Basic Multilingual Plane (`unicode.rs`);
 //! its words are counted straight from the input when already lowercase, else lowercased
 //! through the same tables (capital sigma included, by the standard library's final-sigma
-//! rule), and packed like ASCII ones when they are 16 bytes or shorter; what the tables cannot
-//! settle (four-byte characters, invalid UTF-8, 'İ') goes through the general definition, from
-//! the word it occurs in.
+//! rule), and packed like ASCII ones when they are 16 bytes or shorter; invalid UTF-8 separates
+//! words byte by byte (as its replacement character does), and a word the tables cannot
+//! lowercase (a four-byte character, 'İ') is lowercased by `str::to_lowercase` alone.
 
 mod definition;
 mod short_table;
@@ -226,7 +226,7 @@ struct Scratch {
 
 /// Counts the run `bytes[start..end]`: a short ASCII run (nearly every word) under its packed
 /// key, other ASCII runs lowercased in a buffer, runs with non-ASCII characters through the
-/// tables of `unicode.rs`, and what those cannot settle through the definition itself.
+/// tables of `unicode.rs`.
 #[inline(always)]
 fn add_run(counts: &mut Counts, scratch: &mut Scratch, bytes: &[u8], start: usize, end: usize) {
     let lowered = &mut scratch.lowered;
@@ -243,8 +243,8 @@ fn add_run(counts: &mut Counts, scratch: &mut Scratch, bytes: &[u8], start: usiz
         lowered.clear();
         lowered.extend(word.iter().map(u8::to_ascii_lowercase));
         counts.add(lowered);
-    } else if let Some(from) = unicode::count_run(counts, lowered, bytes, start, end) {
-        for_each_word(&bytes[from..end], |w| counts.add(w.as_bytes()));
+    } else {
+        unicode::count_run(counts, lowered, bytes, start, end);
     }
 }
 
@@ -386,6 +386,43 @@ mod tests {
     fn agrees_with_the_definition_on_random_bytes() {
         // Bytes drawn mostly from letters, with separators, UTF-8 lead and continuation bytes.
         agrees_on_random_texts(5, b"aAzZ09 ,.\n\xc3\xa9\xe2\x82\xac\xff\x80", 500, 200);
+    }
+
+    #[test]
+    fn agrees_with_the_definition_on_binary_data() {
+        // Any byte at all, mixed with pieces of UTF-8: four-byte characters, 'İ', capital
+        // sigma, cut-off sequences, overlong encodings, surrogates, code points past U+10FFFF,
+        // stray continuation bytes. Invalid bytes separate words right next to valid letters.
+        let pieces: [&[u8]; 14] = [
+            "😀".as_bytes(),
+            "𝐀".as_bytes(),
+            "İ".as_bytes(),
+            "Σ".as_bytes(),
+            "é".as_bytes(),
+            "日".as_bytes(),
+            b"\xf0\x9f\x98",
+            b"\xe2\x82",
+            b"\xc0\xaf",
+            b"\xe0\x80\xaf",
+            b"\xed\xa0\x80",
+            b"\xf4\x90\x80\x80",
+            b"\xf8\x88\x80\x80\x80",
+            b"aZ",
+        ];
+        let mut rng = SplitMix64(41);
+        for _ in 0..3_000 {
+            let len = rng.next_u64() % 40;
+            let mut text = Vec::new();
+            for _ in 0..len {
+                let r = rng.next_u64();
+                if r % 3 == 0 {
+                    text.push((r >> 8) as u8);
+                } else {
+                    text.extend_from_slice(pieces[(r >> 8) as usize % pieces.len()]);
+                }
+            }
+            assert_eq!(count_words(&text), by_definition(&text), "{text:?}");
+        }
     }
 
     /// Random texts of up to `max_chars` characters drawn from `alphabet` count as the

@@ -10,9 +10,10 @@
 //! becomes 'ς'), is settled by the same rule `str::to_lowercase` applies, from tables of which
 //! characters are cased and which are case-ignorable, probed from `str::to_lowercase` itself.
 //!
-//! What the tables cannot settle goes to the general path, from the start of the word it
-//! occurs in: a four-byte sequence, invalid UTF-8, or a character whose lowercase is not one
-//! BMP character (U+0130 'İ' becomes two).
+//! Invalid UTF-8 separates words byte by byte, as its replacement character does in the
+//! definition. A word the tables cannot lowercase (one with a four-byte character, or with a
+//! character whose lowercase is not one BMP character, such as U+0130 'İ') is lowercased by
+//! `str::to_lowercase`, that word alone.
 
 use super::Counts;
 use std::sync::OnceLock;
@@ -208,57 +209,98 @@ fn add_lowercased(tables: &Tables, counts: &mut Counts, word: &[u8], lowered: &m
     }
 }
 
+/// How a word read so far lowercases.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Case {
+    /// Lowercasing leaves it as it is: counted straight from the input.
+    Unchanged,
+    /// The tables lowercase it.
+    Tables,
+    /// It holds a character the tables cannot lowercase (a four-byte one, or one whose
+    /// lowercase is not one BMP character, such as 'İ'): `str::to_lowercase` does, on this
+    /// word alone, as the definition lowercases each word on its own.
+    General,
+}
+
+/// The character whose four-byte UTF-8 encoding starts at `i` (lead byte `b`), if it is one.
+fn decode4(text: &[u8], i: usize, b: u8) -> Option<char> {
+    if !(0xF0..=0xF4).contains(&b) {
+        return None;
+    }
+    let four = text.get(i..i + 4)?;
+    std::str::from_utf8(four).ok()?.chars().next()
+}
+
 /// Counts the words of the run `bytes[start..end]` (bytes that are ASCII letters and digits or
-/// at least 0x80). Returns where the general path must take over (the start of a word the
-/// tables cannot settle; the words before it are counted), or `None` when the run is done.
+/// at least 0x80).
+///
+/// Invalid UTF-8 separates words byte by byte. The definition replaces each maximal invalid
+/// sequence with one U+FFFD, which is a separator; the bytes after such a sequence's first
+/// are continuation bytes, which never start a character, so treating each invalid byte as a
+/// separator resumes at the same place and finds the same words.
 pub(super) fn count_run(
     counts: &mut Counts,
     lowered: &mut Vec<u8>,
     bytes: &[u8],
     start: usize,
     end: usize,
-) -> Option<usize> {
+) {
     let tables = tables();
     // A run ends at an ASCII separator or at the end of `bytes`, so no character that starts
     // in it ends past it: decoding may read `bytes` directly.
     let run = bytes;
-    let mut finish = |counts: &mut Counts, from: usize, to: usize, changed: bool| {
+    let mut finish = |counts: &mut Counts, from: usize, to: usize, case: Case| {
         if to == from {
-        } else if changed {
-            add_lowercased(tables, counts, &run[from..to], lowered);
-        } else {
-            counts.add_at(run, from, to - from);
+            return;
+        }
+        match case {
+            Case::Unchanged => counts.add_at(run, from, to - from),
+            Case::Tables => add_lowercased(tables, counts, &run[from..to], lowered),
+            Case::General => {
+                let word = std::str::from_utf8(&run[from..to]).expect("decoded as valid");
+                counts.add(word.to_lowercase().as_bytes());
+            }
         }
     };
-    // Where the current word started, and whether lowercasing changes it so far.
+    // Where the current word started, and how it lowercases so far.
     let mut word = start;
-    let mut changed = false;
+    let mut case = Case::Unchanged;
     let mut i = start;
     while i < end {
         let b = run[i];
         if b < 0x80 {
             // In a run, every ASCII byte is a letter or a digit.
-            changed |= b.is_ascii_uppercase();
+            if b.is_ascii_uppercase() {
+                case = case.max(Case::Tables);
+            }
             i += 1;
             continue;
         }
-        let Some((cp, len)) = decode(run, i, b) else {
-            return Some(word);
+        let (len, letter) = match decode(run, i, b) {
+            Some((cp, len)) => match tables.lower[cp as usize] {
+                SEPARATOR => (len, None),
+                SPECIAL => (len, Some(Case::General)),
+                l if u32::from(l) != cp => (len, Some(Case::Tables)),
+                _ => (len, Some(Case::Unchanged)),
+            },
+            None => match decode4(run, i, b) {
+                Some(c) if c.is_alphanumeric() => (4, Some(Case::General)),
+                Some(_) => (4, None),
+                // Invalid UTF-8: this byte separates.
+                None => (1, None),
+            },
         };
-        let l = tables.lower[cp as usize];
-        if l == SEPARATOR {
-            finish(counts, word, i, changed);
-            word = i + len;
-            changed = false;
-        } else if l == SPECIAL {
-            return Some(word);
-        } else {
-            changed |= u32::from(l) != cp;
+        match letter {
+            Some(c) => case = case.max(c),
+            None => {
+                finish(counts, word, i, case);
+                word = i + len;
+                case = Case::Unchanged;
+            }
         }
         i += len;
     }
-    finish(counts, word, end, changed);
-    None
+    finish(counts, word, end, case);
 }
 
 #[cfg(test)]
