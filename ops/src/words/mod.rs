@@ -415,7 +415,7 @@ mod tests {
             let mut text = Vec::new();
             for _ in 0..len {
                 let r = rng.next_u64();
-                if r % 3 == 0 {
+                if r.is_multiple_of(3) {
                     text.push((r >> 8) as u8);
                 } else {
                     text.extend_from_slice(pieces[(r >> 8) as usize % pieces.len()]);
