@@ -103,8 +103,10 @@ fn with_two_replicas_liars_never_change_a_result_and_with_one_they_do() {
 fn durable_jobs_survive_the_double_faults_the_sweep_found() {
     // 7610352: a holder crashed while the submitter was cut off, then the submitter left (the
     // detach point now counts copies besides the submitter). 7610769: a holder restarted
-    // faster than the member TTL (its first advert now drops its old copies). 7610649:
-    // forgetting a restarted peer's results as well broke the tree's counters.
+    // faster than the member TTL (its first advert now drops its old copies). 7610649: an
+    // earlier way of forgetting a restarted peer's results as well broke the tree's counters
+    // (its first advert now drops its results and claims too, through the same path as a
+    // member that went silent).
     for seed in [7_610_352, 7_610_769, 7_610_649] {
         let report = run(SimConfig {
             jobs: 2,
@@ -114,6 +116,21 @@ fn durable_jobs_survive_the_double_faults_the_sweep_found() {
         assert!(report.ok(), "seed {seed}: {:?}", report.violations);
         assert_eq!(report.completed_jobs, 2, "seed {seed}");
     }
+}
+
+#[test]
+fn a_peer_that_restarts_within_the_member_ttl_has_its_old_results_computed_again() {
+    // Scheduling sweep, seed 9059 (found when reduces were first taken before maps): node 4
+    // restarted faster than the member TTL. The submitter still counted node 4's old result
+    // for task 480 as held, so it saw the parent ready (and could not run it: its needs are
+    // unmet), while every member, node 4 included, knew 480 only as done elsewhere and waited.
+    let report = run(SimConfig {
+        jobs: 8,
+        scheduling: true,
+        ..config(100, 400, 9059)
+    });
+    assert!(report.ok(), "{:?}", report.violations);
+    assert_eq!(report.completed_jobs, 8);
 }
 
 #[test]

@@ -10,7 +10,10 @@
 //!
 //! The map tasks, all ready from the start, are not listed one by one: each bucket walks its
 //! run with a cursor. Only tasks that become ready later (reduce tasks, reopened tasks) are
-//! listed.
+//! listed, and within a rank class they are taken before the maps not yet started: a reduce
+//! whose inputs are done merges them while the maps go on, instead of waiting behind every
+//! map (which would leave all the reduces, one level after another, to the end of the job,
+//! on the critical path), and a task that was lost is computed again before the job moves on.
 
 use crate::ids::{JobId, Millis, NodeId};
 use crate::ranking::BucketRanks;
@@ -44,8 +47,10 @@ pub struct ReadyQueue {
     ranks: BucketRanks,
     /// Entries may be stale: the caller checks them when they are taken.
     ready: Vec<Bucket>,
-    /// Non-empty buckets per rank class, keyed by their earliest entry.
+    /// Buckets with maps not yet taken, per rank class, keyed by (start, bucket).
     classes: [BTreeSet<(Millis, u32)>; RANK_CAP + 1],
+    /// Buckets with tasks that became ready later, per rank class, keyed by their earliest.
+    later_classes: [BTreeSet<(Millis, u32)>; RANK_CAP + 1],
 }
 
 impl ReadyQueue {
@@ -75,6 +80,7 @@ impl ReadyQueue {
             ranks: BucketRanks::new(job, buckets, me, my_weight),
             ready: vec![Bucket::default(); buckets as usize],
             classes: Default::default(),
+            later_classes: Default::default(),
         };
         if q.active() {
             for b in 0..buckets {
@@ -139,20 +145,15 @@ impl ReadyQueue {
     /// Applies candidate changes, moving non-empty buckets between the rank classes.
     fn settle(&mut self) {
         for (b, before, after) in self.ranks.settle() {
-            if let Some((since, _)) = self.first(b) {
-                self.classes[before].remove(&(since, b));
-                self.classes[after].insert((since, b));
+            let bucket = &self.ready[b as usize];
+            if bucket.next_map < bucket.end_map {
+                self.classes[before].remove(&(self.start, b));
+                self.classes[after].insert((self.start, b));
             }
-        }
-    }
-
-    /// The earliest entry of bucket `b`.
-    fn first(&self, b: u32) -> Option<(Millis, u32)> {
-        let bucket = &self.ready[b as usize];
-        if bucket.next_map < bucket.end_map {
-            Some((self.start, bucket.next_map))
-        } else {
-            bucket.later.front().copied()
+            if let Some(&(since, _)) = bucket.later.front() {
+                self.later_classes[before].remove(&(since, b));
+                self.later_classes[after].insert((since, b));
+            }
         }
     }
 
@@ -172,13 +173,9 @@ impl ReadyQueue {
         if !self.active() {
             return;
         }
-        debug_assert!(
-            since >= self.start,
-            "a bucket's map cursor is its earliest entry"
-        );
         let b = self.bucket(task);
-        let old_first = self.first(b);
         let later = &mut self.ready[b as usize].later;
+        let old_first = later.front().copied();
         if later.back().is_none_or(|&last| last <= (since, task)) {
             later.push_back((since, task));
         } else {
@@ -188,30 +185,37 @@ impl ReadyQueue {
         if old_first.is_none_or(|first| (since, task) < first) {
             let c = self.ranks.rank(b);
             if let Some((s, _)) = old_first {
-                self.classes[c].remove(&(s, b));
+                self.later_classes[c].remove(&(s, b));
             }
-            self.classes[c].insert((since, b));
+            self.later_classes[c].insert((since, b));
         }
     }
 
-    /// Removes and returns the earliest entry of bucket `b`, of class `c`.
-    fn pop(&mut self, b: u32, c: usize) -> (Millis, u32) {
-        let (since, task) = self.first(b).expect("listed buckets are non-empty");
-        self.classes[c].remove(&(since, b));
-        let bucket = &mut self.ready[b as usize];
-        if bucket.next_map < bucket.end_map {
-            bucket.next_map += 1;
-        } else {
-            bucket.later.pop_front();
-        }
-        if let Some((next, _)) = self.first(b) {
-            self.classes[c].insert((next, b));
+    /// Removes and returns the earliest later entry of bucket `b`, of class `c`.
+    fn pop_later(&mut self, b: u32, c: usize) -> (Millis, u32) {
+        let later = &mut self.ready[b as usize].later;
+        let (since, task) = later.pop_front().expect("listed buckets are non-empty");
+        self.later_classes[c].remove(&(since, b));
+        if let Some(&(next, _)) = later.front() {
+            self.later_classes[c].insert((next, b));
         }
         (since, task)
     }
 
+    /// Removes and returns the next map task of bucket `b`, of class `c`.
+    fn pop_map(&mut self, b: u32, c: usize) -> (Millis, u32) {
+        let bucket = &mut self.ready[b as usize];
+        let task = bucket.next_map;
+        bucket.next_map += 1;
+        if bucket.next_map == bucket.end_map {
+            self.classes[c].remove(&(self.start, b));
+        }
+        (self.start, task)
+    }
+
     /// Takes up to `want` tasks this node may claim at `now`: those of its first-ranked buckets
-    /// at once, those where it ranks `r` once ready for `r × steal_delay`. `still_ready` says
+    /// at once, those where it ranks `r` once ready for `r × steal_delay`; in each rank class
+    /// the tasks that became ready later before the maps. `still_ready` says
     /// whether an entry is current. Returns the tasks and, if some are not yet eligible, when
     /// the earliest will be.
     pub fn take(
@@ -226,17 +230,29 @@ impl ReadyQueue {
         let mut wake: Option<Millis> = None;
         for c in 0..=RANK_CAP {
             let delay = steal_delay * c as Millis;
-            while out.len() < want {
-                let Some(&(since, b)) = self.classes[c].first() else {
-                    break;
-                };
-                if since + delay > now {
-                    wake = Some(wake.map_or(since + delay, |w: Millis| w.min(since + delay)));
-                    break;
-                }
-                let (since, task) = self.pop(b, c);
-                if still_ready(task, since) {
-                    out.push(task);
+            // Tasks that became ready later first (see the module's note), then maps.
+            for later in [true, false] {
+                while out.len() < want {
+                    let set = if later {
+                        &self.later_classes[c]
+                    } else {
+                        &self.classes[c]
+                    };
+                    let Some(&(since, b)) = set.first() else {
+                        break;
+                    };
+                    if since + delay > now {
+                        wake = Some(wake.map_or(since + delay, |w: Millis| w.min(since + delay)));
+                        break;
+                    }
+                    let (since, task) = if later {
+                        self.pop_later(b, c)
+                    } else {
+                        self.pop_map(b, c)
+                    };
+                    if still_ready(task, since) {
+                        out.push(task);
+                    }
                 }
             }
         }
@@ -305,6 +321,25 @@ mod tests {
         for t in victim_tasks {
             assert_eq!(qs[1..].iter().filter(|q| q.rank(t) == 0).count(), 1);
         }
+    }
+
+    #[test]
+    fn a_task_ready_later_goes_before_the_maps_not_yet_taken() {
+        // One member: every bucket is first-ranked. 40 maps, reduces from 40 on.
+        let mut q = ReadyQueue::new(JobId([8; 32]), 40, 46, 100, &NodeId([1; 32]), 1);
+        let (first, _) = q.take(4, 100, 250, |_, _| true);
+        assert_eq!(first.len(), 4);
+        assert!(first.iter().all(|&t| t < 40));
+        // A reduce ready now, and one that will be ready only later (a lookup's wait).
+        q.push(41, 150);
+        q.push(42, 900);
+        let (next, wake) = q.take(3, 200, 250, |_, _| true);
+        assert_eq!(next[0], 41, "the ready reduce first: {next:?}");
+        assert!(next[1..].iter().all(|&t| t < 40), "then maps: {next:?}");
+        assert_eq!(wake, Some(900));
+        let (rest, _) = q.take(100, 900, 250, |_, _| true);
+        assert_eq!(rest[0], 42, "{rest:?}");
+        assert_eq!(first.len() + next.len() + rest.len(), 42);
     }
 
     #[test]

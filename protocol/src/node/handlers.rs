@@ -22,7 +22,7 @@ impl Node {
             // TTL), and the copies went with the old one. (Its claims and results are left to
             // the member TTL, as before.)
             for job in self.jobs.values_mut() {
-                job.forget_copies(from);
+                job.forget(&[from], now);
             }
         }
         self.view.update(from, advert.clone(), now);

@@ -62,6 +62,26 @@ impl Node {
         self.jobs.get(id).map(|j| (j.maps_done, j.tree.maps()))
     }
 
+    /// For a tracked job, its reduction tree and, per task, whether this node can give the
+    /// task's result to the others (a result sent inline, which it heard, or a blob it holds):
+    /// what the simulator checks a job whose input is gone against.
+    pub fn results_here(&self, id: &JobId) -> Option<(crate::tree::Tree, Vec<bool>)> {
+        let job = self.jobs.get(id)?;
+        let here = job
+            .tasks
+            .iter()
+            .map(|state| match state {
+                TaskState::Done {
+                    result: ResultRef::Blob { .. },
+                    holder,
+                } => *holder == crate::view::ME,
+                TaskState::Done { .. } => true,
+                _ => false,
+            })
+            .collect();
+        Some((job.tree.clone(), here))
+    }
+
     /// A one-line summary of a tracked job's task states, for diagnosing stuck runs.
     pub fn debug_job(&self, id: &JobId, now: Millis) -> String {
         let Some(job) = self.jobs.get(id) else {
@@ -90,8 +110,34 @@ impl Node {
                 _ => {}
             }
         }
+        // The reduce tasks not done yet, with how this node knows each child: what a stalled
+        // job is waiting for.
+        let open: Vec<String> = (0..job.total())
+            .filter(|&t| !job.tree.is_map(t) && !job.tasks[t as usize].is_done())
+            .take(5)
+            .map(|t| {
+                let children: Vec<String> = job
+                    .tree
+                    .children(t)
+                    .map(|c| match &job.tasks[c as usize] {
+                        TaskState::Done { holder, result } => format!(
+                            "{c}: done, held by {}{}",
+                            self.view.id(*holder),
+                            if matches!(result, ResultRef::Blob { .. }) {
+                                ""
+                            } else {
+                                " (inline)"
+                            }
+                        ),
+                        TaskState::DoneElsewhere => format!("{c}: done elsewhere"),
+                        other => format!("{c}: {other:?}"),
+                    })
+                    .collect();
+                format!("{t} <- [{}]", children.join(", "))
+            })
+            .collect();
         format!(
-            "done {}/{} (elsewhere {elsewhere}), waiting {waiting}, ready {ready} (task, rank) {first_ready:?}, claimed {claimed:?}, failed {:?}, members {} ({} live candidates), queue {}, running {}, now {now}",
+            "done {}/{} (elsewhere {elsewhere}), waiting {waiting}, ready {ready} (task, rank) {first_ready:?}, claimed {claimed:?}, open reduces {open:?}, failed {:?}, members {} ({} live candidates), queue {}, running {}, now {now}",
             job.done,
             job.total(),
             job.failed,
