@@ -367,15 +367,35 @@ pub(super) fn printed(done: &Finished) -> Vec<u8> {
     printed_output(&done.output)
 }
 
-/// [`printed`] for output bytes.
+/// [`printed`] for output bytes. Only a JSON string is parsed into a value: other output is
+/// checked to be JSON without being built (a word count's object has a member per distinct
+/// word, and building it took most of the time `submit` spent printing a big job's output).
 pub(super) fn printed_output(output: &[u8]) -> Vec<u8> {
-    match serde_json::from_slice::<serde_json::Value>(output).ok() {
-        Some(serde_json::Value::String(s)) => format!("{s}\n").into_bytes(),
-        Some(_) => {
-            let mut out = String::from_utf8_lossy(output).into_owned().into_bytes();
-            out.push(b'\n');
-            out
-        }
-        None => output.to_vec(),
+    if output.trim_ascii_start().first() == Some(&b'"')
+        && let Ok(s) = serde_json::from_slice::<String>(output)
+    {
+        return format!("{s}\n").into_bytes();
+    }
+    let mut out = output.to_vec();
+    if serde_json::from_slice::<serde::de::IgnoredAny>(output).is_ok() {
+        // Valid JSON is valid UTF-8: printed as it is.
+        out.push(b'\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printed_output;
+
+    #[test]
+    fn a_json_string_loses_its_quotes_other_json_gains_a_newline_and_the_rest_is_left_alone() {
+        assert_eq!(printed_output(b"\"12345\""), b"12345\n");
+        assert_eq!(printed_output(b" \"a\\nb\""), b"a\nb\n");
+        assert_eq!(printed_output(br#"{"a":1,"b":2}"#), b"{\"a\":1,\"b\":2}\n");
+        assert_eq!(printed_output(b"[1,2]"), b"[1,2]\n");
+        assert_eq!(printed_output(b"\"unterminated"), b"\"unterminated");
+        assert_eq!(printed_output(b"{\"a\":1} trailing"), b"{\"a\":1} trailing");
+        assert_eq!(printed_output(&[0xff, 0x00, 0x41]), [0xff, 0x00, 0x41]);
     }
 }
