@@ -256,14 +256,6 @@ impl JobState {
             .map_or(copies, |n| n.min(copies))
     }
 
-    /// `ix` restarted: the copies of the input and output it held are gone.
-    pub fn forget_copies(&mut self, ix: PeerIx) {
-        for h in &mut self.holders {
-            h.retain(|&p| p != ix);
-        }
-        self.output_holders.retain(|&(p, _)| p != ix);
-    }
-
     /// Whether this node holds piece `piece` of the input (the submitter of a job that keeps
     /// one copy holds them all).
     pub fn holds_piece(&self, piece: u32) -> bool {

@@ -17,10 +17,9 @@ use std::sync::Arc;
 impl Node {
     pub(super) fn on_advert(&mut self, now: Millis, from: PeerIx, advert: &Advert) {
         if advert.first {
-            // A peer's first advert since it started: if it held copies of a durable job's
-            // input or output, it came back as a new process (a restart quicker than the member
-            // TTL), and the copies went with the old one. (Its claims and results are left to
-            // the member TTL, as before.)
+            // A peer's first advert since it started: it came back as a new process (perhaps a
+            // restart quicker than the member TTL), and what the old one held went with it: its
+            // claims, its results and its copies, forgotten as for a member that went silent.
             for job in self.jobs.values_mut() {
                 job.forget(&[from], now);
             }
