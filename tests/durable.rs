@@ -139,22 +139,34 @@ async fn detached_jobs_survive_their_submitter_killed_right_after_submit() {
 async fn a_submitter_killed_mid_map_or_mid_reduce_does_not_lose_its_job() {
     let mut mesh = Mesh::start(&[1, 1, 1, 1]).await;
     let corpus = mesh.dir.path().join("corpus");
-    // Thousands of small tasks: each phase lasts long enough to be caught in.
-    let files = write_wide_corpus(&corpus, 16, 8000);
     let corpus_arg = corpus.display().to_string();
-    let expected = printed(reference::wordcount(&files));
 
-    // Mid-map: some map tasks done, not all.
-    let job = detach(
-        &mesh.nodes[0],
-        &["--chunk-size", "4096", "wordcount", &corpus_arg],
-    );
-    // The detach point comes once two members besides the submitter hold every chunk, so the
-    // map phase may be over by then; the submitter dies while the job runs, whichever phase.
-    let seen = await_progress(&mesh.nodes[0], &job, |maps_done, _, _, _| maps_done >= 1).await;
-    mesh.nodes[0].kill();
-    assert!(seen.2 < seen.3, "killed while the job runs: {seen:?}");
-    assert_eq!(waited_result(&mesh.nodes[1], &job), expected);
+    // Mid-map: some map tasks done, not all. Thousands of small tasks make the job last, but
+    // the detach point comes only once two members besides the submitter hold every chunk, and
+    // copying races computing: on a fast or idle machine the job may be over by then. Each
+    // round that loses the race doubles the corpus (at most three rounds), so the submitter
+    // surely dies while its job runs, whichever phase.
+    let mut lines = 8000;
+    loop {
+        let files = write_wide_corpus(&corpus, 16, lines);
+        let expected = printed(reference::wordcount(&files));
+        let job = detach(
+            &mesh.nodes[0],
+            &["--chunk-size", "4096", "wordcount", &corpus_arg],
+        );
+        let seen = await_progress(&mesh.nodes[0], &job, |maps_done, _, _, _| maps_done >= 1).await;
+        if seen.2 == seen.3 {
+            assert!(
+                lines < 4 * 8000,
+                "the job ended before its submitter could be killed in three rounds: {seen:?}"
+            );
+            lines *= 2;
+            continue;
+        }
+        mesh.nodes[0].kill();
+        assert_eq!(waited_result(&mesh.nodes[1], &job), expected);
+        break;
+    }
 
     // Mid-reduce: every map done, the tree not. A fan-in of 2 makes the tree deep, and a
     // vocabulary of a few hundred thousand words makes its last merges slow.
