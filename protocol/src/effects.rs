@@ -205,6 +205,8 @@ pub struct JobView {
     /// Map tasks computed by a node that held their input (the submitter's files, or a part
     /// of a shared dataset): no input moved for them.
     pub at_data: u32,
+    /// Its submitter runs it alone, off the wire ([`crate::local`]).
+    pub alone: bool,
 }
 
 /// A job's size in its own unit: bytes of files, or items of a generated input.

@@ -130,6 +130,9 @@ pub struct JobState {
     pub at_data: u32,
     /// For a job over a dataset: since when a map task still to run has had no live holder.
     pub part_lost_since: Option<Millis>,
+    /// The submitter runs the job alone ([`crate::local`]): nobody else hears of it, so its
+    /// claims, completions and end stay off the wire.
+    pub alone: bool,
 }
 
 /// What a completion did to its task.
@@ -219,6 +222,7 @@ impl JobState {
             bytes_moved: 0,
             at_data: 0,
             part_lost_since: None,
+            alone: false,
         }
     }
 

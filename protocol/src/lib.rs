@@ -35,6 +35,7 @@ pub mod harness;
 pub mod ids;
 pub mod job;
 pub mod job_state;
+pub mod local;
 pub mod locality;
 pub mod members;
 pub mod node;

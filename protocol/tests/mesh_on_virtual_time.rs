@@ -254,6 +254,37 @@ fn three_nodes_compute_sumsq_exactly_and_share_the_work() {
     );
 }
 
+/// What node `i` has published so far besides adverts: announcements, batches, pulses, ends.
+fn job_traffic(h: &Mesh, i: usize) -> u64 {
+    h.node(i).stats().out_by_kind[1..].iter().sum()
+}
+
+#[test]
+fn a_job_that_fits_the_submitter_s_idle_slots_runs_there_alone_without_a_hop() {
+    let mut h = Mesh::new(&[2, 2, 2]);
+    h.run_until(1_500, |_| false);
+    let before = job_traffic(&h, 0);
+    let submitted = h.now();
+    let job = h.submit(0, sumsq(10_000, 2, 4));
+    h.run_until(60_000, |net| net.results.contains_key(&job));
+    assert_eq!(h.net.results[&job], ops::reference::sumsq(0, 10_000));
+    // Both maps started at once on the submitter, then the root reduce: two tasks' time and
+    // not one hop.
+    assert_eq!(h.net.finished_at[&job] - submitted, 2 * h.net.task_ms);
+    assert_eq!(job_traffic(&h, 0), before, "nothing about the job went out");
+    let view = h.node(0).job_status(&job).unwrap();
+    assert!(view.alone);
+    assert_eq!(view.workers, vec![(h.node(0).id(), 3)]);
+    assert!(h.node(1).job_status(&job).is_none() && h.node(2).job_status(&job).is_none());
+
+    // One task more than the idle slots: the mesh path, announced and shared.
+    let job = h.submit(0, sumsq(10_000, 3, 4));
+    h.run_until(60_000, |net| net.results.contains_key(&job));
+    assert_eq!(h.net.results[&job], ops::reference::sumsq(0, 10_000));
+    assert!(job_traffic(&h, 0) > before);
+    assert!(!h.node(0).job_status(&job).unwrap().alone);
+}
+
 /// Lets adverts go round, submits `spec` from node `submitter`, kills node `victim`
 /// `crash_after` ms later, and runs until the job's result arrives (or two minutes pass).
 fn run_with_a_crash(
@@ -608,7 +639,7 @@ fn joining_a_job_pulses_that_job_only() {
     for (i, end) in [1000u64, 2000].into_iter().enumerate() {
         let now = 100 + i as Millis;
         let job = submitter
-            .submit(now, sumsq(end, 1, 4), 7 + i as u64)
+            .submit(now, sumsq(end, 2, 4), 7 + i as u64)
             .unwrap();
         let (announce, _) = announced(&mut submitter);
         deliver(&mut worker, now, from, wire::Message::Announce(announce));

@@ -115,6 +115,10 @@ pub struct JobRow {
     /// a holder of the part for a shared dataset).
     #[serde(default)]
     pub at_data: u32,
+    /// Its submitter runs it alone, with no other member and nothing on the wire: a small job
+    /// whose every task started at once on the submitter's idle slots.
+    #[serde(default)]
+    pub alone: bool,
 }
 
 fn one() -> u8 {
@@ -184,6 +188,7 @@ impl From<&JobView> for JobRow {
             reused: v.reused,
             bytes_moved: v.bytes_moved,
             at_data: v.at_data,
+            alone: v.alone,
         }
     }
 }
@@ -219,6 +224,7 @@ impl JobRow {
             reused: 0,
             bytes_moved: 0,
             at_data: 0,
+            alone: false,
         }
     }
 }

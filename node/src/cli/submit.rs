@@ -345,6 +345,7 @@ pub(super) fn submit_json(done: &Finished, with_result: bool) -> serde_json::Val
         "reused": done.job.reused,
         "bytes_moved": done.job.bytes_moved,
         "at_data": done.job.at_data,
+        "alone": done.job.alone,
     });
     if with_result {
         match done.json() {

@@ -29,6 +29,8 @@ pub struct Why {
     /// Input bytes that crossed the network, and map tasks computed where their input was.
     pub bytes_moved: u64,
     pub at_data: u32,
+    /// Its submitter runs it alone, off the wire (a small job that fit its idle slots).
+    pub alone: bool,
     /// Per node: tasks claimed and not started, running, and results held.
     pub placement: Vec<crate::api::jobs::PlacementRow>,
     /// One sentence per reason; empty when nothing is held up.
@@ -71,6 +73,7 @@ impl From<JobDetailRow> for Why {
             reused: d.job.reused,
             bytes_moved: d.job.bytes_moved,
             at_data: d.job.at_data,
+            alone: d.job.alone,
             why: d.why,
         }
     }
@@ -174,6 +177,11 @@ fn text(w: &Why) -> String {
             "reused: {} tasks took a result kept from an earlier job (--no-reuse computes every task)\n",
             w.reused
         ));
+    }
+    if w.alone {
+        out.push_str(
+            "alone: its submitter runs it by itself, off the wire (every task fit its idle slots; a job that needs replicas, spot checks, copies or other members' data never does)\n",
+        );
     }
     if w.at_data > 0 || w.bytes_moved > 0 {
         out.push_str(&format!(

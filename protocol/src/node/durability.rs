@@ -412,14 +412,16 @@ impl Node {
         let Some(j) = self.jobs.get(&job) else {
             return;
         };
-        let epoch = j.epoch;
+        let (epoch, alone) = (j.epoch, j.alone);
         let keep = Self::durable(j);
-        let end = Finished {
-            job,
-            epoch,
-            ending: ending.clone(),
-        };
-        self.publish(Topic::Jobs, Message::Finished(end));
+        if !alone {
+            let end = Finished {
+                job,
+                epoch,
+                ending: ending.clone(),
+            };
+            self.publish(Topic::Jobs, Message::Finished(end));
+        }
         self.note_ending(job, epoch, ending, keep);
         self.mine.remove(&job);
         self.retire(job, epoch);

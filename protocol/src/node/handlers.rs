@@ -70,6 +70,11 @@ impl Node {
             return;
         }
         self.view.heard(from, now + self.cfg.member_ttl_ms);
+        if let Some(job) = self.jobs.get_mut(&id) {
+            // Another node announcing a job this node runs alone: the mesh knows of it after
+            // all, so its traffic goes out again like any job's.
+            job.alone = false;
+        }
         if let Some(job) = self.jobs.get(&id) {
             if job.epoch == a.epoch {
                 self.announced_by(now, from, a);

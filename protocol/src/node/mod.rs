@@ -595,6 +595,13 @@ impl Node {
         let weight = self.slots_for(&spec.sched.needs);
         let mut job = JobState::new(Arc::new(spec), id, ME, epoch, now, &me, weight);
         job.steal_delay_ms = self.cfg.steal_delay_ms;
+        if crate::local::runs_alone(&job.spec, job.tree.maps(), weight, self.free_slots()) {
+            // The real-time path: no members, no announcement, no topic to join.
+            job.alone = true;
+            job.topic = Topic::Jobs;
+            self.insert_job(job);
+            return;
+        }
         let added = self.recruit_into(&mut job, now);
         job.apply(&added);
         // Every other node of the mesh (as far as this node can tell, beyond its view) is a
@@ -824,7 +831,7 @@ impl Node {
 
     /// Publishes the announcement of a job this node submitted, naming its members.
     fn announce(&mut self, id: JobId) {
-        let Some(job) = self.jobs.get(&id) else {
+        let Some(job) = self.jobs.get(&id).filter(|j| !j.alone) else {
             return;
         };
         let me = crate::wire::Member {

@@ -12,6 +12,10 @@ use crate::wire::{Batch, Envelope, Message};
 impl Node {
     /// Adds an entry to `job`'s pending batch; `bytes` estimates its encoded size.
     pub(super) fn queue_entry(&mut self, job: JobId, bytes: usize, f: impl FnOnce(&mut Batch)) {
+        if self.jobs.get(&job).is_some_and(|j| j.alone) {
+            // Nobody else runs or waits for a job its submitter runs alone.
+            return;
+        }
         let batch = match self.pending.iter().position(|b| b.job == job) {
             Some(i) => &mut self.pending[i],
             None => {

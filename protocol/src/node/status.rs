@@ -195,6 +195,7 @@ impl Node {
             reused: 0,
             bytes_moved: 0,
             at_data: 0,
+            alone: false,
         }
     }
 
@@ -289,6 +290,7 @@ impl Node {
             reused: job.reused,
             bytes_moved: job.bytes_moved,
             at_data: job.at_data,
+            alone: job.alone,
         }
     }
 }

@@ -142,7 +142,7 @@ impl Node {
             .iter()
             .filter(|id| {
                 let job = &self.jobs[*id];
-                job.coordinator == ME && job.failed.is_none() && !job.is_complete()
+                job.coordinator == ME && !job.alone && job.failed.is_none() && !job.is_complete()
             })
             .copied()
             .collect();
@@ -265,6 +265,9 @@ impl Node {
 
     /// Tells job `id`'s members that this node is there, and which of its tasks it runs.
     pub(super) fn pulse_job(&mut self, id: JobId) {
+        if self.jobs.get(&id).is_some_and(|j| j.alone) {
+            return;
+        }
         let mut running: Vec<u32> = self
             .running
             .keys()

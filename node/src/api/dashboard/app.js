@@ -1128,6 +1128,14 @@
         title: 'tasks whose result a member kept from an earlier job with the same operator and input',
       });
     }
+    if (job.alone === true) {
+      figs.push({
+        k: 'Path',
+        v: 'alone on its submitter',
+        sub: 'no other member, nothing on the wire',
+        title: 'a small job whose every task started at once on its submitter\'s idle slots runs there by itself (the real-time path); jobs with replicas, spot checks, copies or a dataset never do',
+      });
+    }
     if (has(job, 'at_data') && (job.at_data > 0 || job.bytes_moved > 0)) {
       figs.push({
         k: 'At the data',
