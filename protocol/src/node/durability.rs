@@ -95,55 +95,60 @@ impl Node {
     /// Copies the pieces of durable jobs that fewer than `copies` live members hold, where the
     /// ring picks this node for them.
     pub(super) fn plan_keeps(&mut self, now: Millis) {
-        let me = self.id();
         for id in self.order.clone() {
-            let Some(j) = self.jobs.get(&id) else {
+            self.plan_keeps_of(id, now);
+        }
+    }
+
+    /// [`Node::plan_keeps`] for job `id` only.
+    fn plan_keeps_of(&mut self, id: JobId, now: Millis) {
+        let me = self.id();
+        let Some(j) = self.jobs.get(&id) else {
+            return;
+        };
+        if j.holders.is_empty() || j.failed.is_some() || j.is_complete() {
+            return;
+        }
+        let ring = self.keeper_ring(j, now);
+        // K copies besides the submitter's own (as many as the other members allow): the
+        // submitter is the one most likely to leave, and a copy lost with another member
+        // while it leaves must not be the last one.
+        let submitter = self.view.id(j.submitter);
+        let others = ring.iter().filter(|n| **n != submitter).count();
+        let want = usize::from(j.spec.keep.copies).min(others.max(1));
+        let mut plan = Vec::new();
+        for (piece, holders) in j.holders.iter().enumerate() {
+            if j.keeping.len() + plan.len() >= KEEPING_MAX {
+                break;
+            }
+            let piece = piece as u32;
+            if j.keeping.contains(&piece) || holders.contains(&ME) {
                 continue;
-            };
-            if j.holders.is_empty() || j.failed.is_some() || j.is_complete() {
+            }
+            let live: Vec<NodeId> = holders
+                .iter()
+                .filter(|&&ix| j.members.is_live(ix) && !self.view.gone(ix, now))
+                .map(|&ix| self.view.id(ix))
+                .collect();
+            let others = live.iter().filter(|n| **n != submitter).count();
+            if live.is_empty() || others >= want {
                 continue;
             }
-            let ring = self.keeper_ring(j, now);
-            // K copies besides the submitter's own (as many as the other members allow): the
-            // submitter is the one most likely to leave, and a copy lost with another member
-            // while it leaves must not be the last one.
-            let submitter = self.view.id(j.submitter);
-            let others = ring.iter().filter(|n| **n != submitter).count();
-            let want = usize::from(j.spec.keep.copies).min(others.max(1));
-            let mut plan = Vec::new();
-            for (piece, holders) in j.holders.iter().enumerate() {
-                if j.keeping.len() + plan.len() >= KEEPING_MAX {
-                    break;
-                }
-                let piece = piece as u32;
-                if j.keeping.contains(&piece) || holders.contains(&ME) {
-                    continue;
-                }
-                let live: Vec<NodeId> = holders
-                    .iter()
-                    .filter(|&&ix| j.members.is_live(ix) && !self.view.gone(ix, now))
-                    .map(|&ix| self.view.id(ix))
-                    .collect();
-                let others = live.iter().filter(|n| **n != submitter).count();
-                if live.is_empty() || others >= want {
-                    continue;
-                }
-                let skip = |n: &NodeId| live.contains(n) || *n == submitter;
-                if durable::ring_pick(&id, piece, &ring, skip, want - others).any(|n| *n == me) {
-                    plan.push((piece, live));
-                }
+            let skip = |n: &NodeId| live.contains(n) || *n == submitter;
+            if durable::ring_pick(&id, piece, &ring, skip, want - others).any(|n| *n == me) {
+                plan.push((piece, live));
             }
-            let spec = j.spec.clone();
-            let j = self.jobs.get_mut(&id).expect("just read");
-            for (piece, holders) in plan {
-                j.keeping.insert(piece);
-                self.effects.push_back(Effect::Keep {
-                    job: id,
-                    piece,
-                    spec: spec.clone(),
-                    holders,
-                });
-            }
+        }
+        let spec = j.spec.clone();
+        let j = self.jobs.get_mut(&id).expect("just read");
+        for (piece, holders) in plan {
+            j.keeping.insert(piece);
+            self.effects.push_back(Effect::Keep {
+                job: id,
+                piece,
+                spec: spec.clone(),
+                holders,
+            });
         }
     }
 
@@ -152,8 +157,15 @@ impl Node {
     pub fn piece_kept(&mut self, now: Millis, job: JobId, piece: u32, ok: bool) {
         if let Some(j) = self.jobs.get_mut(&job) {
             j.keeping.remove(&piece);
+            let low = j.keeping.len() <= KEEPING_MAX / 2;
             if ok {
                 self.now_holds(job, piece);
+            }
+            if ok && low {
+                // Copying goes on at once rather than at the next sweep (64 pieces every
+                // 500 ms held a detached submission of thousands of small pieces for seconds);
+                // planning in halves keeps the pass over the pieces off every copy.
+                self.plan_keeps_of(job, now);
             }
         }
         self.after_step(now);
