@@ -174,9 +174,11 @@ impl Bench {
         (p50s, p99s)
     }
 
-    /// 2. One-task jobs, submit to result, through the client API, on 3 nodes: submitted to a
-    /// node with idle slots (it runs them itself, off the wire), and to a node that runs no
-    /// tasks (`--slots 0`: another member runs each, two gossip hops, the remote path).
+    /// 2. One-task jobs, submit to result, through the client API, on 3 nodes.
+    ///
+    /// Each is submitted to a node with idle slots (it runs them itself, off the wire), and to
+    /// a node that runs no tasks (`--slots 0`: another member runs each, two gossip hops, the
+    /// remote path).
     pub(crate) async fn latency(&self) -> Vec<Row> {
         let jobs = self.sizes.latency_jobs;
         let mesh = Mesh::start(&[SLOTS; 3]).await;
