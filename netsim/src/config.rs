@@ -147,6 +147,13 @@ pub struct SimConfig {
     /// Dataset mode (see [`crate::datasets`]): jobs read shared datasets whose parts other
     /// nodes hold, and their map tasks go to the parts' holders first.
     pub datasets: bool,
+    /// Whether jobs look up earlier results before computing (`shoal submit --no-reuse` turns
+    /// it off). A job that does stays off the real-time path.
+    pub reuse: bool,
+    /// Whether small jobs may run on their submitter alone (the protocol's
+    /// [`shoal_protocol::Config::local_path`]); off, every job takes the mesh path, which is
+    /// how a run measures the messages that path saves.
+    pub local_path: bool,
 }
 
 impl Default for SimConfig {
@@ -170,6 +177,8 @@ impl Default for SimConfig {
             scheduling: false,
             copies: 1,
             datasets: false,
+            reuse: true,
+            local_path: true,
         }
     }
 }

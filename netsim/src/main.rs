@@ -85,6 +85,14 @@ struct Args {
     /// for a lost part only when every holder of that part went down or was cut off.
     #[arg(long)]
     datasets: bool,
+    /// Jobs do not look up earlier results (`shoal submit --no-reuse`): a job of few enough
+    /// tasks then runs on its submitter alone, off the wire (the real-time path).
+    #[arg(long)]
+    no_reuse: bool,
+    /// Every job takes the mesh path, however small: with --no-reuse, shows the messages the
+    /// real-time path saves.
+    #[arg(long)]
+    no_local_path: bool,
     /// Run every seed twice and fail if the traces differ.
     #[arg(long)]
     check_determinism: bool,
@@ -117,12 +125,14 @@ impl Args {
             scheduling: self.scheduling,
             copies: self.copies,
             datasets: self.datasets,
+            reuse: !self.no_reuse,
+            local_path: !self.no_local_path,
         }
     }
 
     fn replay(&self, seed: u64) -> String {
         format!(
-            "cargo run --release -p shoal-netsim -- --nodes {} --tasks {} --jobs {} --fanin {} --seed {seed} --faults {} --task-ms {} --join-ms {} --settle-ms {} --safety-ms {} --liveness-ms {} --restricted-pct {} --replicas {} --verify-fraction {} --byzantine-pct {} --copies {}{}{}",
+            "cargo run --release -p shoal-netsim -- --nodes {} --tasks {} --jobs {} --fanin {} --seed {seed} --faults {} --task-ms {} --join-ms {} --settle-ms {} --safety-ms {} --liveness-ms {} --restricted-pct {} --replicas {} --verify-fraction {} --byzantine-pct {} --copies {}{}{}{}{}",
             self.nodes,
             self.tasks,
             self.jobs,
@@ -139,7 +149,13 @@ impl Args {
             self.byzantine_pct,
             self.copies,
             if self.scheduling { " --scheduling" } else { "" },
-            if self.datasets { " --datasets" } else { "" }
+            if self.datasets { " --datasets" } else { "" },
+            if self.no_reuse { " --no-reuse" } else { "" },
+            if self.no_local_path {
+                " --no-local-path"
+            } else {
+                ""
+            }
         )
     }
 }

@@ -316,7 +316,7 @@ impl World {
                 keep: shoal_protocol::durable::Durability {
                     copies: self.cfg.copies.max(1),
                 },
-                reuse: true,
+                reuse: self.cfg.reuse,
             };
             let deps = if self.cfg.scheduling {
                 scheduling::job_deps(&mut self.rng, job)
@@ -593,7 +593,11 @@ impl World {
         };
         // A restart is a new incarnation: its sequence numbers must not repeat the last one's.
         let seed = (i as u64) << 8 | u64::from(h.incarnation(i) + 1);
-        let mut proto = Node::new(node.id, cap, Config::default(), seed);
+        let config = Config {
+            local_path: self.cfg.local_path,
+            ..Config::default()
+        };
+        let mut proto = Node::new(node.id, cap, config, seed);
         if node.restricted {
             proto.set_submitters(Some(Default::default()));
         }

@@ -111,6 +111,10 @@ pub struct Config {
     pub batch_bytes_max: usize,
     /// How long a job's message that nobody heard is kept for a subscriber to come.
     pub unheard_ttl_ms: Millis,
+    /// Whether a small job its submitter can start at once runs there alone, off the wire
+    /// (the real-time path, [`crate::local`]). On in every node; the simulator turns it off to
+    /// count the messages it saves.
+    pub local_path: bool,
 }
 
 impl Default for Config {
@@ -140,6 +144,7 @@ impl Default for Config {
             prefetch_max: 1024,
             batch_bytes_max: 256 * 1024,
             unheard_ttl_ms: 2_000,
+            local_path: true,
         }
     }
 }
@@ -595,7 +600,9 @@ impl Node {
         let weight = self.slots_for(&spec.sched.needs);
         let mut job = JobState::new(Arc::new(spec), id, ME, epoch, now, &me, weight);
         job.steal_delay_ms = self.cfg.steal_delay_ms;
-        if crate::local::runs_alone(&job.spec, job.tree.maps(), weight, self.free_slots()) {
+        if self.cfg.local_path
+            && crate::local::runs_alone(&job.spec, job.tree.maps(), weight, self.free_slots())
+        {
             // The real-time path: no members, no announcement, no topic to join.
             job.alone = true;
             job.topic = Topic::Jobs;
