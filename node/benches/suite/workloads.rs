@@ -134,14 +134,16 @@ impl Bench {
             workload: format!("1. tiny tasks: {n} × sumsq of 1 number, 2 nodes"),
             unit: "tasks/s",
             higher_is_better: true,
-            met: shoal.median() >= 20_000.0,
+            // The real-time issue's (#19) target: Ray's published cluster-wide rate is
+            // 1.8 million a second on many machines.
+            met: shoal.median() >= 2_000_000.0,
             shoal,
             peers: vec![
                 self.peer("multiprocessing", "tiny", &arg),
                 self.peer("ray", "tiny", &arg),
                 self.peer("dask", "tiny", &arg),
             ],
-            target: "≥ 20,000 tasks/s".into(),
+            target: "≥ 2,000,000 tasks/s".into(),
         }
     }
 
