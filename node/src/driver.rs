@@ -11,7 +11,7 @@ use crate::gossip_score::{self, InvalidCounts};
 use crate::handle::{Command, Handle, JobError, JobOutcome, MeshView, NodeSnapshot};
 use crate::net::{Behaviour, BehaviourEvent};
 use crate::peers::{PeerBook, node_id};
-use crate::serve::{BlobServer, Verdict};
+use crate::serve::{Access, BlobServer, Verdict};
 use crate::store::BlobStore;
 use crate::suspects::SuspectFile;
 use futures::StreamExt;
@@ -846,15 +846,21 @@ impl Driver {
     /// Answers a blob request, if the peer may have the blob (see `crate::serve`).
     fn serve(&mut self, peer: PeerId, hash: BlobHash, channel: ResponseChannel<BlobResponse>) {
         let from = node_id(&peer);
+        let store = self.handle.store();
+        let jobs = store.jobs_of(&hash);
         // A kept output is for any peer of the mesh (`shoal result` on any node); anything
         // else only for the members of a job it belongs to.
-        let allowed = self.handle.results().job_of(&hash).is_some()
-            || self
-                .handle
-                .store()
-                .jobs_of(&hash)
-                .iter()
-                .any(|job| self.node.may_receive(job, &from));
+        let access = if self.handle.results().job_of(&hash).is_some()
+            || jobs.iter().any(|job| self.node.may_receive(job, &from))
+        {
+            Access::Allowed
+        } else if !store.contains(&hash)
+            || (!jobs.is_empty() && !jobs.iter().any(|job| self.node.tracks(job)))
+        {
+            Access::Unknown
+        } else {
+            Access::Denied
+        };
         let now = Instant::now();
         let refuse = |swarm: &mut Swarm<Behaviour>, channel| {
             let _ = swarm
@@ -862,7 +868,7 @@ impl Driver {
                 .blobs
                 .send_response(channel, BlobResponse::Missing);
         };
-        match self.server.request(peer, allowed, now) {
+        match self.server.request(peer, access, now) {
             Verdict::Serve => {
                 // Reading a file-backed chunk touches the disk: do it off the driver.
                 let handle = self.handle.clone();

@@ -3,7 +3,9 @@
 //!
 //! A blob goes only to a peer that may receive the data of a job that uses it (the job's
 //! submitter or an announced member, `Node::may_receive`). Anything else is answered "missing"
-//! and counted; a peer refused too often in a minute is disconnected and kept out for a while.
+//! and, where this node can judge the request, counted; a peer refused too often in a minute is
+//! disconnected and kept out for a while. A request this node cannot judge (see
+//! [`Access::Unknown`]) is answered "missing" without being held against the peer.
 //! A peer with [`IN_FLIGHT_PER_PEER`] requests being served gets no more until one ends.
 
 use libp2p::PeerId;
@@ -19,6 +21,20 @@ pub const REFUSAL_WINDOW: Duration = Duration::from_secs(60);
 pub const BAN: Duration = Duration::from_secs(300);
 /// Peers tracked for in-flight requests and refusals (more than the connections allowed).
 const PEERS_TRACKED: usize = 2048;
+
+/// Whether a peer may receive a blob, as far as this node can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A kept output, or the data of a job the peer may receive.
+    Allowed,
+    /// Held here for jobs this node tracks (or for none, as a shared part not granted yet),
+    /// and the peer may receive none of them.
+    Denied,
+    /// Not held here, or held only for jobs this node has not heard of (yet): a node that
+    /// just restarted is asked by the members of a running job for what its old process held,
+    /// and must not ban them for it. Answering "missing" reads nothing and reveals nothing.
+    Unknown,
+}
 
 /// What to do with one blob request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,9 +78,13 @@ impl Default for BlobServer {
 }
 
 impl BlobServer {
-    /// Decides a request of `peer`; `allowed` says whether it may receive the blob.
-    pub fn request(&mut self, peer: PeerId, allowed: bool, now: Instant) -> Verdict {
-        if !allowed {
+    /// Decides a request of `peer` for a blob it has `access` to.
+    pub fn request(&mut self, peer: PeerId, access: Access, now: Instant) -> Verdict {
+        if access == Access::Unknown {
+            self.stats.refused += 1;
+            return Verdict::Refuse;
+        }
+        if access == Access::Denied {
             self.stats.refused += 1;
             let (since, count) = self.refusals.get_or_insert_with(peer, || (now, 0));
             if now.duration_since(*since) > REFUSAL_WINDOW {
@@ -110,16 +130,36 @@ mod tests {
         let peer = PeerId::random();
         let now = Instant::now();
         for _ in 0..REFUSALS_MAX {
-            assert_eq!(server.request(peer, false, now), Verdict::Refuse);
+            assert_eq!(server.request(peer, Access::Denied, now), Verdict::Refuse);
         }
-        assert_eq!(server.request(peer, false, now), Verdict::Ban);
+        assert_eq!(server.request(peer, Access::Denied, now), Verdict::Ban);
         assert_eq!(server.stats.refused, u64::from(REFUSALS_MAX) + 1);
         // Refusals spread over more than the window are forgiven.
         let other = PeerId::random();
         for i in 0..3 * REFUSALS_MAX {
             let later = now + (REFUSAL_WINDOW + Duration::from_secs(1)) * (i / REFUSALS_MAX);
-            assert_eq!(server.request(other, false, later), Verdict::Refuse);
+            assert_eq!(
+                server.request(other, Access::Denied, later),
+                Verdict::Refuse
+            );
         }
+    }
+
+    #[test]
+    fn requests_this_node_cannot_judge_are_refused_but_never_banned() {
+        let mut server = BlobServer::default();
+        let peer = PeerId::random();
+        let now = Instant::now();
+        for _ in 0..4 * REFUSALS_MAX {
+            assert_eq!(server.request(peer, Access::Unknown, now), Verdict::Refuse);
+        }
+        assert_eq!(server.stats.refused, 4 * u64::from(REFUSALS_MAX));
+        assert_eq!(server.stats.banned, 0);
+        // Nor do they bring a ban nearer.
+        for _ in 0..REFUSALS_MAX {
+            assert_eq!(server.request(peer, Access::Denied, now), Verdict::Refuse);
+        }
+        assert_eq!(server.request(peer, Access::Denied, now), Verdict::Ban);
     }
 
     #[test]
@@ -128,13 +168,16 @@ mod tests {
         let peer = PeerId::random();
         let now = Instant::now();
         for _ in 0..IN_FLIGHT_PER_PEER {
-            assert_eq!(server.request(peer, true, now), Verdict::Serve);
+            assert_eq!(server.request(peer, Access::Allowed, now), Verdict::Serve);
         }
-        assert_eq!(server.request(peer, true, now), Verdict::Busy);
+        assert_eq!(server.request(peer, Access::Allowed, now), Verdict::Busy);
         server.finished(peer);
-        assert_eq!(server.request(peer, true, now), Verdict::Serve);
+        assert_eq!(server.request(peer, Access::Allowed, now), Verdict::Serve);
         // Other peers are not held up.
-        assert_eq!(server.request(PeerId::random(), true, now), Verdict::Serve);
+        assert_eq!(
+            server.request(PeerId::random(), Access::Allowed, now),
+            Verdict::Serve
+        );
     }
 
     #[test]
@@ -142,8 +185,8 @@ mod tests {
         let mut server = BlobServer::default();
         let now = Instant::now();
         for _ in 0..PEERS_TRACKED + 100 {
-            server.request(PeerId::random(), false, now);
-            server.request(PeerId::random(), true, now);
+            server.request(PeerId::random(), Access::Denied, now);
+            server.request(PeerId::random(), Access::Allowed, now);
         }
         assert!(server.refusals.len() <= PEERS_TRACKED);
         assert!(server.in_flight.len() <= PEERS_TRACKED);

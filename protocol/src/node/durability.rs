@@ -377,12 +377,15 @@ impl Node {
         if !Self::durable(j) {
             return false;
         }
+        // K keepers picked from the ring alone, not skipping the coordinator: members that
+        // disagree about who coordinates (one saw a submitter that restarted at once go
+        // silent, another did not) still pick the same keepers, where skipping each one's
+        // own idea of the coordinator could leave the real one waiting for a keeper nobody
+        // is. The cost: a coordinator the ring did not pick makes K + 1 copies.
         let me = self.id();
-        let coordinator = self.view.id(j.coordinator);
         let ring = self.keeper_ring(j, now);
-        let want = usize::from(j.spec.keep.copies) - 1;
-        durable::ring_pick(&j.id, OUTPUT_PIECE, &ring, |n| *n == coordinator, want)
-            .any(|n| *n == me)
+        let want = usize::from(j.spec.keep.copies);
+        durable::ring_pick(&j.id, OUTPUT_PIECE, &ring, |_| false, want).any(|n| *n == me)
     }
 
     /// A coordinator that holds the output ends the job once enough live members keep it too.

@@ -48,6 +48,11 @@ impl Node {
         ix == j.submitter || ix == j.coordinator || j.members.get(ix).is_some_and(|m| m.announced)
     }
 
+    /// Whether this node tracks job `id` (runs it, coordinates it or takes part in it).
+    pub fn tracks(&self, id: &JobId) -> bool {
+        self.jobs.contains_key(id)
+    }
+
     /// The root result of a tracked job, if this node knows it is done: where to get it.
     pub fn root_result(&self, id: &JobId) -> Option<(ResultRef, NodeId)> {
         let job = self.jobs.get(id)?;
