@@ -471,7 +471,11 @@ impl Driver {
     fn on_command(&mut self, command: Command) {
         let now = self.now();
         match command {
-            Command::Submit { spec, reply } => {
+            Command::Submit {
+                spec,
+                reply,
+                waiter,
+            } => {
                 let epoch = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as u64);
@@ -481,6 +485,9 @@ impl Driver {
                     // A resubmission computes afresh.
                     self.results.remove(id);
                     self.submitted.insert(*id, (Instant::now(), op));
+                    if let Some(waiter) = waiter {
+                        self.waiters.entry(*id).or_default().push(waiter);
+                    }
                 }
                 let _ = reply.send(result);
             }

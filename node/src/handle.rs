@@ -91,6 +91,10 @@ pub(crate) enum Command {
     Submit {
         spec: JobSpec,
         reply: oneshot::Sender<Result<JobId, SubmitError>>,
+        /// Told the outcome once the job ends: registered with the submission, in the same
+        /// turn of the driver, so that a job that ends at once (one its submitter runs alone)
+        /// cannot end before its waiter is there.
+        waiter: Option<oneshot::Sender<JobOutcome>>,
     },
     Status {
         job: JobId,
@@ -313,8 +317,22 @@ impl Handle {
             .await
     }
 
-    /// Builds the spec (chunking file inputs, on the blocking pool) and submits it.
-    pub async fn submit(&self, request: JobRequest) -> Result<(JobId, Prepared), SubmitFailure> {
+    /// Builds the spec (chunking file inputs, on the blocking pool) and submits it; with
+    /// `wait`, also returns where the job's outcome will come once it ends. That waiter is
+    /// registered with the submission: waiting with [`Handle::wait`] after submitting could
+    /// miss a job that ended in between (one its submitter ran alone, at once) and whose
+    /// outcome the node no longer remembers (it keeps the last few).
+    pub async fn submit_with(
+        &self,
+        request: JobRequest,
+        wait: bool,
+    ) -> Result<(JobId, Prepared, Option<oneshot::Receiver<JobOutcome>>), SubmitFailure> {
+        let (waiter, outcome) = if wait {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         let store = self.store.clone();
         let cache = self.cache.clone();
         let dataset = match request.dataset() {
@@ -337,9 +355,10 @@ impl Handle {
             .ask(|reply| Command::Submit {
                 spec: prepared.spec.clone(),
                 reply,
+                waiter,
             })
             .await??;
-        Ok((id, prepared))
+        Ok((id, prepared, outcome))
     }
 
     /// A job's state and the number of live peers; `None` for a job this node does not know.

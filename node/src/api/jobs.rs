@@ -3,7 +3,7 @@
 
 use super::{ApiError, ApiState, job_id};
 use crate::cli::rows::JobRow;
-use crate::handle::{Handle, JobError, SubmitFailure};
+use crate::handle::{Handle, JobError, NodeGone, SubmitFailure};
 use crate::job_request::JobRequest;
 use axum::Json;
 use axum::body::Body;
@@ -95,20 +95,24 @@ pub async fn submit(
     let Json(request) = body
         .map_err(|e| ApiError::BadRequest(format!("malformed job request: {}", e.body_text())))?;
     let started = Instant::now();
-    let (job, prepared) = api.handle.submit(request).await.map_err(|e| match e {
-        SubmitFailure::Refused(SubmitError::QueueFull(_)) | SubmitFailure::Gone(_) => {
-            ApiError::Unavailable(e.to_string())
-        }
-        SubmitFailure::Prepare(_) | SubmitFailure::Refused(_) => {
-            ApiError::BadRequest(e.to_string())
-        }
-    })?;
+    let (job, prepared, outcome) = api
+        .handle
+        .submit_with(request, options.wait)
+        .await
+        .map_err(|e| match e {
+            SubmitFailure::Refused(SubmitError::QueueFull(_)) | SubmitFailure::Gone(_) => {
+                ApiError::Unavailable(e.to_string())
+            }
+            SubmitFailure::Prepare(_) | SubmitFailure::Refused(_) => {
+                ApiError::BadRequest(e.to_string())
+            }
+        })?;
     api.submitted
         .lock()
         .expect("submissions lock")
         .insert(job, started);
-    if options.wait {
-        let outcome = api.handle.wait(job).await;
+    if let Some(outcome) = outcome {
+        let outcome = outcome.await.unwrap_or(Err(JobError::Gone(NodeGone)));
         let row = row(&api.handle, job)
             .await?
             .unwrap_or_else(|| JobRow::ended(job));
