@@ -153,11 +153,13 @@ async fn a_file_the_node_cannot_read_is_an_error_naming_it_and_nothing_is_submit
         .status()
         .unwrap();
     assert!(chown.success());
-    let mut cmd = Command::new("runuser");
+    // setpriv runs the node in its own process (runuser forks it and waits: killing runuser at
+    // the end of the test left the node running as nobody).
+    let mut cmd = Command::new("setpriv");
     cmd.args([
-        "-u",
-        "nobody",
-        "--",
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
         SHOAL,
         "node",
         "--no-mdns",
