@@ -341,3 +341,42 @@ async fn a_job_s_page_shows_its_tasks_tree_and_grid() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_a_job_whose_outcome_the_node_forgot_fails_at_once_instead_of_hanging() {
+    let mesh = Mesh::start(&[2]).await;
+    let client = mesh.nodes[0].client();
+    let sumsq = |i: u64| {
+        shoal_node::job_request::JobRequest::parse(
+            "sumsq",
+            &[(i * 10).to_string(), (i * 10 + 9).to_string()],
+            4,
+            None,
+            Some(1),
+        )
+        .unwrap()
+    };
+    let first = client.run(sumsq(0)).await.unwrap().job.id;
+    // The node keeps the last 64 outcomes: 80 jobs that end after it push the first one's out.
+    for i in 1..=80 {
+        client.run(sumsq(i)).await.unwrap();
+    }
+    let base = format!("http://{}", mesh.nodes[0].api);
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let events = tokio::time::timeout(
+        Duration::from_secs(30),
+        http.get(format!("{base}/api/v1/jobs/{first}/events"))
+            .bearer_auth(token_of(&mesh.nodes[0]))
+            .send()
+            .await
+            .unwrap()
+            .text(),
+    )
+    .await
+    .expect("the event stream ends instead of waiting forever")
+    .unwrap();
+    assert!(
+        events.contains("event: failed") && events.contains("no longer holds its outcome"),
+        "{events}"
+    );
+}

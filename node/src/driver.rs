@@ -498,8 +498,16 @@ impl Driver {
             Command::Wait { job, reply } => {
                 if let Some(outcome) = self.results.get(&job) {
                     let _ = reply.send(outcome.clone());
-                } else if self.node.job_status(&job).is_some() {
+                } else if self.node.tracks(&job)
+                    || self.node.job_status(&job).is_some_and(|v| {
+                        matches!(v.status, shoal_protocol::JobStatus::Queued { .. })
+                    })
+                {
                     self.waiters.entry(job).or_default().push(reply);
+                } else if self.node.job_status(&job).is_some() {
+                    // Ended, its outcome pushed out of `results` since: no waiter would ever
+                    // be told.
+                    let _ = reply.send(Err(JobError::Forgotten(job)));
                 } else {
                     let _ = reply.send(Err(JobError::Unknown(job)));
                 }

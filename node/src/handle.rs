@@ -50,6 +50,12 @@ pub enum JobError {
     /// This node neither runs nor remembers the job: ask the node that submitted it.
     #[error("job {0} is not known to this node")]
     Unknown(JobId),
+    /// The job ended here, but its outcome is no longer held (the node keeps the last few):
+    /// waiting would be forever.
+    #[error(
+        "job {0} ended, but this node no longer holds its outcome (it keeps the last 64); submit it again"
+    )]
+    Forgotten(JobId),
     /// The node has shut down.
     #[error(transparent)]
     Gone(#[from] NodeGone),
