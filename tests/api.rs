@@ -343,7 +343,7 @@ async fn a_job_s_page_shows_its_tasks_tree_and_grid() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn following_a_job_whose_outcome_the_node_forgot_fails_at_once_instead_of_hanging() {
+async fn a_job_whose_outcome_the_node_forgot_fails_at_once_instead_of_hanging_or_running() {
     let mesh = Mesh::start(&[2]).await;
     let client = mesh.nodes[0].client();
     let sumsq = |i: u64| {
@@ -379,4 +379,14 @@ async fn following_a_job_whose_outcome_the_node_forgot_fails_at_once_instead_of_
         events.contains("event: failed") && events.contains("no longer holds its outcome"),
         "{events}"
     );
+    // Its result is gone too, and the answer says so rather than "still running".
+    let result = http
+        .get(format!("{base}/api/v1/jobs/{first}/result"))
+        .bearer_auth(token_of(&mesh.nodes[0]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(result.status(), reqwest::StatusCode::GONE);
+    let body = result.text().await.unwrap();
+    assert!(body.contains("no longer holds its outcome"), "{body}");
 }

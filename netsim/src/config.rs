@@ -154,6 +154,10 @@ pub struct SimConfig {
     /// [`shoal_protocol::Config::local_path`]); off, every job takes the mesh path, which is
     /// how a run measures the messages that path saves.
     pub local_path: bool,
+    /// Whether a reduce of a dataset job goes first to the member that holds most of its
+    /// inputs (the protocol's [`shoal_protocol::Config::reduce_near_inputs`]); off, the rank
+    /// alone decides, which is how a run measures the partial results that rule keeps home.
+    pub reduce_near_inputs: bool,
 }
 
 impl Default for SimConfig {
@@ -179,6 +183,7 @@ impl Default for SimConfig {
             datasets: false,
             reuse: true,
             local_path: true,
+            reduce_near_inputs: true,
         }
     }
 }

@@ -93,6 +93,10 @@ struct Args {
     /// real-time path saves.
     #[arg(long)]
     no_local_path: bool,
+    /// Reduces of dataset jobs go by rank alone, not first to the member holding most of
+    /// their inputs: with --datasets, shows the partial results that rule keeps home.
+    #[arg(long)]
+    no_reduce_near_inputs: bool,
     /// Run every seed twice and fail if the traces differ.
     #[arg(long)]
     check_determinism: bool,
@@ -127,12 +131,13 @@ impl Args {
             datasets: self.datasets,
             reuse: !self.no_reuse,
             local_path: !self.no_local_path,
+            reduce_near_inputs: !self.no_reduce_near_inputs,
         }
     }
 
     fn replay(&self, seed: u64) -> String {
         format!(
-            "cargo run --release -p shoal-netsim -- --nodes {} --tasks {} --jobs {} --fanin {} --seed {seed} --faults {} --task-ms {} --join-ms {} --settle-ms {} --safety-ms {} --liveness-ms {} --restricted-pct {} --replicas {} --verify-fraction {} --byzantine-pct {} --copies {}{}{}{}{}",
+            "cargo run --release -p shoal-netsim -- --nodes {} --tasks {} --jobs {} --fanin {} --seed {seed} --faults {} --task-ms {} --join-ms {} --settle-ms {} --safety-ms {} --liveness-ms {} --restricted-pct {} --replicas {} --verify-fraction {} --byzantine-pct {} --copies {}{}{}{}{}{}",
             self.nodes,
             self.tasks,
             self.jobs,
@@ -153,6 +158,11 @@ impl Args {
             if self.no_reuse { " --no-reuse" } else { "" },
             if self.no_local_path {
                 " --no-local-path"
+            } else {
+                ""
+            },
+            if self.no_reduce_near_inputs {
+                " --no-reduce-near-inputs"
             } else {
                 ""
             }

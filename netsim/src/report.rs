@@ -44,6 +44,10 @@ pub struct Report {
     /// Jobs whose result a liar corrupted: with one replica, lies reach the output (with two
     /// or more that would be a violation).
     pub corrupted_jobs: usize,
+    /// Reduce inputs held as blobs (too large to travel in a message): read on the node that
+    /// computed them, and fetched from another node.
+    pub reduce_inputs_local: u64,
+    pub reduce_inputs_fetched: u64,
     pub messages_per_task: f64,
     pub bytes_per_task: f64,
     pub messages_per_node: f64,

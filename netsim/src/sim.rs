@@ -132,6 +132,9 @@ struct World {
     forged_id: u64,
     /// Jobs whose result a liar corrupted (expected with one replica).
     corrupted: usize,
+    /// Reduce inputs held as blobs, read where they were (`.0`) and fetched from another
+    /// node (`.1`).
+    reduce_inputs: (u64, u64),
     /// The jobs as pipeline stages (scheduling mode): a job is submitted once the jobs it
     /// depends on are complete.
     plan: Option<Plan>,
@@ -222,6 +225,7 @@ impl Sim {
                 replays: ReplayPool::default(),
                 forged_id: u64::MAX,
                 corrupted: 0,
+                reduce_inputs: (0, 0),
                 plan: None,
             },
         };
@@ -551,7 +555,16 @@ impl World {
                 let mut parts = Vec::with_capacity(children.len());
                 for c in children {
                     match self.fetch(h, i, &c.result, &c.holder) {
-                        Some(b) => parts.push(b),
+                        Some(b) => {
+                            if let ResultRef::Blob { .. } = c.result {
+                                if h.index_of(&c.holder) == Some(i) {
+                                    self.reduce_inputs.0 += 1;
+                                } else {
+                                    self.reduce_inputs.1 += 1;
+                                }
+                            }
+                            parts.push(b)
+                        }
                         None => {
                             return TaskOutcome::InputLost {
                                 child: c.task,
@@ -595,6 +608,7 @@ impl World {
         let seed = (i as u64) << 8 | u64::from(h.incarnation(i) + 1);
         let config = Config {
             local_path: self.cfg.local_path,
+            reduce_near_inputs: self.cfg.reduce_near_inputs,
             ..Config::default()
         };
         let mut proto = Node::new(node.id, cap, config, seed);
@@ -964,6 +978,8 @@ impl World {
             slots_total,
             mean_task_ms: self.cfg.task_ms,
             corrupted_jobs: self.corrupted,
+            reduce_inputs_local: self.reduce_inputs.0,
+            reduce_inputs_fetched: self.reduce_inputs.1,
             ..Report::default()
         }
         .with_derived()

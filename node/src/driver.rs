@@ -452,6 +452,28 @@ impl Driver {
         }
     }
 
+    /// How job `job` ended, for someone waiting on it: its outcome while this node still holds
+    /// it; `None` while it runs or waits in the queue (a waiter will be told); `Forgotten` if it
+    /// ended and its outcome was pushed out of the last [`RESULT_MEMORY`] since (no waiter
+    /// would ever be told); `Unknown` if this node never heard of it.
+    fn ended(&self, job: &JobId) -> Option<JobOutcome> {
+        if let Some(outcome) = self.results.get(job) {
+            return Some(outcome.clone());
+        }
+        let status = self.node.job_status(job);
+        if self.node.tracks(job)
+            || status
+                .as_ref()
+                .is_some_and(|v| matches!(v.status, shoal_protocol::JobStatus::Queued { .. }))
+        {
+            None
+        } else if status.is_some() {
+            Some(Err(JobError::Forgotten(*job)))
+        } else {
+            Some(Err(JobError::Unknown(*job)))
+        }
+    }
+
     fn finish(&mut self, job: JobId, outcome: JobOutcome) {
         if outcome.is_ok()
             && let Some((at, op)) = self.submitted.remove(&job)
@@ -495,25 +517,18 @@ impl Driver {
                 let live = self.node.peers(now).len();
                 let _ = reply.send(self.node.job_status(&job).map(|v| (v, live)));
             }
-            Command::Wait { job, reply } => {
-                if let Some(outcome) = self.results.get(&job) {
-                    let _ = reply.send(outcome.clone());
-                } else if self.node.tracks(&job)
-                    || self.node.job_status(&job).is_some_and(|v| {
-                        matches!(v.status, shoal_protocol::JobStatus::Queued { .. })
-                    })
-                {
-                    self.waiters.entry(job).or_default().push(reply);
-                } else if self.node.job_status(&job).is_some() {
-                    // Ended, its outcome pushed out of `results` since: no waiter would ever
-                    // be told.
-                    let _ = reply.send(Err(JobError::Forgotten(job)));
-                } else {
-                    let _ = reply.send(Err(JobError::Unknown(job)));
+            Command::Wait { job, reply } => match self.ended(&job) {
+                Some(outcome) => {
+                    let _ = reply.send(outcome);
                 }
-            }
+                None => self.waiters.entry(job).or_default().push(reply),
+            },
             Command::Outcome { job, reply } => {
-                let _ = reply.send(self.results.get(&job).cloned());
+                let outcome = match self.ended(&job) {
+                    Some(Err(JobError::Unknown(_))) => None,
+                    other => other,
+                };
+                let _ = reply.send(outcome);
             }
             Command::Peers { reply } => {
                 let _ = reply.send(self.mesh_view(now));

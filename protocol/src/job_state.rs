@@ -96,6 +96,9 @@ pub struct JobState {
     /// The steal delay per rank step (the node's config): how much earlier a replica round
     /// is offered per voter ahead of this node.
     pub steal_delay_ms: Millis,
+    /// Whether a reduce of a job over a dataset goes first to the member that holds most of
+    /// its inputs (the node's [`crate::Config::reduce_near_inputs`]).
+    pub near_inputs: bool,
     /// Per piece of the input ([`crate::durable::pieces`]), the members known to hold it;
     /// empty for a job that keeps one copy.
     pub holders: Vec<Vec<PeerIx>>,
@@ -210,6 +213,7 @@ impl JobState {
             lost_votes: BTreeMap::new(),
             agreed: BTreeMap::new(),
             steal_delay_ms: 250,
+            near_inputs: true,
             holders,
             keeping: Default::default(),
             output_holders: Vec::new(),
@@ -392,7 +396,7 @@ impl JobState {
                         .saturating_sub(ahead * self.steal_delay_ms)
                         .max(self.queue.start())
                 } else {
-                    since
+                    self.near_its_inputs(task, since)
                 };
                 self.tasks[task as usize] = TaskState::Ready { since };
                 match &mut self.locality {
@@ -401,6 +405,40 @@ impl JobState {
                 }
             }
             left => self.tasks[task as usize] = TaskState::Waiting { left },
+        }
+    }
+
+    /// For a reduce task of a job over a dataset, when it is offered here, ready at `since`: if
+    /// this node holds most of its inputs (more than half of its children's result bytes), it
+    /// takes it at once, whatever its rank. The reduces over a part's maps then run on the
+    /// part's holder, and only the combined result travels (over the slow links of the edge,
+    /// the children's partials were most of the job's traffic). The others keep their rank's
+    /// timing: the holder usually completed the last child itself, and its claim goes out in
+    /// the batch of that completion, which members apply completions first, so it is taken
+    /// before anyone's rank comes up; and a holder that lost what it held (a restart) does not
+    /// count itself, so nothing waits for it.
+    fn near_its_inputs(&self, task: u32, since: Millis) -> Millis {
+        if !self.near_inputs || self.locality.is_none() || self.tree.is_map(task) {
+            return since;
+        }
+        let (mut mine, mut total) = (0, 0);
+        for c in self.tree.children(task) {
+            if let TaskState::Done {
+                holder,
+                result: ResultRef::Blob { len, .. },
+            } = &self.tasks[c as usize]
+            {
+                total += len;
+                if *holder == ME {
+                    mine += len;
+                }
+            }
+        }
+        if mine * 2 > total {
+            let rank = self.queue.rank(task) as Millis;
+            since.saturating_sub(rank * self.steal_delay_ms)
+        } else {
+            since
         }
     }
 
@@ -791,6 +829,26 @@ impl JobState {
 
     /// The result of `task` is gone (its holder died or could not serve it): compute it again,
     /// unless its parent is already done and no longer needs it.
+    /// Puts back in play every result still needed that `holder` holds as a blob, after one of
+    /// them could not be fetched from it: a holder that lost one result (it restarted) has
+    /// most likely lost them all, and finding that out one reduce attempt at a time, each
+    /// after the lost child was computed again, kept jobs waiting for a minute when the
+    /// holder had held whole subtrees (the reduces near their inputs). Returns how many.
+    pub fn revert_held_by(&mut self, holder: PeerIx, now: Millis) -> usize {
+        let held: Vec<u32> = (0..self.total())
+            .filter(|&t| {
+                matches!(
+                    &self.tasks[t as usize],
+                    TaskState::Done { holder: h, result: ResultRef::Blob { .. } } if *h == holder
+                ) && self.needed(t)
+            })
+            .collect();
+        for &t in &held {
+            self.revert(t, now);
+        }
+        held.len()
+    }
+
     pub fn revert(&mut self, task: u32, now: Millis) {
         if !self.tasks[task as usize].is_done() || !self.needed(task) {
             return;

@@ -271,7 +271,8 @@ async fn row(handle: &Handle, job: JobId) -> Result<Option<JobRow>, ApiError> {
 }
 
 /// `GET /api/v1/jobs/{id}/result`: the job's output bytes (JSON for the built-in jobs). 409
-/// while it runs or when it failed (with the cause), 404 if this node does not know it.
+/// while it runs or when it failed (with the cause), 410 when it ended but its outcome was
+/// pushed out of the node's memory since, 404 if this node does not know it.
 pub async fn result(
     State(api): State<Arc<ApiState>>,
     Path(id): Path<String>,
@@ -290,6 +291,7 @@ pub async fn result(
         Some(Err(JobError::Unknown(_))) | None if row(&api.handle, job).await?.is_none() => {
             Err(unknown(job))
         }
+        Some(Err(e @ JobError::Forgotten(_))) => Err(ApiError::Gone(e.to_string())),
         Some(Err(e)) => Err(ApiError::Conflict(format!("job {job} failed: {e}"))),
         None => Err(ApiError::Conflict(format!(
             "job {job} is still running; its events are at /api/v1/jobs/{job}/events"

@@ -75,6 +75,10 @@ pub enum ApiError {
     /// of a job still running.
     #[error("{0}")]
     Conflict(String),
+    /// The job ended but this node no longer holds what was asked (410): submit it again, or
+    /// read a kept result through `/api/v1/results/{id}`.
+    #[error("{0}")]
+    Gone(String),
     /// The node cannot take it now (503): try again later.
     #[error("{0}")]
     Unavailable(String),
@@ -86,6 +90,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         let body = serde_json::json!({ "error": self.to_string() });

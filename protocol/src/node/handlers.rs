@@ -115,6 +115,7 @@ impl Node {
             job.holders.iter_mut().for_each(Vec::clear);
         }
         job.steal_delay_ms = self.cfg.steal_delay_ms;
+        job.near_inputs = self.cfg.reduce_near_inputs;
         if !a.own_topic {
             job.topic = Topic::Jobs;
         }
@@ -176,12 +177,15 @@ impl Node {
             job.bytes_moved = job.bytes_moved.saturating_add(b.moved);
         }
         let job = b.job;
-        for &task in &b.claims {
-            self.on_claim(now, job, task, from);
-        }
+        // Completions before claims: a member that completed a reduce's last child and claimed
+        // the reduce in the same batch (it holds the reduce's inputs) has its claim taken, not
+        // ignored as a claim of a task still waiting for that child.
         for (task, result) in &b.done {
             let reused = b.reused.contains(task);
             self.on_done(now, job, *task, from, result.clone(), reused);
+        }
+        for &task in &b.claims {
+            self.on_claim(now, job, task, from);
         }
         for f in &b.failed {
             self.on_failure(now, job, f.task, from, &f.reason, f.transient);
@@ -504,6 +508,9 @@ impl Node {
         };
         if named {
             j.revert(task, now);
+            if holder_ix != ME {
+                j.revert_held_by(holder_ix, now);
+            }
         }
     }
 }

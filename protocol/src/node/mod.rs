@@ -115,6 +115,11 @@ pub struct Config {
     /// (the real-time path, [`crate::local`]). On in every node; the simulator turns it off to
     /// count the messages it saves.
     pub local_path: bool,
+    /// Whether a reduce of a job over a dataset goes first to the member that holds most of
+    /// its inputs, so that the partial results of a part's maps are combined where they were
+    /// computed ([`crate::job_state::JobState`]). On in every node; the simulator turns it off
+    /// to count the fetches it saves.
+    pub reduce_near_inputs: bool,
 }
 
 impl Default for Config {
@@ -145,6 +150,7 @@ impl Default for Config {
             batch_bytes_max: 256 * 1024,
             unheard_ttl_ms: 2_000,
             local_path: true,
+            reduce_near_inputs: true,
         }
     }
 }
@@ -600,6 +606,7 @@ impl Node {
         let weight = self.slots_for(&spec.sched.needs);
         let mut job = JobState::new(Arc::new(spec), id, ME, epoch, now, &me, weight);
         job.steal_delay_ms = self.cfg.steal_delay_ms;
+        job.near_inputs = self.cfg.reduce_near_inputs;
         if self.cfg.local_path
             && crate::local::runs_alone(&job.spec, job.tree.maps(), weight, self.free_slots())
         {
