@@ -175,6 +175,7 @@ impl Driver {
         let mut tidy = tokio::time::interval(TIDY_INTERVAL);
         loop {
             let deadline = self.start + Duration::from_millis(self.node.poll_timeout());
+            self.node.begin_turn();
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 command = self.rx.recv() => match command {
@@ -239,8 +240,23 @@ impl Driver {
         }
     }
 
-    /// Sends what the protocol wants sent and starts what it wants done.
+    /// Sends what the protocol wants sent and starts what it wants done. Tiny tasks the turn
+    /// started run before anything is sent (one round of them), so that their claims and
+    /// completions leave in one batch ([`Node::begin_turn`]).
     fn pump(&mut self) {
+        self.apply_subscriptions_and_effects();
+        if !self.tiny.is_empty() {
+            self.run_tiny_tasks();
+            self.apply_subscriptions_and_effects();
+        }
+        self.node.end_turn(self.now());
+        while let Some((topic, bytes)) = self.node.poll_transmit() {
+            self.publish(topic, bytes);
+        }
+    }
+
+    /// Joins and leaves the topics the protocol asks for, and carries out its effects.
+    fn apply_subscriptions_and_effects(&mut self) {
         while let Some(change) = self.node.poll_subscription() {
             let gossip = &mut self.swarm.behaviour_mut().gossipsub;
             match change {
@@ -257,9 +273,6 @@ impl Driver {
                     gossip.unsubscribe(&gossip_topic(topic));
                 }
             }
-        }
-        while let Some((topic, bytes)) = self.node.poll_transmit() {
-            self.publish(topic, bytes);
         }
         while let Some(effect) = self.node.poll_effect() {
             self.on_effect(effect);

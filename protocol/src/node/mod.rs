@@ -240,6 +240,8 @@ pub struct Node {
     pending: Vec<Batch>,
     pending_bytes: usize,
     flush_pacer: FlushPacer,
+    /// Between [`Node::begin_turn`] and [`Node::end_turn`]: batches wait for the turn's end.
+    turn_open: bool,
     outbox: VecDeque<(Topic, Vec<u8>)>,
     /// Published messages nobody heard, with when, waiting for a subscriber.
     unheard: VecDeque<(Topic, Vec<u8>, Millis)>,
@@ -332,6 +334,7 @@ impl Node {
             pending: Vec::new(),
             pending_bytes: 0,
             flush_pacer,
+            turn_open: false,
             outbox: VecDeque::new(),
             unheard: VecDeque::new(),
             subscriptions,
@@ -932,6 +935,25 @@ impl Node {
         self.start_tasks(now);
         // Refill right away: starting tasks may have freed room in the window.
         self.fill_queue(now);
+        if !self.turn_open {
+            self.maybe_flush(now);
+        }
+    }
+
+    /// The driver begins a turn (one wake-up: a message, a command, a timer, and what it
+    /// starts): until [`Node::end_turn`], claims, completions and the rest wait in their
+    /// batches instead of leaving after each step. A tiny task the turn claimed and ran then
+    /// travels as one batch, its claim with its completion, not two (the real-time path's
+    /// "messages coalesced per wake-up"). A driver that never calls it sends after each step.
+    pub fn begin_turn(&mut self) {
+        self.turn_open = true;
+    }
+
+    /// The turn is over: the batches it filled go out, as the pacer allows (see
+    /// [`Node::begin_turn`]).
+    pub fn end_turn(&mut self, now: Millis) {
+        self.turn_open = false;
+        self.last_now = self.last_now.max(now);
         self.maybe_flush(now);
     }
 }
