@@ -523,7 +523,9 @@ impl JobState {
                 TaskState::Done {
                     holder,
                     result: ResultRef::Blob { .. },
-                } if hit(holder) => self.revert(t, now),
+                } if hit(holder) => {
+                    self.revert(t, now);
+                }
                 _ => {}
             }
         }
@@ -849,9 +851,10 @@ impl JobState {
         held.len()
     }
 
-    pub fn revert(&mut self, task: u32, now: Millis) {
+    /// Puts a done task whose result is still needed back in play; returns whether it did.
+    pub fn revert(&mut self, task: u32, now: Millis) -> bool {
         if !self.tasks[task as usize].is_done() || !self.needed(task) {
-            return;
+            return false;
         }
         self.count_done(task, -1);
         self.collecting = false;
@@ -859,5 +862,6 @@ impl JobState {
         if let Some(parent) = self.tree.parent(task) {
             self.reopen(parent, now);
         }
+        true
     }
 }

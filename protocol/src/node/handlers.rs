@@ -190,8 +190,16 @@ impl Node {
         for f in &b.failed {
             self.on_failure(now, job, f.task, from, &f.reason, f.transient);
         }
+        // Each holder whose result was put back in play is swept once per batch, however
+        // many of its results the batch names (bounded by the job's members).
+        let mut sweep: Vec<NodeId> = Vec::new();
         for l in &b.lost {
-            self.on_lost(now, job, l.task, l.holder);
+            if self.on_lost(now, job, l.task, l.holder) && !sweep.contains(&l.holder) {
+                sweep.push(l.holder);
+            }
+        }
+        for holder in sweep {
+            self.sweep_holder(now, job, holder);
         }
         if !b.checks.is_empty() {
             self.on_checks(now, job, from, &b.checks);
@@ -489,13 +497,18 @@ impl Node {
         }
     }
 
-    pub(super) fn on_lost(&mut self, now: Millis, job: JobId, task: u32, holder: NodeId) {
+    /// `task`'s result, which its completion said `holder` holds, could not be fetched: a
+    /// member whose record names the same holder puts the task back in play. Returns whether
+    /// it put back a result another member held: the caller then sweeps that holder once
+    /// ([`Node::sweep_holder`]), however many of its results a batch names, so a batch of lost
+    /// reports costs one pass over the job's tasks per holder, not per report.
+    pub(super) fn on_lost(&mut self, now: Millis, job: JobId, task: u32, holder: NodeId) -> bool {
         let Some(holder_ix) = self.view.lookup(&holder) else {
-            return;
+            return false;
         };
         let Some(j) = self.jobs.get_mut(&job).filter(|j| task < j.total()) else {
             self.stats.ignored_entries += 1;
-            return;
+            return false;
         };
         let named = match j.tasks[task as usize] {
             TaskState::Done { holder: h, .. } => h == holder_ix,
@@ -506,11 +519,15 @@ impl Node {
             TaskState::DoneElsewhere => holder_ix == ME,
             _ => false,
         };
-        if named {
-            j.revert(task, now);
-            if holder_ix != ME {
-                j.revert_held_by(holder_ix, now);
-            }
+        named && j.revert(task, now) && holder_ix != ME
+    }
+
+    /// After [`Node::on_lost`] put back in play a result `holder` held: every other result
+    /// still needed that it is known to hold goes back in play too
+    /// ([`crate::job_state::JobState::revert_held_by`]).
+    pub(super) fn sweep_holder(&mut self, now: Millis, job: JobId, holder: NodeId) {
+        if let (Some(ix), Some(j)) = (self.view.lookup(&holder), self.jobs.get_mut(&job)) {
+            j.revert_held_by(ix, now);
         }
     }
 }

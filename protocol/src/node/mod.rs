@@ -659,7 +659,9 @@ impl Node {
             TaskOutcome::Failed(reason) => self.fail_task(now, job, task, reason, false),
             TaskOutcome::Unavailable(reason) => self.fail_task(now, job, task, reason, true),
             TaskOutcome::InputLost { child, holder } => {
-                self.on_lost(now, job, child, holder);
+                if self.on_lost(now, job, child, holder) {
+                    self.sweep_holder(now, job, holder);
+                }
                 if let Some(j) = self.jobs.get_mut(&job)
                     && let Some(TaskState::Claimed { by: ME, .. }) = j.tasks.get(task as usize)
                 {
@@ -740,7 +742,9 @@ impl Node {
             Err(holder) => {
                 if let Some(state) = self.jobs.get(&job) {
                     let root = state.tree.root();
-                    self.on_lost(now, job, root, holder);
+                    if self.on_lost(now, job, root, holder) {
+                        self.sweep_holder(now, job, holder);
+                    }
                     self.queue_entry(job, 40, |b| b.lost.push(Lost { task: root, holder }));
                 }
             }
