@@ -829,8 +829,6 @@ impl JobState {
         out
     }
 
-    /// The result of `task` is gone (its holder died or could not serve it): compute it again,
-    /// unless its parent is already done and no longer needs it.
     /// Puts back in play every result still needed that `holder` holds as a blob, after one of
     /// them could not be fetched from it: a holder that lost one result (it restarted) has
     /// most likely lost them all, and finding that out one reduce attempt at a time, each
@@ -851,7 +849,8 @@ impl JobState {
         held.len()
     }
 
-    /// Puts a done task whose result is still needed back in play; returns whether it did.
+    /// The result of `task` is gone (its holder died or could not serve it): compute it again,
+    /// unless its parent is already done and no longer needs it. Returns whether it did.
     pub fn revert(&mut self, task: u32, now: Millis) -> bool {
         if !self.tasks[task as usize].is_done() || !self.needed(task) {
             return false;

@@ -5,7 +5,7 @@
 
 mod support;
 
-use shoal_protocol::wire::{Batch, Envelope, Message};
+use shoal_protocol::wire::{Batch, Message};
 use shoal_protocol::*;
 use support::{announce, files, from_submitter, node, spec, submitter};
 
@@ -46,16 +46,7 @@ fn one_task_job(turn: bool) -> Vec<Batch> {
     if turn {
         n.begin_turn();
     }
-    let input = Input::Range {
-        start: 0,
-        end: 10,
-        tasks: 1,
-    };
-    let job_spec = JobSpec {
-        op: Operator::SumSq,
-        ..spec(input, 1, false)
-    };
-    let job = announce(&mut n, job_spec, Vec::new(), 1);
+    let job = announce(&mut n, support::sumsq(10, 1, false), Vec::new(), 1);
     // Past any rank's steal delay: the member claims the task whoever ranks first.
     n.handle_timeout(2_000);
     let runs: Vec<TaskRun> = std::iter::from_fn(|| n.poll_effect())
@@ -70,12 +61,7 @@ fn one_task_job(turn: bool) -> Vec<Batch> {
     if turn {
         n.end_turn(2_001);
     }
-    std::iter::from_fn(|| n.poll_transmit())
-        .filter_map(|(_, bytes)| match Envelope::decode(&bytes).ok()?.body {
-            Message::Batch(b) if b.job == job => Some(b),
-            _ => None,
-        })
-        .collect()
+    support::sent_batches(&mut n, job)
 }
 
 #[test]

@@ -17,12 +17,7 @@ fn join(n: &mut Node, spec: JobSpec, seq: u64) -> (JobId, Vec<Effect>) {
 /// The batches `n` sends for `job` within the next 50 ms.
 fn batches(n: &mut Node, job: JobId, now: Millis) -> Vec<Batch> {
     n.handle_timeout(now + 50);
-    std::iter::from_fn(|| n.poll_transmit())
-        .filter_map(|(_, bytes)| match Envelope::decode(&bytes).ok()?.body {
-            Message::Batch(b) if b.job == job => Some(b),
-            _ => None,
-        })
-        .collect()
+    support::sent_batches(n, job)
 }
 
 #[test]
@@ -39,16 +34,7 @@ fn only_jobs_over_files_that_allow_reuse_ask_for_a_lookup() {
     assert_eq!(asks(&effects, job), 1);
     let (job, effects) = join(&mut n, spec(files(5), 1, false), 2);
     assert_eq!(asks(&effects, job), 0, "--no-reuse");
-    let range = Input::Range {
-        start: 0,
-        end: 100,
-        tasks: 4,
-    };
-    let generated = JobSpec {
-        op: Operator::SumSq,
-        ..spec(range, 1, true)
-    };
-    let (job, effects) = join(&mut n, generated, 3);
+    let (job, effects) = join(&mut n, support::sumsq(100, 4, true), 3);
     assert_eq!(asks(&effects, job), 0, "a generated input is not looked up");
 }
 

@@ -1,6 +1,6 @@
 //! Shared by the protocol's integration tests: a node, and a job announced to it.
 
-use shoal_protocol::wire::{Announce, Envelope, Member, Message};
+use shoal_protocol::wire::{Announce, Batch, Envelope, Member, Message};
 use shoal_protocol::*;
 
 /// A node of two slots.
@@ -30,6 +30,20 @@ pub(crate) fn spec(input: Input, replicas: u8, reuse: bool) -> JobSpec {
         sched: Default::default(),
         keep: Default::default(),
         reuse,
+    }
+}
+
+/// A sum of squares over `0..end` in `tasks` tasks (a generated input).
+#[allow(dead_code)] // Each test file includes this module; not every one sums squares.
+pub(crate) fn sumsq(end: u64, tasks: u32, reuse: bool) -> JobSpec {
+    let range = Input::Range {
+        start: 0,
+        end,
+        tasks,
+    };
+    JobSpec {
+        op: Operator::SumSq,
+        ..spec(range, 1, reuse)
     }
 }
 
@@ -74,4 +88,15 @@ pub(crate) fn announce(n: &mut Node, spec: JobSpec, done: Vec<(u32, u32)>, seq: 
     };
     from_submitter(n, 10, seq, Message::Announce(announce));
     job
+}
+
+/// The batches for `job` that `n` has queued to send (its other messages are dropped).
+#[allow(dead_code)] // Each test file includes this module; not every one reads batches.
+pub(crate) fn sent_batches(n: &mut Node, job: JobId) -> Vec<Batch> {
+    std::iter::from_fn(|| n.poll_transmit())
+        .filter_map(|(_, bytes)| match Envelope::decode(&bytes).ok()?.body {
+            Message::Batch(b) if b.job == job => Some(b),
+            _ => None,
+        })
+        .collect()
 }
