@@ -64,7 +64,10 @@ fn spec() -> JobSpec {
                 mem_mb: 64,
             },
         },
-        keep: Durability { copies: 2 },
+        keep: Durability {
+            copies: 2,
+            detached: true,
+        },
         reuse: true,
     }
 }

@@ -317,8 +317,10 @@ impl World {
                 } else {
                     Default::default()
                 },
+                // Submitted as `--detach` does: the submitter may leave at any time after.
                 keep: shoal_protocol::durable::Durability {
                     copies: self.cfg.copies.max(1),
+                    detached: true,
                 },
                 reuse: self.cfg.reuse,
             };

@@ -60,6 +60,8 @@ pub struct DriverParts {
     pub results: crate::results::ResultStore,
     /// The results of tasks this node computed, for later jobs (see [`crate::reuse`]).
     pub reuse: crate::reuse::ReuseCache,
+    /// The pieces of durable jobs' inputs this node keeps (see [`crate::kept`]).
+    pub kept: crate::kept::KeptInputs,
 }
 
 struct Driver {
@@ -110,6 +112,7 @@ pub fn spawn(parts: DriverParts) -> (Handle, tokio::task::JoinHandle<()>) {
         lies,
         results,
         reuse,
+        kept,
     } = parts;
     // What this node kept of durable jobs before it restarted: it answers for them again.
     for r in results.endings() {
@@ -122,6 +125,7 @@ pub fn spawn(parts: DriverParts) -> (Handle, tokio::task::JoinHandle<()>) {
         lies,
         results,
         reuse,
+        kept,
     );
     // The spot-check secret: nobody else may be able to tell which results get checked.
     let mut secret = [0u8; 32];

@@ -287,7 +287,7 @@ async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcom
             if moved {
                 handle.input_moved(run.job, bytes.len() as u64).await;
             }
-            if run.spec.keep.copies > 1 && !handle.store().on_disk(&hash) {
+            if run.spec.keep.copies > 1 && !handle.store().held_for_good(&hash) {
                 // A durable job's chunk stays here, served, for the job's life: the protocol
                 // counts this node as one of its holders from now on. (Its submitter, or a
                 // node sharing its dataset part, serves its own files.) Written while the

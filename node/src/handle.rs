@@ -231,6 +231,7 @@ impl Handle {
         lies: Option<crate::fault::Lies>,
         results: crate::results::ResultStore,
         reuse: crate::reuse::ReuseCache,
+        kept: crate::kept::KeptInputs,
     ) -> (Self, mpsc::Receiver<Command>) {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let handle = Self {
@@ -242,7 +243,7 @@ impl Handle {
             metrics: Arc::default(),
             cache: Arc::new(InputCache::new(data_dir)),
             lies,
-            kept: crate::kept::KeptInputs::open(data_dir),
+            kept,
             results,
             reuse,
         };

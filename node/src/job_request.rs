@@ -38,6 +38,10 @@ pub struct JobRequest {
     /// Live members that keep each piece of the input and the output (1 to 8; default 1).
     #[serde(default = "one_copy")]
     pub copies: u8,
+    /// The submitter leaves once the input is held (`shoal submit --detach`): the copies are
+    /// all made on other members.
+    #[serde(default)]
+    pub detach: bool,
     /// Compute every task even where a member knows its result from an earlier job
     /// (`--no-reuse`; see [`shoal_protocol::reuse`]).
     #[serde(default)]
@@ -263,6 +267,7 @@ impl JobRequest {
             priority: 0,
             needs: Default::default(),
             copies: 1,
+            detach: false,
             no_reuse: false,
         };
         if request.dataset().is_some() && chunk_size.is_some() {
@@ -325,6 +330,7 @@ impl JobRequest {
             priority: 0,
             needs: Default::default(),
             copies: 1,
+            detach: false,
             no_reuse: false,
         };
         // Check the limits, the fan-in and a range input now: a usage error, not a failed job.
@@ -376,6 +382,7 @@ impl JobRequest {
     pub fn keep(&self) -> shoal_protocol::durable::Durability {
         shoal_protocol::durable::Durability {
             copies: self.copies,
+            detached: self.detach,
         }
     }
 

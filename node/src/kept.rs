@@ -1,7 +1,11 @@
 //! The pieces of durable jobs' inputs this node keeps (`--copies`, see
-//! `shoal_protocol::durable`): chunks, their manifests and modules, written to
-//! `DATA-DIR/kept/HASH` (mode 0600) and served from there for the job's life, so that a copy
-//! survives the memory budget. Without a data dir they stay in memory.
+//! `shoal_protocol::durable`): chunks, their manifests and modules, held for the job's life
+//! and served. They stay in memory up to `--kept-memory` ([`DEFAULT_MEMORY`]), never evicted;
+//! past it they are written to `DATA-DIR/kept/HASH` (mode 0600) and served from there. Memory
+//! first because a kept copy is worth no more on disk: a node that restarts is a new process
+//! to the mesh, whose copies are gone either way, and writing them cost more than copying
+//! them (the page cache of a small VM took 300 MB/s, the network 1 GB/s). Without a data dir,
+//! copies past the budget stay in memory, evictable.
 //!
 //! Blobs are shared by content: two jobs over the same files keep one copy. The folder is
 //! emptied once no durable job runs on the node (so it holds at most the inputs of the durable
@@ -16,10 +20,15 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// Default memory for kept pieces (`shoal node --kept-memory`).
+pub const DEFAULT_MEMORY: u64 = 512 << 20;
+
 /// Where kept pieces live, and the jobs each is kept for.
 #[derive(Debug, Clone)]
 pub struct KeptInputs {
     dir: Option<PathBuf>,
+    /// Bytes of kept pieces held in memory at most; the rest go to `dir`.
+    memory: usize,
     jobs: Arc<Mutex<HashMap<BlobHash, Vec<JobId>>>>,
     /// One write at a time: two tasks keeping the same blob must not race on its file (the
     /// store serves a file only under the stamp it was registered with).
@@ -27,8 +36,9 @@ pub struct KeptInputs {
 }
 
 impl KeptInputs {
-    /// The kept pieces under `data_dir` (emptied: a restarted node keeps nothing).
-    pub fn open(data_dir: Option<&Path>) -> Self {
+    /// The kept pieces: up to `memory` bytes in memory, the rest under `data_dir` (emptied: a
+    /// restarted node keeps nothing).
+    pub fn open(data_dir: Option<&Path>, memory: u64) -> Self {
         let dir = data_dir.map(|d| d.join("kept"));
         if let Some(dir) = &dir
             && dir.exists()
@@ -38,6 +48,7 @@ impl KeptInputs {
         }
         Self {
             dir,
+            memory: usize::try_from(memory).unwrap_or(usize::MAX),
             jobs: Arc::default(),
             writing: Arc::default(),
         }
@@ -72,8 +83,8 @@ impl KeptInputs {
         self.keep_blob(handle, job, module, bytes).await
     }
 
-    /// Keeps a blob of job `job`, on disk when there is a data dir, and serves it to the job's
-    /// members from there.
+    /// Keeps a blob of job `job`, in memory within the budget, else on disk when there is a
+    /// data dir, and serves it to the job's members from there.
     async fn keep_blob(
         &self,
         handle: &Handle,
@@ -82,21 +93,25 @@ impl KeptInputs {
         bytes: &Arc<Vec<u8>>,
     ) -> bool {
         let store = handle.store();
-        let Some(dir) = &self.dir else {
-            store.put_verified_for(job, hash, bytes.clone());
-            return true;
-        };
-        let path = dir.join(hash.to_hex());
         self.jobs
             .lock()
             .expect("kept lock")
             .entry(hash)
             .or_default()
             .push(job);
+        // Kept already (for this job or another), or one of this node's own input files, or
+        // room in memory: served from there.
+        if store.held_for_good(&hash) || store.put_kept(hash, bytes.clone(), self.memory) {
+            store.grant(job, &[hash]);
+            return true;
+        }
+        let Some(dir) = &self.dir else {
+            store.put_verified_for(job, hash, bytes.clone());
+            return true;
+        };
+        let path = dir.join(hash.to_hex());
         let _writing = self.writing.lock().await;
-        if store.on_disk(&hash) {
-            // Kept already (for this job or another), or one of this node's own input files:
-            // served from there.
+        if store.held_for_good(&hash) {
             store.grant(job, &[hash]);
             return true;
         }
@@ -130,7 +145,7 @@ impl KeptInputs {
     }
 
     /// Removes every kept blob once no durable job runs here (`busy` false): the blobs are
-    /// shared by content between jobs and served from their files, so none goes while any
+    /// shared by content between jobs and served from there, so none goes while any
     /// durable job might still read or serve it.
     pub fn tidy(&self, busy: bool, store: &crate::store::BlobStore) {
         let mut jobs = self.jobs.lock().expect("kept lock");
@@ -138,14 +153,13 @@ impl KeptInputs {
             return;
         }
         jobs.clear();
-        if let Some(dir) = &self.dir {
-            // The store forgets them first: it must not name files that are gone.
-            store.forget_files_under(dir);
-            if let Err(e) = std::fs::remove_dir_all(dir)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!("cannot empty {}: {e}", dir.display());
-            }
+        // The store forgets them first: it must not name files that are gone.
+        store.forget_kept(self.dir.as_deref());
+        if let Some(dir) = &self.dir
+            && let Err(e) = std::fs::remove_dir_all(dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("cannot empty {}: {e}", dir.display());
         }
         tracing::debug!("no durable job runs here: the kept copies are removed");
     }

@@ -51,6 +51,9 @@ pub struct NodeOptions {
     /// Disk budget for the results of computed tasks kept for later jobs (`--reuse-budget`;
     /// see [`crate::reuse`]; 0: none kept).
     pub reuse_budget: u64,
+    /// Memory for the pieces of durable jobs' inputs this node keeps (`--kept-memory`; see
+    /// [`crate::kept`]): past it they go to the data dir.
+    pub kept_memory: u64,
 }
 
 impl NodeOptions {
@@ -79,6 +82,7 @@ impl NodeOptions {
             result_budget: crate::results::DEFAULT_BUDGET,
             result_retention: crate::results::DEFAULT_RETENTION,
             reuse_budget: crate::reuse::DEFAULT_BUDGET,
+            kept_memory: crate::kept::DEFAULT_MEMORY,
         }
     }
 }
@@ -256,6 +260,7 @@ pub async fn launch(opts: NodeOptions) -> anyhow::Result<RunningNode> {
             opts.result_retention,
         ),
         reuse: crate::reuse::ReuseCache::open(Some(&opts.data_dir), opts.reuse_budget),
+        kept: crate::kept::KeptInputs::open(Some(&opts.data_dir), opts.kept_memory),
     });
     if !opts.shares.is_empty() {
         tokio::spawn(crate::shares::run(

@@ -21,6 +21,9 @@ enum Entry {
     /// An input chunk, read from its files when it is served: its pieces and the files'
     /// stamps as they were when it was hashed (a changed file is never served).
     Pieces(Arc<[Piece]>),
+    /// A copy of a durable job's input kept in memory (`crate::kept`): never evicted, held
+    /// until [`BlobStore::forget_kept`].
+    Kept(Arc<Vec<u8>>),
 }
 
 /// Jobs remembered per blob (the same bytes can belong to several jobs: a resubmission, two
@@ -40,9 +43,23 @@ struct Inner {
     released: VecDeque<BlobHash>,
     released_now: HashSet<BlobHash>,
     memory_bytes: usize,
+    /// Bytes of [`Entry::Kept`] copies (outside `memory_bytes` and its budget).
+    kept_bytes: usize,
 }
 
 impl Inner {
+    /// Replaces the entry of `hash`, keeping the byte counts right.
+    fn replace(&mut self, hash: BlobHash, entry: Entry) {
+        match self.entries.insert(hash, entry) {
+            Some(Entry::Memory(b)) => {
+                self.memory_bytes -= b.len();
+                self.released_now.remove(&hash);
+            }
+            Some(Entry::Kept(b)) => self.kept_bytes -= b.len(),
+            _ => {}
+        }
+    }
+
     /// Drops in-memory blobs until they fit in `budget`: released ones first, oldest first,
     /// then the oldest of the rest, but never the newest (a blob larger than the budget
     /// stays, alone).
@@ -192,7 +209,10 @@ impl BlobStore {
     /// back) now reads from these, just hashed: the old ones may be gone.
     pub fn put_pieces(&self, hash: BlobHash, pieces: Vec<Piece>) {
         let mut inner = self.inner.lock().expect("store lock poisoned");
-        if !matches!(inner.entries.get(&hash), Some(Entry::Memory(_))) {
+        if !matches!(
+            inner.entries.get(&hash),
+            Some(Entry::Memory(_) | Entry::Kept(_))
+        ) {
             inner.entries.insert(hash, Entry::Pieces(pieces.into()));
         }
     }
@@ -201,29 +221,46 @@ impl BlobStore {
     /// (a kept copy must outlive the memory budget).
     pub fn put_file(&self, hash: BlobHash, pieces: Vec<Piece>) {
         let mut inner = self.inner.lock().expect("store lock poisoned");
-        if let Some(Entry::Memory(b)) = inner.entries.get(&hash) {
-            inner.memory_bytes -= b.len();
-            inner.released_now.remove(&hash);
-        }
-        inner.entries.insert(hash, Entry::Pieces(pieces.into()));
+        inner.replace(hash, Entry::Pieces(pieces.into()));
     }
 
-    /// Forgets the blobs served from files under `dir` (kept copies about to be removed).
-    pub fn forget_files_under(&self, dir: &std::path::Path) {
+    /// Keeps blob `hash` (a durable job's input) in memory for good, if kept copies stay
+    /// within `budget` bytes so; false if they would not (nothing changes: the caller keeps it
+    /// on disk instead). A blob already held for good stays as it is.
+    pub fn put_kept(&self, hash: BlobHash, bytes: Arc<Vec<u8>>, budget: usize) -> bool {
+        let mut inner = self.inner.lock().expect("store lock poisoned");
+        match inner.entries.get(&hash) {
+            Some(Entry::Kept(_) | Entry::Pieces(_)) => true,
+            _ if inner.kept_bytes + bytes.len() > budget => false,
+            _ => {
+                inner.kept_bytes += bytes.len();
+                inner.replace(hash, Entry::Kept(bytes));
+                true
+            }
+        }
+    }
+
+    /// Forgets the kept copies: those in memory, and those served from files under `dir`
+    /// (about to be removed).
+    pub fn forget_kept(&self, dir: Option<&std::path::Path>) {
         let mut inner = self.inner.lock().expect("store lock poisoned");
         inner.entries.retain(|_, e| match e {
-            Entry::Pieces(p) => !p.iter().any(|p| p.path.starts_with(dir)),
+            Entry::Pieces(p) => !dir.is_some_and(|d| p.iter().any(|p| p.path.starts_with(d))),
             Entry::Memory(_) => true,
+            Entry::Kept(_) => false,
         });
+        inner.kept_bytes = 0;
     }
 
-    /// Whether blob `hash` is served from files that are still as they were registered (an
-    /// input's own files, or a kept copy): such a copy needs no other.
-    pub fn on_disk(&self, hash: &BlobHash) -> bool {
+    /// Whether blob `hash` is held for as long as it is needed: served from files that are
+    /// still as they were registered (an input's own files, or a kept copy on disk), or kept
+    /// in memory for good. Such a copy needs no other.
+    pub fn held_for_good(&self, hash: &BlobHash) -> bool {
         let pieces = {
             let inner = self.inner.lock().expect("store lock poisoned");
             match inner.entries.get(hash) {
                 Some(Entry::Pieces(p)) => p.clone(),
+                Some(Entry::Kept(_)) => return true,
                 _ => return false,
             }
         };
@@ -253,7 +290,7 @@ impl BlobStore {
             .get(hash)
             .cloned()?;
         match entry {
-            Entry::Memory(bytes) => Some(bytes),
+            Entry::Memory(bytes) | Entry::Kept(bytes) => Some(bytes),
             Entry::Pieces(pieces) => read_chunk(&pieces).map(Arc::new),
         }
     }
@@ -271,6 +308,33 @@ mod tests {
         let b = store.put(vec![2; 6]);
         assert!(!store.contains(&a));
         assert_eq!(store.get(&b).unwrap().as_slice(), &[2; 6]);
+    }
+
+    #[test]
+    fn kept_copies_outlive_the_memory_budget_within_their_own() {
+        let store = BlobStore::new(10);
+        let a = store.put(vec![1; 6]);
+        // A fetched blob becomes a kept copy: it leaves the evictable memory.
+        assert!(store.put_kept(a, Arc::new(vec![1; 6]), 8));
+        assert!(store.held_for_good(&a));
+        let kept = BlobHash::of(&[7; 4]);
+        assert!(
+            !store.put_kept(kept, Arc::new(vec![7; 4]), 8),
+            "past the kept budget: the caller writes it to disk"
+        );
+        assert!(!store.contains(&kept));
+        for i in 0..5u8 {
+            store.put(vec![i + 10; 6]);
+        }
+        assert_eq!(store.get(&a).unwrap().as_slice(), &[1; 6], "never evicted");
+        assert_eq!(
+            store.usage().0,
+            6,
+            "kept bytes are outside the memory budget"
+        );
+        store.forget_kept(None);
+        assert!(!store.contains(&a));
+        assert!(store.put_kept(kept, Arc::new(vec![7; 4]), 8), "room again");
     }
 
     #[test]

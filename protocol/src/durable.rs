@@ -5,8 +5,9 @@
 //! without talking:
 //!
 //! - a job's input is cut into *pieces* (its chunks; for a WebAssembly job over a generated
-//!   input, one piece: the module). A piece held by fewer than `copies` live members is copied
-//!   by the non-holders [`ring_pick`] picks for it;
+//!   input, one piece: the module). A piece held by fewer than `copies` live members (not
+//!   counting a detached submitter, which is about to leave) is copied by the non-holders
+//!   [`ring_pick`] picks for it;
 //! - the final output is kept by the coordinator and the `copies - 1` live members the ring
 //!   picks for [`OUTPUT_PIECE`];
 //! - the coordinator is the submitter while it is live; after that, the live member that ranks
@@ -34,15 +35,31 @@ pub const OUTPUT_PIECE: u32 = u32::MAX - 2;
 pub struct Durability {
     /// 1 to [`MAX_COPIES`]. 1: the input lives on the submitter only, as before.
     pub copies: u8,
+    /// The submitter leaves once its input is held (`shoal submit --detach`): its own copy
+    /// does not count toward `copies`, which are all made on other members. A submitter that
+    /// stays (waits for the result) is a live holder like any other and is one of the
+    /// `copies`.
+    pub detached: bool,
 }
 
 impl Default for Durability {
     fn default() -> Self {
-        Self { copies: 1 }
+        Self {
+            copies: 1,
+            detached: false,
+        }
     }
 }
 
 impl Durability {
+    /// `copies` kept by a submitter that stays.
+    pub fn staying(copies: u8) -> Self {
+        Self {
+            copies,
+            detached: false,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), SpecError> {
         if (1..=MAX_COPIES).contains(&self.copies) {
             Ok(())
@@ -163,14 +180,8 @@ mod tests {
 
     #[test]
     fn copies_are_bounded() {
-        assert!(Durability { copies: 0 }.validate().is_err());
-        assert!(Durability { copies: MAX_COPIES }.validate().is_ok());
-        assert!(
-            Durability {
-                copies: MAX_COPIES + 1
-            }
-            .validate()
-            .is_err()
-        );
+        assert!(Durability::staying(0).validate().is_err());
+        assert!(Durability::staying(MAX_COPIES).validate().is_ok());
+        assert!(Durability::staying(MAX_COPIES + 1).validate().is_err());
     }
 }

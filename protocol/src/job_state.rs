@@ -239,8 +239,8 @@ impl JobState {
     }
 
     /// How many live holders the worst-kept piece of the input has (the job's `copies` when it
-    /// has nothing to keep, or keeps one copy). The submitter's own copy counts only in a mesh
-    /// with fewer than `copies` other members: elsewhere the copies must outlive it.
+    /// has nothing to keep, or keeps one copy). A detached submitter's own copy counts only in
+    /// a mesh with fewer than `copies` other members: elsewhere the copies must outlive it.
     pub fn copies_held(&self) -> u32 {
         let copies = u32::from(self.spec.keep.copies);
         let me_other = self.submitter != crate::view::ME && self.takes_tasks();
@@ -250,7 +250,8 @@ impl JobState {
             .filter(|m| m.live && m.announced && m.weight > 0 && m.ix != self.submitter)
             .count() as u32
             + u32::from(me_other);
-        let count_submitter = others < copies;
+        // A detached submitter's copy counts only where the mesh is too small without it.
+        let count_submitter = !self.spec.keep.detached || others < copies;
         self.holders
             .iter()
             .map(|h| {

@@ -35,6 +35,8 @@ struct Net {
     failures: HashMap<JobId, String>,
     /// Outputs kept, by node and job.
     kept: HashMap<(usize, JobId), Vec<u8>>,
+    /// Pieces of inputs copied (`Effect::Keep` done): (node, job, piece).
+    copied: Vec<(usize, JobId, u32)>,
 }
 
 impl Env for Net {
@@ -133,14 +135,18 @@ impl Env for Net {
     fn keep_piece(
         &mut self,
         h: &Harness<()>,
-        _node: usize,
-        _job: JobId,
-        _piece: u32,
+        node: usize,
+        job: JobId,
+        piece: u32,
         holders: &[NodeId],
     ) -> bool {
-        holders
+        let ok = holders
             .iter()
-            .any(|n| h.index_of(n).is_some_and(|i| h.alive(i)))
+            .any(|n| h.index_of(n).is_some_and(|i| h.alive(i)));
+        if ok {
+            self.copied.push((node, job, piece));
+        }
+        ok
     }
 
     fn job_failed(&mut self, _node: usize, job: JobId, error: String) {
@@ -174,6 +180,7 @@ impl Mesh {
                 results: HashMap::new(),
                 failures: HashMap::new(),
                 kept: HashMap::new(),
+                copied: Vec::new(),
             },
         };
         for (i, &s) in slots.iter().enumerate() {
@@ -988,8 +995,9 @@ fn submissions_beyond_the_job_table_wait_in_priority_order_and_all_finish() {
     assert!(first_start(&jobs[8]) <= first_start(&jobs[7]));
 }
 
-/// A word count over `chunks` chunks of the harness's inputs that keeps `copies` copies.
-fn durable_wordcount(h: &mut Mesh, chunks: u32, copies: u8) -> (JobSpec, Vec<u8>) {
+/// A word count over `chunks` chunks of the harness's inputs that keeps `copies` copies, its
+/// submitter detached (leaving once they are made) or not.
+fn durable_wordcount(h: &mut Mesh, chunks: u32, copies: u8, detached: bool) -> (JobSpec, Vec<u8>) {
     let mut all = Vec::new();
     for i in 0..chunks {
         let text = format!("w{} common words\n", i % 7).into_bytes();
@@ -1006,7 +1014,7 @@ fn durable_wordcount(h: &mut Mesh, chunks: u32, copies: u8) -> (JobSpec, Vec<u8>
         fanin: 4,
         trust: Default::default(),
         sched: Default::default(),
-        keep: durable::Durability { copies },
+        keep: durable::Durability { copies, detached },
         reuse: true,
     };
     (spec, ops::reference::wordcount(&[all]))
@@ -1045,7 +1053,7 @@ fn detach_and_leave(h: &mut Mesh, spec: JobSpec, reader: usize) -> (JobId, Resul
 fn a_detached_job_finishes_after_its_submitter_leaves_and_any_node_reads_its_result() {
     let mut h = Mesh::new(&[1, 1, 1, 1, 1]);
     h.net.task_ms = 50;
-    let (spec, expected) = durable_wordcount(&mut h, 40, 2);
+    let (spec, expected) = durable_wordcount(&mut h, 40, 2, true);
     let (job, status) = detach_and_leave(&mut h, spec, 4);
     let ResultStatus::Done { output, holders } = status else {
         panic!("the job did not finish: {status:?}");
@@ -1091,7 +1099,7 @@ fn a_detached_job_finishes_after_its_submitter_leaves_and_any_node_reads_its_res
 #[test]
 fn a_detached_job_that_fails_says_why_on_every_node() {
     let mut h = Mesh::new(&[1, 1, 1, 1]);
-    let (spec, _) = durable_wordcount(&mut h, 8, 2);
+    let (spec, _) = durable_wordcount(&mut h, 8, 2, true);
     h.net.forced = Some(TaskOutcome::Failed("boom".into()));
     let (_, status) = detach_and_leave(&mut h, spec, 3);
     match status {
@@ -1101,9 +1109,66 @@ fn a_detached_job_that_fails_says_why_on_every_node() {
 }
 
 #[test]
+fn a_submitter_that_stays_is_one_of_the_copies_and_a_detached_one_is_not() {
+    for detached in [false, true] {
+        let mut h = Mesh::new(&[1, 1, 1]);
+        h.net.task_ms = 200;
+        let chunks = 12;
+        let (spec, expected) = durable_wordcount(&mut h, chunks, 2, detached);
+        h.run_until(1_500, |_| false);
+        let job = h.submit(0, spec);
+        let until = h.now() + 5_000;
+        h.h.run_until(until, &mut h.net, |h, _| {
+            h.node(0)
+                .and_then(|n| n.job_status(&job))
+                .is_some_and(|v| v.copies_held >= 2)
+        });
+        assert!(
+            h.node(0).job_status(&job).unwrap().copies_held >= 2,
+            "every piece held twice (detached={detached})"
+        );
+        h.run_until(60_000, |net| net.results.contains_key(&job));
+        assert_eq!(h.net.results[&job], expected);
+        let copied: Vec<(usize, u32)> = h
+            .net
+            .copied
+            .iter()
+            .filter(|c| c.1 == job)
+            .map(|c| (c.0, c.2))
+            .collect();
+        assert!(
+            copied.iter().all(|c| c.0 != 0),
+            "the submitter copies nothing"
+        );
+        if detached {
+            // Both other members hold every piece: the submitter's copy does not count.
+            for piece in 0..chunks {
+                for node in 1..3 {
+                    assert!(
+                        copied.contains(&(node, piece))
+                            || h.net
+                                .started
+                                .iter()
+                                .any(|s| s.0 == node && s.1 == job && s.2 == piece),
+                        "node {node} holds piece {piece}"
+                    );
+                }
+            }
+        } else {
+            // The submitter is one of the two: each piece is copied once at most (where no
+            // member computed it first).
+            for piece in 0..chunks {
+                let copies = copied.iter().filter(|c| c.1 == piece).count();
+                assert!(copies <= 1, "piece {piece} copied {copies} times");
+            }
+        }
+    }
+}
+
+#[test]
 fn one_copy_keeps_the_input_on_the_submitter_only() {
     let mut h = Mesh::new(&[1, 1, 1]);
-    let (spec, expected) = durable_wordcount(&mut h, 12, 1);
+    let (spec, expected) = durable_wordcount(&mut h, 12, 1, false);
     h.run_until(1_500, |_| false);
     let job = h.submit(0, spec);
     h.run_until(60_000, |net| net.results.contains_key(&job));

@@ -35,7 +35,9 @@ impl Bench {
             let start = Instant::now();
             // Another fan-in than the timed runs': another job.
             let other = run + self.sizes.runs as u32;
-            let accepted = client.start(wc(other, 2)).await.expect("accepted");
+            let mut detached = wc(other, 2);
+            detached.detach = true;
+            let accepted = client.start(detached).await.expect("accepted");
             loop {
                 let row = client.job(&accepted.job).await.map(|d| d.job);
                 if row

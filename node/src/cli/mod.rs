@@ -175,6 +175,11 @@ pub struct NodeArgs {
     /// first). 0 keeps none.
     #[arg(long, value_name = "SIZE", default_value = "512MiB", value_parser = crate::needs::parse_size)]
     pub reuse_budget: u64,
+    /// Memory for the pieces of durable jobs' inputs (`--copies`) this node keeps for other
+    /// members; past it they are written to DATA-DIR/kept. Either way they are dropped once no
+    /// durable job runs here.
+    #[arg(long, value_name = "SIZE", default_value = "512MiB", value_parser = crate::needs::parse_size)]
+    pub kept_memory: u64,
     /// Fault injection: corrupt this fraction (0 to 1) of the node's task results, plausibly.
     #[cfg(feature = "fault-injection")]
     #[arg(long, value_name = "P")]
@@ -515,6 +520,7 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         result_budget: args.result_budget,
         result_retention: args.result_retention,
         reuse_budget: args.reuse_budget,
+        kept_memory: args.kept_memory,
     })
     .await?;
     println!("peer id: {}", node.peer_id);

@@ -21,6 +21,7 @@ fn parse_request(args: &SubmitArgs) -> Result<JobRequest, UsageError> {
         .map_err(|e| UsageError::Exclude(e.to_string()))?;
     request.exclude = args.exclude.clone();
     request.no_reuse = args.no_reuse;
+    request.detach = args.detach;
     Ok(request)
 }
 

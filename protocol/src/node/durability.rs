@@ -10,13 +10,16 @@ use super::Node;
 use crate::durable::{self, Ending, OUTPUT_PIECE, OutputRef};
 use crate::effects::Effect;
 use crate::ids::{JobId, Millis, NodeId};
-use crate::job_state::JobState;
+use crate::job_state::{JobState, TaskState};
 use crate::topic::Topic;
 use crate::view::{ME, PeerIx};
 use crate::wire::{Announce, Finished, Message, Query};
 
-/// Most pieces one node copies at once for one job.
+/// Most pieces one node copies at once for one detached job (whose submitter waits for them).
 pub const KEEPING_MAX: usize = 64;
+/// Most pieces one node copies at once for a job whose submitter stays: the copies share the
+/// links with the job's own fetches, and a task must not wait behind dozens of them.
+pub(crate) const KEEPING_ALONGSIDE: usize = 4;
 /// Endings remembered (heard of, or kept here).
 pub const ENDINGS_KEPT: usize = 4096;
 /// Running jobs this node is no member of but heard announced, for progress on request.
@@ -75,6 +78,15 @@ impl Node {
         j.spec.keep.copies > 1
     }
 
+    /// Most pieces of job `j` this node copies at once.
+    fn keeping_max(j: &JobState) -> usize {
+        if j.spec.keep.detached {
+            KEEPING_MAX
+        } else {
+            KEEPING_ALONGSIDE
+        }
+    }
+
     /// The members that may keep copies of a job's pieces or output, sorted: its live announced
     /// members that are not suspects, and this node.
     fn keeper_ring(&self, j: &JobState, now: Millis) -> Vec<NodeId> {
@@ -110,19 +122,36 @@ impl Node {
             return;
         }
         let ring = self.keeper_ring(j, now);
-        // K copies besides the submitter's own (as many as the other members allow): the
-        // submitter is the one most likely to leave, and a copy lost with another member
-        // while it leaves must not be the last one.
+        // A detached submitter is about to leave: K copies besides its own (as many as the
+        // other members allow), for a copy lost with another member while it leaves must not
+        // be the last one. A submitter that stays is a holder like any other, one of the K.
         let submitter = self.view.id(j.submitter);
-        let others = ring.iter().filter(|n| **n != submitter).count();
-        let want = usize::from(j.spec.keep.copies).min(others.max(1));
+        let detached = j.spec.keep.detached;
+        let leaving = |n: &NodeId| detached && *n == submitter;
+        let room = ring.iter().filter(|n| !leaving(n)).count()
+            + usize::from(!detached && !ring.contains(&submitter));
+        let want = usize::from(j.spec.keep.copies).min(room.max(1));
+        let max = Self::keeping_max(j);
+        // Each piece is the input of the map task of the same index (one piece per map task).
+        let piece_per_map = j.holders.len() as u32 == j.tree.maps();
         let mut plan = Vec::new();
         for (piece, holders) in j.holders.iter().enumerate() {
-            if j.keeping.len() + plan.len() >= KEEPING_MAX {
+            if j.keeping.len() + plan.len() >= max {
                 break;
             }
             let piece = piece as u32;
             if j.keeping.contains(&piece) || holders.contains(&ME) {
+                continue;
+            }
+            // While the submitter stays, a member that claimed the map task over a piece is
+            // fetching it and keeps it once computed: a copy meanwhile would cross the network
+            // twice. (Detached, the submitter waits for every copy: they are made at once.)
+            if !detached
+                && piece_per_map
+                && let TaskState::Claimed { by, .. } = j.tasks[piece as usize]
+                && by != j.submitter
+                && (by == ME || j.members.is_live(by))
+            {
                 continue;
             }
             let live: Vec<NodeId> = holders
@@ -130,12 +159,12 @@ impl Node {
                 .filter(|&&ix| j.members.is_live(ix) && !self.view.gone(ix, now))
                 .map(|&ix| self.view.id(ix))
                 .collect();
-            let others = live.iter().filter(|n| **n != submitter).count();
-            if live.is_empty() || others >= want {
+            let counted = live.iter().filter(|n| !leaving(n)).count();
+            if live.is_empty() || counted >= want {
                 continue;
             }
-            let skip = |n: &NodeId| live.contains(n) || *n == submitter;
-            if durable::ring_pick(&id, piece, &ring, skip, want - others).any(|n| *n == me) {
+            let skip = |n: &NodeId| live.contains(n) || leaving(n);
+            if durable::ring_pick(&id, piece, &ring, skip, want - counted).any(|n| *n == me) {
                 plan.push((piece, live));
             }
         }
@@ -157,7 +186,7 @@ impl Node {
     pub fn piece_kept(&mut self, now: Millis, job: JobId, piece: u32, ok: bool) {
         if let Some(j) = self.jobs.get_mut(&job) {
             j.keeping.remove(&piece);
-            let low = j.keeping.len() <= KEEPING_MAX / 2;
+            let low = j.keeping.len() <= Self::keeping_max(j) / 2;
             if ok {
                 self.now_holds(job, piece);
             }
