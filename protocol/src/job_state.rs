@@ -290,6 +290,23 @@ impl JobState {
         self.queue.active()
     }
 
+    /// Whether this node ranks first for task `task` among the job's candidates other than
+    /// `other` (of weight `weight`): the member that will most likely run it when `other`
+    /// does not. As of the last [`JobState::settle_ranks`]; `None` for the map tasks of a job
+    /// over a dataset, which go to their part's holders instead.
+    pub fn first_but(&self, task: u32, other: &NodeId, weight: u32) -> Option<bool> {
+        if self.locality.is_some() && self.tree.is_map(task) {
+            return None;
+        }
+        let behind_other = usize::from(self.queue.outranks_me(other, weight, task));
+        Some(self.queue.rank(task) == behind_other)
+    }
+
+    /// Brings this node's ranks up to date with the candidates' comings and goings.
+    pub fn settle_ranks(&mut self) {
+        self.queue.settle_ranks();
+    }
+
     /// This node's rank for `task` (capped), for tests and diagnostics.
     pub fn rank(&self, task: u32) -> usize {
         match &self.locality {

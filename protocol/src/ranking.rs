@@ -18,6 +18,12 @@ pub const RANK_CAP: usize = 4;
 /// Pending changes beyond which counting every bucket afresh is cheaper than applying them.
 const RECOUNT_AFTER_CHANGES: usize = 16;
 
+/// The draw (scaled to the 53-bit hash space) a candidate of `weight` must exceed to outrank a
+/// node whose level for the bucket is `level`.
+fn threshold(weight: u32, level: f64) -> f64 {
+    (-f64::from(weight) * level).exp() * (1u64 << 53) as f64 - 0.5
+}
+
 #[derive(Debug)]
 pub struct BucketRanks {
     job: JobId,
@@ -76,11 +82,10 @@ impl BucketRanks {
         if let Some(i) = self.thresholds.iter().position(|(w, _)| *w == weight) {
             return i;
         }
-        let scale = (1u64 << 53) as f64;
         let t = self
             .my_levels
             .iter()
-            .map(|level| (-f64::from(weight) * level).exp() * scale - 0.5)
+            .map(|&level| threshold(weight, level))
             .collect();
         self.thresholds.push((weight, t));
         self.thresholds.len() - 1
@@ -91,6 +96,16 @@ impl BucketRanks {
     fn outranks(&self, id: &NodeId, t: usize, b: u32) -> bool {
         let draw = (rendezvous::hash(&self.job, b, id) >> 11) as f64;
         draw > self.thresholds[t].1[b as usize]
+    }
+
+    /// [`BucketRanks::candidate_outranks`] without caching the weight's thresholds: for an
+    /// occasional question, where `&self` is all there is.
+    pub fn candidate_outranks_once(&self, id: &NodeId, weight: u32, b: u32) -> bool {
+        if weight == 0 || self.my_weight == 0 {
+            return false;
+        }
+        let draw = (rendezvous::hash(&self.job, b, id) >> 11) as f64;
+        draw > threshold(weight, self.my_levels[b as usize])
     }
 
     /// Whether candidate `id` of weight `weight` outranks this node for bucket `b`.

@@ -134,6 +134,18 @@ impl ReadyQueue {
         self.ranks.rank(self.bucket(task))
     }
 
+    /// Applies the candidate changes not yet applied (ranks are otherwise brought up to date
+    /// when tasks are next taken).
+    pub fn settle_ranks(&mut self) {
+        self.settle();
+    }
+
+    /// Whether candidate `id` of weight `weight` outranks this node for `task`.
+    pub fn outranks_me(&self, id: &NodeId, weight: u32, task: u32) -> bool {
+        self.ranks
+            .candidate_outranks_once(id, weight, self.bucket(task))
+    }
+
     /// A candidate other than this node joins (`joined`) or leaves the ranking. Applied when
     /// tasks are next taken.
     pub fn candidate_changed(&mut self, id: &NodeId, weight: u32, joined: bool) {

@@ -115,12 +115,14 @@ impl Node {
     /// [`Node::plan_keeps`] for job `id` only.
     fn plan_keeps_of(&mut self, id: JobId, now: Millis) {
         let me = self.id();
-        let Some(j) = self.jobs.get(&id) else {
+        let Some(j) = self.jobs.get_mut(&id) else {
             return;
         };
         if j.holders.is_empty() || j.failed.is_some() || j.is_complete() {
             return;
         }
+        j.settle_ranks();
+        let j = &self.jobs[&id];
         let ring = self.keeper_ring(j, now);
         // A detached submitter is about to leave: K copies besides its own (as many as the
         // other members allow), for a copy lost with another member while it leaves must not
@@ -134,6 +136,7 @@ impl Node {
         let max = Self::keeping_max(j);
         // Each piece is the input of the map task of the same index (one piece per map task).
         let piece_per_map = j.holders.len() as u32 == j.tree.maps();
+        let submitter_weight = j.members.get(j.submitter).map_or(0, |m| m.weight);
         let mut plan = Vec::new();
         for (piece, holders) in j.holders.iter().enumerate() {
             if j.keeping.len() + plan.len() >= max {
@@ -161,6 +164,22 @@ impl Node {
                 .collect();
             let counted = live.iter().filter(|n| !leaving(n)).count();
             if live.is_empty() || counted >= want {
+                continue;
+            }
+            // While the submitter stays and the piece's map task is still to run, its one
+            // missing copy goes where that task will most likely run: to the member that
+            // ranks first for it after the submitter, whose copy is then also the task's
+            // input. Once the task is done, the ring picks as for any piece.
+            if !detached
+                && piece_per_map
+                && want - counted == 1
+                && !j.tasks[piece as usize].is_done()
+                && j.takes_tasks()
+                && let Some(first) = j.first_but(piece, &submitter, submitter_weight)
+            {
+                if first {
+                    plan.push((piece, live));
+                }
                 continue;
             }
             let skip = |n: &NodeId| live.contains(n) || leaving(n);
