@@ -243,6 +243,12 @@ impl JobState {
     /// a mesh with fewer than `copies` other members: elsewhere the copies must outlive it.
     pub fn copies_held(&self) -> u32 {
         let copies = u32::from(self.spec.keep.copies);
+        self.live_copies().min().map_or(copies, |n| n.min(copies))
+    }
+
+    /// Per piece of the input, how many live holders count toward the job's `copies`.
+    pub fn live_copies(&self) -> impl Iterator<Item = u32> + '_ {
+        let copies = u32::from(self.spec.keep.copies);
         let me_other = self.submitter != crate::view::ME && self.takes_tasks();
         let others = self
             .members
@@ -252,17 +258,13 @@ impl JobState {
             + u32::from(me_other);
         // A detached submitter's copy counts only where the mesh is too small without it.
         let count_submitter = !self.spec.keep.detached || others < copies;
-        self.holders
-            .iter()
-            .map(|h| {
-                h.iter()
-                    .filter(|&&ix| {
-                        self.members.is_live(ix) && (count_submitter || ix != self.submitter)
-                    })
-                    .count() as u32
-            })
-            .min()
-            .map_or(copies, |n| n.min(copies))
+        self.holders.iter().map(move |h| {
+            h.iter()
+                .filter(|&&ix| {
+                    self.members.is_live(ix) && (count_submitter || ix != self.submitter)
+                })
+                .count() as u32
+        })
     }
 
     /// Whether this node holds piece `piece` of the input (the submitter of a job that keeps

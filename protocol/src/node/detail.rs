@@ -281,13 +281,7 @@ impl Node {
         }
         if !job.holders.is_empty() && job.maps_done < job.tree.maps() {
             let copies = u32::from(job.spec.keep.copies);
-            let short = job
-                .holders
-                .iter()
-                .filter(|h| {
-                    (h.iter().filter(|&&ix| job.members.is_live(ix)).count() as u32) < copies
-                })
-                .count();
+            let short = job.live_copies().filter(|&n| n < copies).count();
             if short > 0 && copies > 1 {
                 why.push(format!(
                     "{short} piece(s) of the input are held by fewer than {copies} live members: members are copying them"
