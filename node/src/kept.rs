@@ -3,9 +3,9 @@
 //! and served. They stay in memory up to `--kept-memory` ([`DEFAULT_MEMORY`]), never evicted;
 //! past it they are written to `DATA-DIR/kept/HASH` (mode 0600) and served from there. Memory
 //! first because a kept copy is worth no more on disk: a node that restarts is a new process
-//! to the mesh, whose copies are gone either way, and writing them cost more than copying
-//! them (the page cache of a small VM took 300 MB/s, the network 1 GB/s). Without a data dir,
-//! copies past the budget stay in memory, evictable.
+//! to the mesh, whose copies are gone either way, and writing them took a fifth of both
+//! cores while copying (a small VM's page cache takes 300 MB/s; see docs/BENCHMARKS.md).
+//! Without a data dir, copies past the budget stay in memory, evictable.
 //!
 //! Blobs are shared by content: two jobs over the same files keep one copy. The folder is
 //! emptied once no durable job runs on the node (so it holds at most the inputs of the durable

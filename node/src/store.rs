@@ -226,11 +226,12 @@ impl BlobStore {
 
     /// Keeps blob `hash` (a durable job's input) in memory for good, if kept copies stay
     /// within `budget` bytes so; false if they would not (nothing changes: the caller keeps it
-    /// on disk instead). A blob already held for good stays as it is.
+    /// on disk instead). For a blob not [`BlobStore::held_for_good`]: one served from files
+    /// is replaced (its files changed since).
     pub fn put_kept(&self, hash: BlobHash, bytes: Arc<Vec<u8>>, budget: usize) -> bool {
         let mut inner = self.inner.lock().expect("store lock poisoned");
         match inner.entries.get(&hash) {
-            Some(Entry::Kept(_) | Entry::Pieces(_)) => true,
+            Some(Entry::Kept(_)) => true,
             _ if inner.kept_bytes + bytes.len() > budget => false,
             _ => {
                 inner.kept_bytes += bytes.len();
@@ -375,6 +376,31 @@ mod tests {
         store.put_pieces(hash, vec![piece(6, 5, true)]);
         assert_eq!(store.get(&hash).unwrap().as_slice(), b"world\n");
         assert_eq!(store.usage(), (0, 1), "nothing of it is held in memory");
+    }
+
+    #[test]
+    fn a_kept_copy_replaces_one_whose_file_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kept");
+        std::fs::write(&path, b"copy").unwrap();
+        let store = BlobStore::new(10);
+        let hash = BlobHash::of(b"copy");
+        store.put_file(
+            hash,
+            vec![Piece {
+                path: path.clone(),
+                stamp: FileStamp::now(&path).unwrap(),
+                offset: 0,
+                len: 4,
+                newline: false,
+            }],
+        );
+        assert!(store.held_for_good(&hash));
+        std::fs::write(&path, b"other bytes").unwrap();
+        assert!(!store.held_for_good(&hash), "its file changed");
+        assert!(store.put_kept(hash, Arc::new(b"copy".to_vec()), 8));
+        assert!(store.held_for_good(&hash));
+        assert_eq!(store.get(&hash).unwrap().as_slice(), b"copy");
     }
 
     #[test]
