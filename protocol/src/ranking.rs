@@ -94,8 +94,12 @@ impl BucketRanks {
     /// Whether candidate `id` (its thresholds at index `t`) outranks this node for bucket `b`:
     /// the same as comparing [`rendezvous::score`]s.
     fn outranks(&self, id: &NodeId, t: usize, b: u32) -> bool {
-        let draw = (rendezvous::hash(&self.job, b, id) >> 11) as f64;
-        draw > self.thresholds[t].1[b as usize]
+        self.draw(id, b) > self.thresholds[t].1[b as usize]
+    }
+
+    /// Candidate `id`'s draw for bucket `b`, scaled to the 53-bit hash space.
+    fn draw(&self, id: &NodeId, b: u32) -> f64 {
+        (rendezvous::hash(&self.job, b, id) >> 11) as f64
     }
 
     /// [`BucketRanks::candidate_outranks`] without caching the weight's thresholds: for an
@@ -104,8 +108,7 @@ impl BucketRanks {
         if weight == 0 || self.my_weight == 0 {
             return false;
         }
-        let draw = (rendezvous::hash(&self.job, b, id) >> 11) as f64;
-        draw > threshold(weight, self.my_levels[b as usize])
+        self.draw(id, b) > threshold(weight, self.my_levels[b as usize])
     }
 
     /// Whether candidate `id` of weight `weight` outranks this node for bucket `b`.

@@ -388,7 +388,29 @@ pub(super) fn printed_output(output: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::printed_output;
+    use super::{parse_request, printed_output};
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    /// The request `shoal submit ARGS...` would send.
+    fn request(args: &[&str]) -> crate::job_request::JobRequest {
+        let cli = Cli::try_parse_from([&["shoal", "submit"], args].concat()).expect("valid args");
+        let Command::Submit(submit) = cli.command else {
+            panic!("not a submit");
+        };
+        parse_request(&submit).expect("a valid request")
+    }
+
+    #[test]
+    fn a_detached_submission_does_not_count_its_own_copy_and_a_waiting_one_does() {
+        let keep = request(&["--detach", "pi", "1000"]).keep();
+        assert!(keep.detached);
+        assert_eq!(keep.copies, 2, "--detach keeps two copies by default");
+        let keep = request(&["--copies", "2", "pi", "1000"]).keep();
+        assert!(!keep.detached);
+        assert_eq!(keep.copies, 2);
+        assert_eq!(request(&["pi", "1000"]).keep().copies, 1);
+    }
 
     #[test]
     fn a_json_string_loses_its_quotes_other_json_gains_a_newline_and_the_rest_is_left_alone() {
