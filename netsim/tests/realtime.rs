@@ -44,6 +44,13 @@ fn one_task_jobs_on_the_real_time_path_publish_nothing_and_stay_exact() {
             "seed {seed}: {:?}",
             mesh.messages_by_kind
         );
+        // Members do not pulse on joining: a job that ends within a pulse period sends
+        // none (before, every member pulsed each job it joined: 226-230 here).
+        assert!(
+            mesh.messages_by_kind["pulse"] < 20,
+            "seed {seed}: {:?}",
+            mesh.messages_by_kind
+        );
     }
 }
 

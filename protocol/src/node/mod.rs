@@ -808,7 +808,6 @@ impl Node {
         if job.topic != Topic::Jobs {
             self.subscriptions.push_back(Subscription::Join(job.topic));
         }
-        let submitted_here = job.submitter == ME;
         // Highest priority first, then in the order this node heard of them.
         let priority = job.spec.sched.priority;
         let jobs = &self.jobs;
@@ -819,12 +818,10 @@ impl Node {
         self.order.insert(at, id);
         self.jobs.insert(id, job);
         self.serve_shared_parts(id);
-        // A new job's members hear from this node at once (its submitter's announcement
-        // says as much). Only this job: pulsing every job on each new one flooded meshes
-        // running many short jobs.
-        if !submitted_here {
-            self.pulse_job(id);
-        }
+        // No pulse on joining: the announcement that named this node a member makes it live
+        // to the others for a TTL, and the periodic pulse comes well within it. A short job
+        // ends before it: a one-task job's remote path is then three messages (announcement,
+        // batch, end) instead of five, and each message is a wake-up of every member.
     }
 
     /// A job over a dataset: each map task's chunk is held by its part's holders (and, in a
