@@ -11,6 +11,7 @@ use crate::gossip_score::{self, InvalidCounts};
 use crate::handle::{Command, Handle, JobError, JobOutcome, MeshView, NodeSnapshot};
 use crate::net::{Behaviour, BehaviourEvent};
 use crate::peers::{PeerBook, node_id};
+use crate::seal::{self, SealChecker};
 use crate::serve::{Access, BlobServer, Verdict};
 use crate::store::BlobStore;
 use crate::suspects::SuspectFile;
@@ -62,6 +63,8 @@ pub struct DriverParts {
     pub reuse: crate::reuse::ReuseCache,
     /// The pieces of durable jobs' inputs this node keeps (see [`crate::kept`]).
     pub kept: crate::kept::KeptInputs,
+    /// The node's peer key, which seals what it publishes (see [`crate::seal`]).
+    pub key: libp2p::identity::Keypair,
 }
 
 struct Driver {
@@ -92,6 +95,10 @@ struct Driver {
     suspects: SuspectFile,
     /// Invalid gossip per peer, for its score.
     invalid: InvalidCounts,
+    /// Seals what this node publishes.
+    key: libp2p::identity::Keypair,
+    /// Checks the seals of what it receives.
+    seals: SealChecker,
 }
 
 /// The gossipsub topic of a protocol topic.
@@ -113,6 +120,7 @@ pub fn spawn(parts: DriverParts) -> (Handle, tokio::task::JoinHandle<()>) {
         results,
         reuse,
         kept,
+        key,
     } = parts;
     // What this node kept of durable jobs before it restarted: it answers for them again.
     for r in results.endings() {
@@ -162,6 +170,8 @@ pub fn spawn(parts: DriverParts) -> (Handle, tokio::task::JoinHandle<()>) {
         on_listen,
         suspects,
         invalid: InvalidCounts::default(),
+        key,
+        seals: SealChecker::default(),
     };
     let join = tokio::spawn(driver.run());
     (handle, join)
@@ -416,11 +426,13 @@ impl Driver {
     fn publish(&mut self, topic: Topic, bytes: Vec<u8>) {
         // Gossipsub consumes the bytes; copy only what the protocol would keep.
         let keep = Node::retains_unheard(&topic).then(|| bytes.clone());
+        let gossip_topic = gossip_topic(topic);
+        let sealed = seal::seal(&self.key, gossip_topic.hash().as_str(), &bytes);
         match self
             .swarm
             .behaviour_mut()
             .gossipsub
-            .publish(gossip_topic(topic), bytes)
+            .publish(gossip_topic, sealed)
         {
             Ok(_) => {}
             Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
@@ -835,18 +847,38 @@ impl Driver {
                 message_id,
                 propagation_source,
             }) => {
-                let valid = match message.source {
-                    Some(source) => {
-                        self.learn_peer(source);
-                        let now = self.now();
-                        self.node
-                            .handle_message(now, node_id(&source), &message.data)
-                            .map_err(|e| e.to_string())
+                // The seal is checked once per message (gossipsub dropped the duplicates
+                // already), and not at all for one that came straight from its author and
+                // goes no further (see `crate::seal`).
+                let gossip = &self.swarm.behaviour().gossipsub;
+                let direct_end = message.source == Some(propagation_source)
+                    && gossip
+                        .mesh_peers(&message.topic)
+                        .all(|peer| *peer == propagation_source);
+                let opened = |seals: &mut SealChecker, source: &PeerId| {
+                    if direct_end {
+                        seal::unchecked(&message.data)
+                    } else {
+                        seals.open(&message.data, message.topic.as_str(), source)
                     }
-                    None => Err("an unsigned message".to_string()),
+                };
+                let valid = match message.source {
+                    Some(source) => match opened(&mut self.seals, &source) {
+                        Ok(payload) => {
+                            self.learn_peer(source);
+                            let now = self.now();
+                            self.node
+                                .handle_message(now, node_id(&source), payload)
+                                .map_err(|e| e.to_string())
+                        }
+                        Err(e) => Err(e.to_string()),
+                    },
+                    None => Err("a message that names no author".to_string()),
                 };
                 let gossip = &mut self.swarm.behaviour_mut().gossipsub;
                 let acceptance = match valid {
+                    // Not checked: not to be passed on, nor served later.
+                    Ok(()) if direct_end => gossipsub::MessageAcceptance::Ignore,
                     Ok(()) => gossipsub::MessageAcceptance::Accept,
                     Err(e) => {
                         tracing::debug!(peer = %propagation_source, "rejected an invalid message: {e}");

@@ -183,7 +183,7 @@ pub async fn launch(opts: NodeOptions) -> anyhow::Result<RunningNode> {
     }
     let key = identity::load_or_create(&opts.data_dir)?;
     let peer_id = key.public().to_peer_id();
-    let mut swarm = net::build_swarm(key, opts.mdns, opts.mesh_key.as_ref())?;
+    let mut swarm = net::build_swarm(key.clone(), opts.mdns, opts.mesh_key.as_ref())?;
     let listen = if opts.listen.is_empty() {
         NodeOptions::default_listen()
     } else {
@@ -261,6 +261,7 @@ pub async fn launch(opts: NodeOptions) -> anyhow::Result<RunningNode> {
         ),
         reuse: crate::reuse::ReuseCache::open(Some(&opts.data_dir), opts.reuse_budget),
         kept: crate::kept::KeptInputs::open(Some(&opts.data_dir), opts.kept_memory),
+        key,
     });
     if !opts.shares.is_empty() {
         tokio::spawn(crate::shares::run(

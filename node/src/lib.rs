@@ -47,6 +47,7 @@ pub mod probe;
 pub mod result_lookup;
 pub mod results;
 pub mod reuse;
+pub mod seal;
 pub mod serve;
 pub mod shares;
 pub mod store;
