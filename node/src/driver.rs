@@ -421,13 +421,34 @@ impl Driver {
         }
     }
 
+    /// The peers gossipsub sends this node's messages on `topic` to directly (it floods its own
+    /// messages to every peer of the topic it does not distrust), when few enough to name in
+    /// the seal (see `crate::seal`); none otherwise.
+    fn direct_recipients(&self, topic: &gossipsub::TopicHash) -> Vec<PeerId> {
+        if self.swarm.network_info().num_peers() > seal::ADDRESSED_MAX {
+            return Vec::new();
+        }
+        let gossip = &self.swarm.behaviour().gossipsub;
+        gossip
+            .all_peers()
+            .filter(|(peer, topics)| {
+                topics.contains(&topic)
+                    && gossip
+                        .peer_score(peer)
+                        .is_none_or(|s| s >= gossip_score::PUBLISH_THRESHOLD)
+            })
+            .map(|(peer, _)| *peer)
+            .collect()
+    }
+
     /// Publishes on a topic. A message nobody hears goes back to the protocol, which decides
     /// whether to keep it for a subscriber to come.
     fn publish(&mut self, topic: Topic, bytes: Vec<u8>) {
         // Gossipsub consumes the bytes; copy only what the protocol would keep.
         let keep = Node::retains_unheard(&topic).then(|| bytes.clone());
         let gossip_topic = gossip_topic(topic);
-        let sealed = seal::seal(&self.key, gossip_topic.hash().as_str(), &bytes);
+        let addressed = self.direct_recipients(&gossip_topic.hash());
+        let sealed = seal::seal(&self.key, gossip_topic.hash().as_str(), &addressed, &bytes);
         match self
             .swarm
             .behaviour_mut()
@@ -848,13 +869,15 @@ impl Driver {
                 propagation_source,
             }) => {
                 // The seal is checked once per message (gossipsub dropped the duplicates
-                // already), and not at all for one that came straight from its author and
-                // goes no further (see `crate::seal`).
+                // already), and not at all for one that came straight from its author to
+                // this node and to each of its other mesh peers (see `crate::seal`).
                 let gossip = &self.swarm.behaviour().gossipsub;
                 let direct_end = message.source == Some(propagation_source)
-                    && gossip
-                        .mesh_peers(&message.topic)
-                        .all(|peer| *peer == propagation_source);
+                    && seal::unchecked(&message.data).is_ok_and(|opened| {
+                        gossip
+                            .mesh_peers(&message.topic)
+                            .all(|peer| *peer == propagation_source || opened.addressed_to(peer))
+                    });
                 let opened = |seals: &mut SealChecker, source: &PeerId| {
                     if direct_end {
                         seal::unchecked(&message.data)
@@ -864,11 +887,11 @@ impl Driver {
                 };
                 let valid = match message.source {
                     Some(source) => match opened(&mut self.seals, &source) {
-                        Ok(payload) => {
+                        Ok(opened) => {
                             self.learn_peer(source);
                             let now = self.now();
                             self.node
-                                .handle_message(now, node_id(&source), payload)
+                                .handle_message(now, node_id(&source), opened.payload)
                                 .map_err(|e| e.to_string())
                         }
                         Err(e) => Err(e.to_string()),

@@ -22,6 +22,8 @@ use shoal_protocol::bounded::BoundedMap;
 pub const PENALTY: f64 = -10.0;
 /// Below this score a peer's gossip is ignored (8 invalid messages in a short while).
 pub const GRAYLIST: f64 = -80.0;
+/// Below this score a peer is not sent this node's own messages.
+pub const PUBLISH_THRESHOLD: f64 = -50.0;
 /// Peers whose offences are remembered at once (the oldest forgotten first).
 pub const OFFENDERS_MAX: usize = 4096;
 
@@ -35,7 +37,7 @@ pub fn params() -> (PeerScoreParams, PeerScoreThresholds) {
     };
     let thresholds = PeerScoreThresholds {
         gossip_threshold: -20.0,
-        publish_threshold: -50.0,
+        publish_threshold: PUBLISH_THRESHOLD,
         graylist_threshold: GRAYLIST,
         accept_px_threshold: 10.0,
         opportunistic_graft_threshold: 20.0,
