@@ -871,13 +871,12 @@ impl Driver {
                 // The seal is checked once per message (gossipsub dropped the duplicates
                 // already), and not at all for one that came straight from its author to
                 // this node and to each of its other mesh peers (see `crate::seal`).
-                let gossip = &self.swarm.behaviour().gossipsub;
-                let direct_end = message.source == Some(propagation_source)
-                    && seal::unchecked(&message.data).is_ok_and(|opened| {
-                        gossip
-                            .mesh_peers(&message.topic)
-                            .all(|peer| *peer == propagation_source || opened.addressed_to(peer))
-                    });
+                let direct_end = seal::goes_no_further(
+                    message.source.as_ref(),
+                    &propagation_source,
+                    &message.data,
+                    self.swarm.behaviour().gossipsub.mesh_peers(&message.topic),
+                );
                 let opened = |seals: &mut SealChecker, source: &PeerId| {
                     if direct_end {
                         seal::unchecked(&message.data)

@@ -134,6 +134,21 @@ pub fn unchecked(data: &[u8]) -> Result<Opened<'_>, SealError> {
     )
 }
 
+/// Whether a received message need not have its seal checked: it came straight from its
+/// `author` (`from`, the connection's authenticated peer, is the author), and the author named
+/// each of this node's other `mesh_peers` of the topic as having it straight from it too, so
+/// this node passes it to nobody (see the module docs).
+pub fn goes_no_further<'a>(
+    author: Option<&PeerId>,
+    from: &PeerId,
+    data: &[u8],
+    mut mesh_peers: impl Iterator<Item = &'a PeerId>,
+) -> bool {
+    author == Some(from)
+        && unchecked(data)
+            .is_ok_and(|opened| mesh_peers.all(|peer| peer == from || opened.addressed_to(peer)))
+}
+
 /// Checks seals, keeping the public keys of recent authors.
 #[derive(Default)]
 pub struct SealChecker {
@@ -262,6 +277,39 @@ mod tests {
             checker.open(&[0u8; 80], "t", &hashed),
             Err(SealError::NoKey)
         );
+    }
+
+    #[test]
+    fn only_a_direct_copy_every_other_mesh_peer_had_too_goes_unchecked() {
+        let key = Keypair::generate_ed25519();
+        let author = key.public().to_peer_id();
+        let [b, c, d] = [0; 3].map(|_| Keypair::generate_ed25519().public().to_peer_id());
+        let sealed = seal(&key, "t", &[b, c], b"p");
+        // At b: straight from the author, and c (its other mesh peer) had it too.
+        assert!(goes_no_further(
+            Some(&author),
+            &author,
+            &sealed,
+            [author, c].iter()
+        ));
+        assert!(goes_no_further(Some(&author), &author, &sealed, [].iter()));
+        // A mesh peer the author did not name would need this node's copy.
+        assert!(!goes_no_further(
+            Some(&author),
+            &author,
+            &sealed,
+            [c, d].iter()
+        ));
+        // Forwarded by c, or naming no author: checked.
+        assert!(!goes_no_further(Some(&author), &c, &sealed, [].iter()));
+        assert!(!goes_no_further(None, &author, &sealed, [].iter()));
+        // Malformed: checked (and refused there).
+        assert!(!goes_no_further(
+            Some(&author),
+            &author,
+            &[0u8; 10],
+            [].iter()
+        ));
     }
 
     #[test]
