@@ -324,9 +324,13 @@ impl Driver {
                 result,
                 holder,
             } => {
+                let durable = spec.keep.copies > 1;
+                if let Some(output) = exec::collect_tiny(&spec, &result) {
+                    self.collected(job, holder, output, durable);
+                    return;
+                }
                 let handle = self.handle.clone();
                 tokio::spawn(async move {
-                    let durable = spec.keep.copies > 1;
                     let result = exec::collect(&handle, spec, result, holder).await;
                     handle
                         .tell(Command::Collected {
@@ -524,6 +528,38 @@ impl Driver {
         }
     }
 
+    /// The job's output, finalized from its root result (or why it could not be).
+    fn collected(
+        &mut self,
+        job: JobId,
+        holder: shoal_protocol::NodeId,
+        result: Result<Vec<u8>, exec::CollectError>,
+        durable: bool,
+    ) {
+        let now = self.now();
+        match result {
+            Ok(bytes) => {
+                let bytes = Arc::new(bytes);
+                // A durable job's output is kept on disk (this node is one of its keepers);
+                // any other's only goes to whoever waits for it here.
+                let output = if durable {
+                    self.handle.results().put_output(job, &bytes)
+                } else {
+                    shoal_protocol::durable::OutputRef {
+                        hash: BlobHash::of(&bytes),
+                        len: bytes.len() as u64,
+                    }
+                };
+                self.node.job_collected(now, job, Ok(output));
+                self.finish(job, Ok(bytes));
+            }
+            Err(e) => {
+                tracing::warn!(%job, "{e}; recomputing it");
+                self.node.job_collected(now, job, Err(holder));
+            }
+        }
+    }
+
     fn finish(&mut self, job: JobId, outcome: JobOutcome) {
         if outcome.is_ok()
             && let Some((at, op)) = self.submitted.remove(&job)
@@ -625,27 +661,7 @@ impl Driver {
                 holder,
                 result,
                 durable,
-            } => match result {
-                Ok(bytes) => {
-                    let bytes = Arc::new(bytes);
-                    // A durable job's output is kept on disk (this node is one of its keepers);
-                    // any other's only goes to whoever waits for it here.
-                    let output = if durable {
-                        self.handle.results().put_output(job, &bytes)
-                    } else {
-                        shoal_protocol::durable::OutputRef {
-                            hash: BlobHash::of(&bytes),
-                            len: bytes.len() as u64,
-                        }
-                    };
-                    self.node.job_collected(now, job, Ok(output));
-                    self.finish(job, Ok(bytes));
-                }
-                Err(e) => {
-                    tracing::warn!(%job, "{e}; recomputing it");
-                    self.node.job_collected(now, job, Err(holder));
-                }
-            },
+            } => self.collected(job, holder, result, durable),
             Command::Kept { job, piece, ok } => self.node.piece_kept(now, job, piece, ok),
             Command::Reused {
                 job,

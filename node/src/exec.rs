@@ -504,6 +504,21 @@ fn publish(handle: &Handle, job: JobId, bytes: Arc<Vec<u8>>) -> ResultRef {
 }
 
 /// Fetches and finalizes a job's root result: the job's final output bytes.
+/// The job's output from a root result small enough to finalize on the driver, as a tiny
+/// reduce runs there (the hand-off to the blocking pool and back took longer than the work);
+/// `None` for a blob to fetch or a large result, which [`collect`] finalizes.
+pub fn collect_tiny(
+    spec: &shoal_protocol::JobSpec,
+    result: &ResultRef,
+) -> Option<Result<Vec<u8>, CollectError>> {
+    match result {
+        ResultRef::Inline(bytes) if bytes.len() <= TINY_REDUCE_BYTES => {
+            Some(ops::finalize(&spec.op, bytes).map_err(|e| CollectError::Finalize(e.to_string())))
+        }
+        _ => None,
+    }
+}
+
 pub async fn collect(
     handle: &Handle,
     spec: Arc<shoal_protocol::JobSpec>,
@@ -593,5 +608,34 @@ mod tests {
             limits: Default::default(),
         };
         assert!(!is_tiny(&run(wasm, range(0, 1))));
+    }
+
+    #[test]
+    fn a_small_inline_root_is_finalized_in_place_and_anything_else_is_left_to_collect() {
+        let spec = run(Operator::SumSq, range(0, 1)).spec;
+        let root = ops::map(
+            &Operator::SumSq,
+            MapInput::Generated(GeneratedPart::Range { start: 0, end: 10 }),
+        )
+        .expect("sumsq maps");
+        let inline = ResultRef::Inline(root.clone().into());
+        let output = collect_tiny(&spec, &inline).expect("small inline roots finalize here");
+        assert_eq!(
+            output.expect("a good root finalizes"),
+            ops::finalize(&Operator::SumSq, &root).expect("finalizes")
+        );
+        // A root that does not decode is reported, so that it is computed again.
+        let corrupt = ResultRef::Inline(vec![0xff; 3].into());
+        assert!(matches!(
+            collect_tiny(&spec, &corrupt),
+            Some(Err(CollectError::Finalize(_)))
+        ));
+        let blob = ResultRef::Blob {
+            hash: BlobHash([4; 32]),
+            len: 16,
+        };
+        assert!(collect_tiny(&spec, &blob).is_none());
+        let big = ResultRef::Inline(vec![0u8; TINY_REDUCE_BYTES + 1].into());
+        assert!(collect_tiny(&spec, &big).is_none());
     }
 }
