@@ -295,6 +295,44 @@ async fn the_task_counter_grows_by_the_tasks_a_job_ran() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_small_connected_mesh_a_job_s_messages_travel_on_direct_streams() {
+    // The submitter runs nothing: its announcement goes out, and claims and completions come
+    // back, on direct streams (not gossip) once every node is connected to every other.
+    let mesh = Mesh::start(&[0, 2, 2]).await;
+    let submitter = &mesh.nodes[0];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let sent_before = counter_total(
+            &metrics_text(submitter).await,
+            "shoal_direct_messages_sent_total",
+        );
+        let answer = submit_json(submitter, &["sumsq", "0", "100000"], &["--tasks", "8"]);
+        assert_eq!(result_bytes(&answer), reference::sumsq(0, 100_000));
+        let sent = counter_total(
+            &metrics_text(submitter).await,
+            "shoal_direct_messages_sent_total",
+        ) - sent_before;
+        let mut received = 0.0;
+        for member in &mesh.nodes[1..] {
+            received += counter_total(
+                &metrics_text(member).await,
+                "shoal_direct_messages_received_total",
+            );
+        }
+        if sent > 0.0 && received > 0.0 {
+            break;
+        }
+        // The members may still be finding each other (Kademlia): until then gossip carries
+        // the messages, and the results are as exact.
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no direct messages within 30 s (sent {sent}, received {received})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_s_page_shows_its_tasks_tree_and_grid() {
     let mesh = Mesh::start(&[1, 1]).await;
     let node = &mesh.nodes[0];

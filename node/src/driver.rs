@@ -5,6 +5,7 @@
 //! machine's (`Node::handle_unheard`).
 
 use crate::blob_proto::BlobResponse;
+use crate::direct::{self, Direct};
 use crate::exec;
 use crate::fetch::{FetchError, FetchReply};
 use crate::gossip_score::{self, InvalidCounts};
@@ -99,6 +100,8 @@ struct Driver {
     key: libp2p::identity::Keypair,
     /// Checks the seals of what it receives.
     seals: SealChecker,
+    /// Sends on direct streams where the mesh is small and fully connected.
+    direct: Direct,
 }
 
 /// The gossipsub topic of a protocol topic.
@@ -135,6 +138,8 @@ pub fn spawn(parts: DriverParts) -> (Handle, tokio::task::JoinHandle<()>) {
         reuse,
         kept,
     );
+    let control = swarm.behaviour().direct.new_control();
+    crate::direct::accept(control.clone(), handle.clone());
     // The spot-check secret: nobody else may be able to tell which results get checked.
     let mut secret = [0u8; 32];
     if let Err(e) = getrandom::fill(&mut secret) {
@@ -172,6 +177,7 @@ pub fn spawn(parts: DriverParts) -> (Handle, tokio::task::JoinHandle<()>) {
         invalid: InvalidCounts::default(),
         key,
         seals: SealChecker::default(),
+        direct: Direct::new(control),
     };
     let join = tokio::spawn(driver.run());
     (handle, join)
@@ -445,13 +451,71 @@ impl Driver {
             .collect()
     }
 
+    /// Whether this node is connected to every peer the protocol knows to be live: then what it
+    /// sends to each subscriber of a topic reaches everyone gossip would (see `crate::direct`).
+    fn all_live_connected(&self) -> bool {
+        let now = self.now();
+        self.node.live_peer_ids(now).all(|id| {
+            self.peers
+                .peer_id(&id)
+                .is_some_and(|peer| self.swarm.is_connected(&peer))
+        })
+    }
+
+    /// A message from a peer's direct stream: taken as gossip from that peer would be, on the
+    /// topics this node is subscribed to. The connection proves the author; nothing is
+    /// forwarded.
+    fn on_direct(&mut self, peer: PeerId, topic: &str, payload: Vec<u8>) {
+        if Topic::from_name(topic).is_none() {
+            self.invalid_from(
+                peer,
+                &format!("a direct message on the unknown topic {topic:?}"),
+            );
+            return;
+        }
+        let gossip = &self.swarm.behaviour().gossipsub;
+        if gossip
+            .peer_score(&peer)
+            .is_some_and(|s| s < gossip_score::GRAYLIST)
+        {
+            return;
+        }
+        // A topic this node just left (the sender had not heard yet): nothing to do.
+        if !gossip.topics().any(|t| t.as_str() == topic) {
+            return;
+        }
+        self.learn_peer(peer);
+        let now = self.now();
+        match self.node.handle_message(now, node_id(&peer), &payload) {
+            Ok(()) => {
+                self.handle.metrics.direct_received.inc();
+            }
+            Err(e) => self.invalid_from(peer, &e.to_string()),
+        }
+    }
+
+    /// `peer` sent something invalid: its score drops (below the graylist, nothing more of it
+    /// is taken).
+    fn invalid_from(&mut self, peer: PeerId, error: &str) {
+        tracing::debug!(%peer, "rejected an invalid message: {error}");
+        let score = self.invalid.offence(peer);
+        gossip_score::apply(&mut self.swarm.behaviour_mut().gossipsub, &[(peer, score)]);
+    }
+
     /// Publishes on a topic. A message nobody hears goes back to the protocol, which decides
     /// whether to keep it for a subscriber to come.
     fn publish(&mut self, topic: Topic, bytes: Vec<u8>) {
-        // Gossipsub consumes the bytes; copy only what the protocol would keep.
-        let keep = Node::retains_unheard(&topic).then(|| bytes.clone());
         let gossip_topic = gossip_topic(topic);
         let addressed = self.direct_recipients(&gossip_topic.hash());
+        if direct::use_direct(addressed.len(), || self.all_live_connected()) {
+            let frame = direct::frame(gossip_topic.hash().as_str(), &bytes);
+            if self.direct.send(&addressed, frame) {
+                self.handle.metrics.direct_sent.inc();
+                return;
+            }
+        }
+        // Gossipsub consumes the bytes; copy only what the protocol would keep.
+        let keep = Node::retains_unheard(&topic).then(|| bytes.clone());
         let sealed = seal::seal(&self.key, gossip_topic.hash().as_str(), &addressed, &bytes);
         match self
             .swarm
@@ -662,6 +726,12 @@ impl Driver {
                 result,
                 durable,
             } => self.collected(job, holder, result, durable),
+            Command::Direct {
+                peer,
+                topic,
+                payload,
+            } => self.on_direct(peer, &topic, payload),
+            Command::DirectInvalid { peer, error } => self.invalid_from(peer, &error),
             Command::Kept { job, piece, ok } => self.node.piece_kept(now, job, piece, ok),
             Command::Reused {
                 job,
@@ -817,6 +887,9 @@ impl Driver {
                 num_established,
                 ..
             } => {
+                // Its direct stream may have gone with the connection: the next message opens
+                // another.
+                self.direct.forget(&peer_id);
                 if num_established > 0 {
                     // One of several connections to a peer went away: typically a stale one to
                     // a peer that restarted and reconnected. Gossipsub sends our subscriptions
@@ -913,18 +986,16 @@ impl Driver {
                     },
                     None => Err("a message that names no author".to_string()),
                 };
-                let gossip = &mut self.swarm.behaviour_mut().gossipsub;
                 let acceptance = match valid {
                     // Not checked: not to be passed on, nor served later.
                     Ok(()) if direct_end => gossipsub::MessageAcceptance::Ignore,
                     Ok(()) => gossipsub::MessageAcceptance::Accept,
                     Err(e) => {
-                        tracing::debug!(peer = %propagation_source, "rejected an invalid message: {e}");
-                        let score = self.invalid.offence(propagation_source);
-                        gossip_score::apply(gossip, &[(propagation_source, score)]);
+                        self.invalid_from(propagation_source, &e);
                         gossipsub::MessageAcceptance::Reject
                     }
                 };
+                let gossip = &mut self.swarm.behaviour_mut().gossipsub;
                 gossip.report_message_validation_result(
                     &message_id,
                     &propagation_source,

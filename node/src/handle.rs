@@ -144,6 +144,17 @@ pub(crate) enum Command {
         outcome: shoal_protocol::TaskOutcome,
         run_us: u64,
     },
+    /// A frame from a peer's direct stream (see `crate::direct`).
+    Direct {
+        peer: libp2p::PeerId,
+        topic: String,
+        payload: Vec<u8>,
+    },
+    /// A peer's direct stream carried something that is not a frame.
+    DirectInvalid {
+        peer: libp2p::PeerId,
+        error: String,
+    },
     Collected {
         job: JobId,
         holder: NodeId,

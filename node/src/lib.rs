@@ -26,6 +26,7 @@ pub mod blob_proto;
 pub mod cli;
 pub mod client;
 pub mod demo;
+pub mod direct;
 pub mod driver;
 pub mod exec;
 pub mod fault;

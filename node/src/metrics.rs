@@ -41,6 +41,9 @@ pub struct Metrics {
     pub fetched_bytes: Counter,
     pub served_bytes: Counter,
     pub blob_refusals: Counter,
+    /// Protocol messages sent and received on direct streams (see `crate::direct`).
+    pub direct_sent: Counter,
+    pub direct_received: Counter,
     /// Set at each scrape from the protocol's totals.
     gossip: Family<GossipLabel, Counter>,
     invalid: Counter,
@@ -75,6 +78,7 @@ impl Metrics {
             Family::new_with_constructor(durations);
         let gossip = Family::<GossipLabel, Counter>::default();
         let (fetched_bytes, served_bytes, blob_refusals, invalid) = Default::default();
+        let (direct_sent, direct_received) = Default::default();
         let (peers, jobs, members, store_bytes, store_blobs) = Default::default();
         r.register(
             "tasks_run",
@@ -101,7 +105,7 @@ impl Metrics {
             "Submission to result, of jobs submitted here",
             job_duration.clone(),
         );
-        let counters: [(&str, &str, &Counter); 4] = [
+        let counters: [(&str, &str, &Counter); 6] = [
             (
                 "fetched_bytes",
                 "Blob bytes fetched from peers (verified)",
@@ -117,6 +121,16 @@ impl Metrics {
                 "invalid_messages",
                 "Messages dropped because they did not decode or validate",
                 &invalid,
+            ),
+            (
+                "direct_messages_sent",
+                "Protocol messages sent on direct streams instead of gossip (a small, fully connected mesh)",
+                &direct_sent,
+            ),
+            (
+                "direct_messages_received",
+                "Protocol messages received on direct streams",
+                &direct_received,
             ),
         ];
         for (name, help, counter) in counters {
@@ -162,6 +176,8 @@ impl Metrics {
             fetched_bytes,
             served_bytes,
             blob_refusals,
+            direct_sent,
+            direct_received,
             gossip,
             invalid,
             peers,

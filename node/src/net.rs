@@ -38,6 +38,8 @@ pub struct Behaviour {
     pub identify: identify::Behaviour,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub blobs: request_response::Behaviour<BlobCodec>,
+    /// Direct streams to a small mesh's peers (see `crate::direct`).
+    pub direct: libp2p_stream::Behaviour,
 }
 
 /// QUIC first, TCP (Noise + yamux) as fallback; with a mesh key, every connection on either
@@ -160,6 +162,7 @@ pub fn build_swarm(
                 identify,
                 mdns: Toggle::from(mdns),
                 blobs,
+                direct: libp2p_stream::Behaviour::new(),
             })
         })?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))

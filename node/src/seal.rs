@@ -205,9 +205,9 @@ mod tests {
         let author = Keypair::generate_ed25519();
         let id = author.public().to_peer_id();
         let to = Keypair::generate_ed25519().public().to_peer_id();
-        let sealed = seal(&author, "shoal/jobs/3", &[to], b"payload");
+        let sealed = seal(&author, "shoal/jobs/4", &[to], b"payload");
         let mut checker = SealChecker::default();
-        let opened = checker.open(&sealed, "shoal/jobs/3", &id).unwrap();
+        let opened = checker.open(&sealed, "shoal/jobs/4", &id).unwrap();
         assert_eq!(opened.payload, b"payload");
         assert!(opened.addressed_to(&to) && !opened.addressed_to(&id));
         assert_eq!(unchecked(&sealed), Ok(opened));
@@ -218,26 +218,26 @@ mod tests {
         );
         let other = Keypair::generate_ed25519().public().to_peer_id();
         assert_eq!(
-            checker.open(&sealed, "shoal/jobs/3", &other),
+            checker.open(&sealed, "shoal/jobs/4", &other),
             Err(SealError::BadSignature)
         );
         let mut changed = sealed.clone();
         *changed.last_mut().unwrap() ^= 1;
         assert_eq!(
-            checker.open(&changed, "shoal/jobs/3", &id),
+            checker.open(&changed, "shoal/jobs/4", &id),
             Err(SealError::BadSignature)
         );
         let mut forged = sealed.clone();
         forged[3] ^= 0x40;
         assert_eq!(
-            checker.open(&forged, "shoal/jobs/3", &id),
+            checker.open(&forged, "shoal/jobs/4", &id),
             Err(SealError::BadSignature)
         );
         // A forwarder that adds itself to the addressees breaks the seal.
         let mut readdressed = sealed.clone();
         readdressed[SEAL_LEN + 1] ^= 1;
         assert_eq!(
-            checker.open(&readdressed, "shoal/jobs/3", &id),
+            checker.open(&readdressed, "shoal/jobs/4", &id),
             Err(SealError::BadSignature)
         );
     }

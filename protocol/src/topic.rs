@@ -32,16 +32,16 @@ impl Topic {
 
     /// The topic whose [`Topic::name`] is `name`, if it is one of the protocol's.
     pub fn from_name(name: &str) -> Option<Topic> {
-        if name == "shoal/jobs/3" {
+        if name == "shoal/jobs/4" {
             return Some(Topic::Jobs);
         }
-        if let Some(shard) = name.strip_prefix("shoal/adverts/3/") {
+        if let Some(shard) = name.strip_prefix("shoal/adverts/4/") {
             let topic = Topic::Adverts(shard.parse().ok()?);
             // Only the canonical two-digit form of a shard that exists.
             return (topic.name() == name && u32::from(shard.parse::<u8>().ok()?) < SHARDS)
                 .then_some(topic);
         }
-        let hex = name.strip_prefix("shoal/job/3/")?;
+        let hex = name.strip_prefix("shoal/job/4/")?;
         JobId::from_hex(hex).map(Topic::Job)
     }
 }
@@ -49,9 +49,9 @@ impl Topic {
 impl fmt::Display for Topic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Topic::Jobs => f.write_str("shoal/jobs/3"),
-            Topic::Adverts(shard) => write!(f, "shoal/adverts/3/{shard:02}"),
-            Topic::Job(job) => write!(f, "shoal/job/3/{}", job.to_hex()),
+            Topic::Jobs => f.write_str("shoal/jobs/4"),
+            Topic::Adverts(shard) => write!(f, "shoal/adverts/4/{shard:02}"),
+            Topic::Job(job) => write!(f, "shoal/job/4/{}", job.to_hex()),
         }
     }
 }
@@ -95,9 +95,10 @@ mod tests {
             "",
             "shoal/jobs/1",
             "shoal/jobs/2",
-            "shoal/adverts/3/64",
-            "shoal/adverts/3/7",
-            "shoal/job/3/xyz",
+            "shoal/jobs/3",
+            "shoal/adverts/4/64",
+            "shoal/adverts/4/7",
+            "shoal/job/4/xyz",
         ] {
             assert_eq!(Topic::from_name(name), None, "{name}");
         }

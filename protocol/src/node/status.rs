@@ -223,6 +223,11 @@ impl Node {
     }
 
     /// Live peers of the view (not this node) with their adverts.
+    /// The ids of the peers this node knows to be live (a cheap [`Node::peers`]).
+    pub fn live_peer_ids(&self, now: Millis) -> impl Iterator<Item = NodeId> + '_ {
+        self.view.live_peers(now).map(|(id, _)| id)
+    }
+
     pub fn peers(&self, now: Millis) -> Vec<PeerStatus> {
         self.view
             .live_peers(now)
