@@ -32,6 +32,8 @@ pub fn all() -> Vec<Target> {
         envelope(),
         node(),
         blob_frames(),
+        direct_frames(),
+        seals(),
         manifest(),
         partials(),
         api_request(),
@@ -227,6 +229,37 @@ fn blob_frames() -> Target {
             let mut codec = BlobCodec;
             let _ = block_on(codec.read_request(&PROTOCOL, &mut futures::io::Cursor::new(bytes)));
             let _ = block_on(codec.read_response(&PROTOCOL, &mut futures::io::Cursor::new(bytes)));
+        }),
+    }
+}
+
+/// Direct-stream frame bodies (what follows a frame's length), as a peer would send them.
+fn direct_frames() -> Target {
+    let frame = shoal_node::direct::frame("shoal/jobs/4", b"payload");
+    Target {
+        name: "direct-frames",
+        seeds: vec![frame[4..].to_vec(), vec![0, 0], vec![1]],
+        run: Box::new(|bytes| {
+            let _ = shoal_node::direct::parse(bytes);
+        }),
+    }
+}
+
+/// Sealed gossip messages, opened with and without their seal checked.
+fn seals() -> Target {
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    let author = key.public().to_peer_id();
+    let other = libp2p::identity::Keypair::generate_ed25519()
+        .public()
+        .to_peer_id();
+    let sealed = shoal_node::seal::seal(&key, "shoal/jobs/4", &[other], b"payload");
+    let mut checker = shoal_node::seal::SealChecker::default();
+    Target {
+        name: "seals",
+        seeds: vec![sealed, vec![0; 64]],
+        run: Box::new(move |bytes| {
+            let _ = shoal_node::seal::unchecked(bytes);
+            let _ = checker.open(bytes, "shoal/jobs/4", &author);
         }),
     }
 }

@@ -24,7 +24,7 @@ use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, StreamProtocol};
 use shoal_protocol::codec::MAX_MESSAGE_BYTES;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The direct stream's protocol name.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/shoal/direct/1");
@@ -42,6 +42,11 @@ const TOPIC_MAX: usize = 256;
 
 /// The largest frame accepted: a protocol message and its topic.
 const FRAME_MAX: usize = MAX_MESSAGE_BYTES + 2 + TOPIC_MAX;
+
+/// Direct streams read at once from one peer (an honest one opens one, and another after its
+/// connection changed): more are closed unread, so that no peer holds more than this many
+/// frame buffers here.
+const STREAMS_PER_PEER: usize = 2;
 
 /// Whether a message on a topic with `recipients` subscribers goes on direct streams: there is
 /// someone to send it to, few enough to send it to each, and no live peer that only gossip's
@@ -160,9 +165,30 @@ pub fn accept(mut control: libp2p_stream::Control, handle: Handle) {
             return;
         }
     };
+    let open: Arc<Mutex<HashMap<PeerId, usize>>> = Arc::default();
     tokio::spawn(async move {
         while let Some((peer, stream)) = incoming.next().await {
-            tokio::spawn(read(peer, stream, handle.clone()));
+            {
+                let mut open = open.lock().unwrap_or_else(|e| e.into_inner());
+                let count = open.entry(peer).or_default();
+                if *count >= STREAMS_PER_PEER {
+                    tracing::debug!(%peer, "refused another direct stream");
+                    continue;
+                }
+                *count += 1;
+            }
+            let open = open.clone();
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                read(peer, stream, handle).await;
+                let mut open = open.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(count) = open.get_mut(&peer) {
+                    *count -= 1;
+                    if *count == 0 {
+                        open.remove(&peer);
+                    }
+                }
+            });
         }
     });
 }
