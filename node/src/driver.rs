@@ -225,6 +225,11 @@ impl Driver {
     /// Runs some of the waiting tiny tasks and reports their outcomes to the protocol.
     fn run_tiny_tasks(&mut self) {
         for _ in 0..TINY_TASKS_PER_TURN {
+            if self.tiny.is_empty() {
+                // Each task that finished freed its slot for the next claimed one: take those
+                // up in this turn too, rather than one slot's worth per turn of the loop.
+                self.apply_subscriptions_and_effects();
+            }
             let Some(run) = self.tiny.pop_front() else {
                 break;
             };
