@@ -333,6 +333,42 @@ async fn on_a_small_connected_mesh_a_job_s_messages_travel_on_direct_streams() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_a_direct_stream_counts_against_its_sender_and_the_node_works_on() {
+    let mesh = Mesh::start(&[1]).await;
+    let node = &mesh.nodes[0];
+    let offences = |text: &str| counter_total(text, "shoal_peer_offences_total");
+    let before = offences(&metrics_text(node).await);
+    // A frame on a topic that does not exist, one whose message does not decode, then a length
+    // no frame may have (after which the node closes the stream).
+    let mut bytes = shoal_node::direct::frame("not/a/topic", b"x");
+    bytes.extend(shoal_node::direct::frame("shoal/jobs/4", b"not a message"));
+    bytes.extend(u32::MAX.to_le_bytes());
+    shoal_node::probe::direct(
+        node.addrs[0].parse().unwrap(),
+        &bytes,
+        None,
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("the node read the frames and closed the stream");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let counted = offences(&metrics_text(node).await) - before;
+        if counted == 3.0 {
+            break;
+        }
+        assert!(counted < 3.0, "{counted} offences for 3 bad frames");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{counted} of 3 offences counted within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let answer = submit_json(node, &["sumsq", "0", "1000"], &["--tasks", "2"]);
+    assert_eq!(result_bytes(&answer), reference::sumsq(0, 1000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_s_page_shows_its_tasks_tree_and_grid() {
     let mesh = Mesh::start(&[1, 1]).await;
     let node = &mesh.nodes[0];

@@ -503,6 +503,7 @@ impl Driver {
     /// is taken).
     fn invalid_from(&mut self, peer: PeerId, error: &str) {
         tracing::debug!(%peer, "rejected an invalid message: {error}");
+        self.handle.metrics.offences.inc();
         let score = self.invalid.offence(peer);
         gossip_score::apply(&mut self.swarm.behaviour_mut().gossipsub, &[(peer, score)]);
     }

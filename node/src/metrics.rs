@@ -44,6 +44,8 @@ pub struct Metrics {
     /// Protocol messages sent and received on direct streams (see `crate::direct`).
     pub direct_sent: Counter,
     pub direct_received: Counter,
+    /// Invalid messages and frames counted against the peers that sent them.
+    pub offences: Counter,
     /// Set at each scrape from the protocol's totals.
     gossip: Family<GossipLabel, Counter>,
     invalid: Counter,
@@ -78,7 +80,7 @@ impl Metrics {
             Family::new_with_constructor(durations);
         let gossip = Family::<GossipLabel, Counter>::default();
         let (fetched_bytes, served_bytes, blob_refusals, invalid) = Default::default();
-        let (direct_sent, direct_received) = Default::default();
+        let (direct_sent, direct_received, offences) = Default::default();
         let (peers, jobs, members, store_bytes, store_blobs) = Default::default();
         r.register(
             "tasks_run",
@@ -105,7 +107,7 @@ impl Metrics {
             "Submission to result, of jobs submitted here",
             job_duration.clone(),
         );
-        let counters: [(&str, &str, &Counter); 6] = [
+        let counters: [(&str, &str, &Counter); 7] = [
             (
                 "fetched_bytes",
                 "Blob bytes fetched from peers (verified)",
@@ -131,6 +133,11 @@ impl Metrics {
                 "direct_messages_received",
                 "Protocol messages received on direct streams",
                 &direct_received,
+            ),
+            (
+                "peer_offences",
+                "Invalid messages and malformed frames counted against the peers that sent them (gossip or direct streams)",
+                &offences,
             ),
         ];
         for (name, help, counter) in counters {
@@ -178,6 +185,7 @@ impl Metrics {
             blob_refusals,
             direct_sent,
             direct_received,
+            offences,
             gossip,
             invalid,
             peers,

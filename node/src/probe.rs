@@ -79,3 +79,51 @@ pub async fn blob(
         .await
         .unwrap_or_else(|_| Probe::NoConnection(format!("no answer within {limit:?}"))))
 }
+
+/// Connects to `addr` (ending in `/p2p/PEER-ID`) with a throwaway identity, opens a direct
+/// stream (`crate::direct`) and writes `bytes` to it as they are, frames or not, as a broken or
+/// hostile peer would; then waits until the node closes the stream (as it does after a
+/// malformed frame) or `limit` passes. For the tests of what a node does with such a peer.
+pub async fn direct(
+    addr: Multiaddr,
+    bytes: &[u8],
+    mesh: Option<&MeshKey>,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    let Some(Protocol::P2p(peer)) = addr.iter().last() else {
+        anyhow::bail!("{addr} does not end in /p2p/PEER-ID");
+    };
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    let mut swarm = net::build_swarm(key, false, mesh)?;
+    let mut control = swarm.behaviour().direct.new_control();
+    swarm.dial(addr)?;
+    let write = async move {
+        let mut stream = control
+            .open_stream(peer, crate::direct::PROTOCOL)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open a direct stream: {e}"))?;
+        stream.write_all(bytes).await?;
+        stream.flush().await?;
+        // The node never writes on a direct stream: this read ends when it lets go of it.
+        let mut rest = Vec::new();
+        let _ = stream.read_to_end(&mut rest).await;
+        anyhow::Ok(())
+    };
+    let run = async {
+        tokio::pin!(write);
+        loop {
+            tokio::select! {
+                done = &mut write => return done,
+                event = swarm.select_next_some() => {
+                    if let SwarmEvent::OutgoingConnectionError { error, .. } = event {
+                        anyhow::bail!("no connection: {error}");
+                    }
+                }
+            }
+        }
+    };
+    tokio::time::timeout(limit, run)
+        .await
+        .map_err(|_| anyhow::anyhow!("the node did not close the stream within {limit:?}"))?
+}
