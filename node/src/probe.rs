@@ -33,12 +33,7 @@ pub async fn blob(
     mesh: Option<&MeshKey>,
     limit: Duration,
 ) -> anyhow::Result<Probe> {
-    let Some(Protocol::P2p(peer)) = addr.iter().last() else {
-        anyhow::bail!("{addr} does not end in /p2p/PEER-ID");
-    };
-    let key = libp2p::identity::Keypair::generate_ed25519();
-    let mut swarm = net::build_swarm(key, false, mesh)?;
-    swarm.dial(addr.clone())?;
+    let (mut swarm, peer) = dial_as_stranger(addr, mesh)?;
     let run = async {
         loop {
             match swarm.select_next_some().await {
@@ -91,13 +86,8 @@ pub async fn direct(
     limit: Duration,
 ) -> anyhow::Result<()> {
     use futures::{AsyncReadExt, AsyncWriteExt};
-    let Some(Protocol::P2p(peer)) = addr.iter().last() else {
-        anyhow::bail!("{addr} does not end in /p2p/PEER-ID");
-    };
-    let key = libp2p::identity::Keypair::generate_ed25519();
-    let mut swarm = net::build_swarm(key, false, mesh)?;
+    let (mut swarm, peer) = dial_as_stranger(addr, mesh)?;
     let mut control = swarm.behaviour().direct.new_control();
-    swarm.dial(addr)?;
     let write = async move {
         let mut stream = control
             .open_stream(peer, crate::direct::PROTOCOL)
@@ -126,4 +116,19 @@ pub async fn direct(
     tokio::time::timeout(limit, run)
         .await
         .map_err(|_| anyhow::anyhow!("the node did not close the stream within {limit:?}"))?
+}
+
+/// A swarm with a throwaway identity, dialling `addr` (which must end in `/p2p/PEER-ID`), and
+/// that peer.
+fn dial_as_stranger(
+    addr: Multiaddr,
+    mesh: Option<&MeshKey>,
+) -> anyhow::Result<(libp2p::Swarm<net::Behaviour>, libp2p::PeerId)> {
+    let Some(Protocol::P2p(peer)) = addr.iter().last() else {
+        anyhow::bail!("{addr} does not end in /p2p/PEER-ID");
+    };
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    let mut swarm = net::build_swarm(key, false, mesh)?;
+    swarm.dial(addr)?;
+    Ok((swarm, peer))
 }
