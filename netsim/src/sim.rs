@@ -29,6 +29,10 @@ use shoal_protocol::{
 use std::rc::Rc;
 use std::time::Instant;
 
+/// Durable mode: how long a run goes on after its last job finished, for every keeper to hear
+/// how it ended (see `World::check_keepers`).
+const SETTLE_MS: Millis = 10_000;
+
 /// The simulator's own events: joins, submissions and the fault schedule.
 pub enum Fault {
     Join {
@@ -238,6 +242,7 @@ impl Sim {
         let wall = Instant::now();
         let mut deadline: Option<Millis> = None;
         let mut next_read = 0;
+        let mut settled: Option<Millis> = None;
         while let Some(event) = self.h.next_event(deadline.unwrap_or(Millis::MAX)) {
             self.h.handle(event, &mut self.w);
             if self.w.durable() && self.h.now() >= next_read {
@@ -248,7 +253,14 @@ impl Sim {
                 }
             }
             if self.w.jobs.iter().all(|j| j.output.is_some()) {
-                break; // every job finished: nothing left to check
+                if !self.w.durable() {
+                    break; // every job finished: nothing left to check
+                }
+                // Durable mode: the keepers' view of the end must settle too (see
+                // `World::check_keepers`).
+                let settle = *settled.get_or_insert(self.h.now() + SETTLE_MS);
+                deadline = Some(deadline.map_or(settle, |d| d.min(settle)));
+                continue;
             }
             if !self.w.faults_on {
                 deadline.get_or_insert(self.h.now() + self.w.cfg.liveness_ms);
@@ -929,6 +941,27 @@ impl World {
                 ));
             }
         }
+        if self.durable() {
+            self.check_keepers(h);
+        }
+    }
+
+    /// Durable mode: every live node that fetched a finished job's output keeps its ending
+    /// too (else it holds a copy nobody asks it for, and forgets it at its next restart).
+    fn check_keepers(&mut self, h: &Harness<Fault>) {
+        for (&(node, incarnation, job), (_, bytes)) in &self.kept {
+            let finished = self
+                .jobs
+                .iter()
+                .any(|t| t.id == job && t.output.as_ref() == Some(bytes));
+            let current = h.alive(node) && h.incarnation(node) == incarnation;
+            if finished && current && h.node(node).is_some_and(|p| !p.keeps_ending(&job)) {
+                let status = h.node(node).map(|p| p.result_status(&job));
+                self.violations.push(format!(
+                    "node {node} fetched the output of job {job} but does not keep its ending ({status:?})"
+                ));
+            }
+        }
     }
 
     fn into_report(mut self, h: &Harness<Fault>, wall_ms: u64) -> Report {
@@ -1154,6 +1187,16 @@ impl Env for World {
             self.finalize(h.now(), job, &spec.op, &bytes);
         }
         Ok(kept)
+    }
+
+    /// A durable job's keepers take a while to fetch its root result, so that the job may
+    /// end elsewhere meanwhile (every other mode keeps the instant fetch, and its seeds' runs).
+    fn collect_duration(&mut self, _node: usize) -> Millis {
+        if self.durable() {
+            self.rand(self.cfg.task_ms.max(1))
+        } else {
+            0
+        }
     }
 
     fn keep_piece(

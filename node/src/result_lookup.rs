@@ -41,8 +41,13 @@ impl Handle {
     pub async fn lookup_result(&self, job: JobId) -> Result<ResultLookup, NodeGone> {
         if let Some(record) = self.results().record_of(&job) {
             match record.ending {
-                Ending::Done { holders, .. } => {
+                Ending::Done { mut holders, .. } => {
                     if let Some(output) = self.results().output(&job) {
+                        // The coordinator named the keepers it had heard from when it ended
+                        // the job; this node keeps the output too, named or not.
+                        if !holders.contains(&self.id()) {
+                            holders.push(self.id());
+                        }
                         return Ok(ResultLookup::Done { output, holders });
                     }
                 }

@@ -37,6 +37,10 @@ struct Net {
     kept: HashMap<(usize, JobId), Vec<u8>>,
     /// Pieces of inputs copied (`Effect::Keep` done): (node, job, piece).
     copied: Vec<(usize, JobId, u32)>,
+    /// How long each node takes to collect a root result (none: at once).
+    collect_ms: HashMap<usize, Millis>,
+    /// Endings kept (`Effect::Ended`), by node and job.
+    endings: HashMap<(usize, JobId), durable::Ending>,
 }
 
 impl Env for Net {
@@ -149,6 +153,14 @@ impl Env for Net {
         ok
     }
 
+    fn collect_duration(&mut self, node: usize) -> Millis {
+        self.collect_ms.get(&node).copied().unwrap_or(0)
+    }
+
+    fn ended(&mut self, node: usize, job: JobId, ending: &durable::Ending) {
+        self.endings.insert((node, job), ending.clone());
+    }
+
     fn job_failed(&mut self, _node: usize, job: JobId, error: String) {
         self.failures.insert(job, error);
     }
@@ -181,6 +193,8 @@ impl Mesh {
                 failures: HashMap::new(),
                 kept: HashMap::new(),
                 copied: Vec::new(),
+                collect_ms: HashMap::new(),
+                endings: HashMap::new(),
             },
         };
         for (i, &s) in slots.iter().enumerate() {
@@ -1095,6 +1109,51 @@ fn a_detached_job_finishes_after_its_submitter_leaves_and_any_node_reads_its_res
     assert_eq!(
         h.node(reader).result_status(&job),
         ResultStatus::Done { output, holders }
+    );
+}
+
+#[test]
+fn a_keeper_still_fetching_the_output_when_the_job_ends_keeps_it_all_the_same() {
+    // The coordinator ends the job as soon as one other keeper has the output; a keeper whose
+    // fetch takes longer hears the end first. It must still keep the output (and say so when
+    // asked), not hold a copy nobody knows of. Which members keep depends on the job's id:
+    // jobs are tried until one has a slow keeper besides the coordinator's first one.
+    let mut raced = 0;
+    for round in 0..12u32 {
+        let mut h = Mesh::new(&[1, 1, 1, 1]);
+        h.net.collect_ms = (1..4).map(|n| (n, 300 * n as Millis)).collect();
+        let (mut spec, expected) = durable_wordcount(&mut h, 8, 2, false);
+        spec.fanin = 2 + round % 3;
+        if let Input::Chunks { manifest, .. } = &mut spec.input {
+            *manifest = BlobHash::of(&round.to_le_bytes());
+        }
+        h.run_until(1_500, |_| false);
+        let job = h.submit(0, spec);
+        h.run_until(60_000, |net| net.results.contains_key(&job));
+        assert_eq!(h.net.results[&job], expected);
+        // Every slow keeper's fetch is over by now.
+        h.run_for(2_000);
+        let collectors: Vec<usize> = (1..4)
+            .filter(|n| h.net.kept.contains_key(&(*n, job)))
+            .collect();
+        if collectors.len() < 2 {
+            continue;
+        }
+        raced += 1;
+        for n in collectors {
+            let Some(durable::Ending::Done { output, .. }) = h.net.endings.get(&(n, job)) else {
+                panic!("node {n} fetched the output but keeps no ending (round {round})");
+            };
+            assert_eq!(output.hash, BlobHash::of(&expected));
+            assert!(
+                matches!(h.node(n).result_status(&job), ResultStatus::Done { .. }),
+                "node {n} says its result is done"
+            );
+        }
+    }
+    assert!(
+        raced > 0,
+        "no round had two keepers besides the coordinator"
     );
 }
 

@@ -531,6 +531,36 @@ impl Node {
         kept
     }
 
+    /// Whether `f` ends a run of a durable job whose output this node is fetching to keep.
+    pub(super) fn collecting_copy(&self, f: &Finished) -> bool {
+        matches!(f.ending, Ending::Done { .. })
+            && self
+                .jobs
+                .get(&f.job)
+                .is_some_and(|j| Self::durable(j) && j.collecting && j.epoch == f.epoch)
+    }
+
+    /// This node was collecting job `job`'s output when its run ended (see
+    /// [`Node::collecting_copy`]), and the collection is over (`Some`: with this output,
+    /// `None`: it failed): it keeps the ending if it has the output the coordinator named,
+    /// and stops tracking the job either way. Returns whether the run had ended.
+    pub(super) fn collected_after_end(&mut self, job: JobId, output: Option<OutputRef>) -> bool {
+        let Some(j) = self.jobs.get(&job) else {
+            return false;
+        };
+        let (epoch, durable) = (j.epoch, Self::durable(j));
+        let Some(known) = self.endings.get(&job).filter(|k| k.epoch == epoch) else {
+            return false;
+        };
+        let ending = known.ending.clone();
+        let same = matches!(&ending, Ending::Done { output: o, .. } if Some(*o) == output);
+        if same && durable {
+            self.note_ending(job, epoch, ending, true);
+        }
+        self.retire(job, epoch);
+        true
+    }
+
     /// A non-member heard a job announced: remembered for progress on request.
     pub(super) fn heard_announce(&mut self, from: PeerIx, a: &Announce) {
         if self.endings.contains_key(&a.job)
@@ -585,6 +615,11 @@ impl Node {
         };
         self.answered.insert(q.job, now);
         self.publish(Topic::Jobs, Message::Finished(end));
+    }
+
+    /// Whether this node keeps how job `job` ended (and answers queries about it).
+    pub fn keeps_ending(&self, job: &JobId) -> bool {
+        self.endings.get(job).is_some_and(|k| k.kept)
     }
 
     /// What this node can say about job `job`'s result.

@@ -260,8 +260,10 @@ impl Node {
         }
         let kept = self.heard_ending(f.job, f);
         let failed = matches!(f.ending, Ending::Failed { .. });
-        if self.mine.contains(&f.job) && !kept && !failed {
-            // This node waits for the output itself: it collects it.
+        if !kept && !failed && (self.mine.contains(&f.job) || self.collecting_copy(f)) {
+            // This node waits for the output itself, or is fetching its copy of it: the job
+            // ends here once that is done ([`Node::job_collected`]), not before, or a keeper
+            // would hold an output nobody knows it keeps.
             return;
         }
         match self.jobs.get(&f.job) {

@@ -727,7 +727,9 @@ impl Node {
         match outcome {
             Ok(output) => {
                 self.mine.remove(&job);
-                if let Some(state) = self.jobs.get_mut(&job) {
+                if self.collected_after_end(job, Some(output)) {
+                    // The run ended while this node fetched its copy: nothing left to say.
+                } else if let Some(state) = self.jobs.get_mut(&job) {
                     state.output = Some(output);
                     let (epoch, coordinator) = (state.epoch, state.coordinator);
                     if coordinator == ME {
@@ -739,6 +741,9 @@ impl Node {
                     }
                 }
             }
+            // A keeper whose fetch failed after the run ended gives up its copy; whoever
+            // waits for the output here fetches again (the root is recomputed if need be).
+            Err(_) if !self.mine.contains(&job) && self.collected_after_end(job, None) => {}
             Err(holder) => {
                 if let Some(state) = self.jobs.get(&job) {
                     let root = state.tree.root();
