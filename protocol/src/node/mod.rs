@@ -454,6 +454,9 @@ impl Node {
     /// `len` bytes on the wire. A simulator that delivers one message to many nodes decodes it
     /// once and hands it to each.
     pub fn handle_envelope(&mut self, now: Millis, from: NodeId, env: &Envelope, len: usize) {
+        // What a message starts (a job it announces, with the deadlines it sets) counts from
+        // now, not from this node's previous step, which may be a second old on an idle node.
+        self.last_now = self.last_now.max(now);
         self.stats.messages_in += 1;
         self.stats.bytes_in += len as u64;
         self.stats.in_by_kind[env.body.kind()] += 1;
