@@ -369,6 +369,76 @@ async fn garbage_on_a_direct_stream_counts_against_its_sender_and_the_node_works
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gossip_message_forged_in_another_peer_s_name_counts_against_whoever_passed_it_on() {
+    let mesh = Mesh::start(&[1, 1]).await;
+    let (a, b) = (&mesh.nodes[0], &mesh.nodes[1]);
+    let offences = |text: &str| counter_total(text, "shoal_peer_offences_total");
+    let before = offences(&metrics_text(a).await);
+    // A well-formed message (a query about a job), sealed by a key that is not B's and passed
+    // on to A in B's name by a stranger.
+    let jobs = shoal_protocol::Topic::Jobs.name();
+    let mut stand_in = shoal_protocol::Node::new(
+        shoal_protocol::NodeId([7; 32]),
+        shoal_protocol::Capacity {
+            slots: 1,
+            cores: 1,
+            mem_mb: 64,
+        },
+        shoal_protocol::Config::default(),
+        1,
+    );
+    // Queries about different jobs: different messages (gossip drops a repeated one). Enough
+    // of them to graylist whoever they are held against (three, with gossip's own penalty
+    // for invalid messages on the jobs topic and the application's: docs/security.md).
+    let forger = libp2p::identity::Keypair::generate_ed25519();
+    let forged: Vec<Vec<u8>> = (0..12u8)
+        .map(|i| {
+            stand_in.query(0, shoal_protocol::JobId([i; 32]));
+            let (_, payload) = stand_in.poll_transmit().expect("a query goes out");
+            shoal_node::seal::seal(&forger, &jobs, &[], &payload)
+        })
+        .collect();
+    let _stranger = shoal_node::probe::gossip(
+        a.addrs[0].parse().unwrap(),
+        &jobs,
+        forged,
+        Some(b.peer_id.parse().unwrap()),
+        None,
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("the stranger joined the jobs topic and published");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while offences(&metrics_text(a).await) - before < 3.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "three forged messages were not counted as offences within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(offences(&metrics_text(a).await) - before <= 12.0);
+    // The offences went to the stranger, not to B: B's gossip score on A is untouched, and B
+    // still takes A's work, its results counted.
+    let rows = a.client().peers().await.unwrap();
+    let b_row = rows
+        .iter()
+        .find(|r| r.peer_id == b.peer_id)
+        .expect("A lists B");
+    assert_eq!(b_row.gossip_score, 0.0, "{b_row:?}");
+    assert!(!b_row.graylisted);
+    let corpus = mesh.dir.path().join("corpus");
+    let files = write_wide_corpus(&corpus, 4, 3000);
+    let answer = submit_json(
+        a,
+        &["wordcount", &corpus.display().to_string()],
+        &["--chunk-size", "16384"],
+    );
+    assert_eq!(result_bytes(&answer), reference::wordcount(&files));
+    let b_id = node_id_of(b).await;
+    assert!(tasks_done_by(&answer, &b_id) > 0, "B ran none: {answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_s_page_shows_its_tasks_tree_and_grid() {
     let mesh = Mesh::start(&[1, 1]).await;
     let node = &mesh.nodes[0];

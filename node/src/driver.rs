@@ -819,10 +819,17 @@ impl Driver {
                 (p, peer, connection)
             })
             .collect();
+        let gossip = &self.swarm.behaviour().gossipsub;
+        let gossip_scores = gossip
+            .all_peers()
+            .filter_map(|(peer, _)| Some((*peer, gossip.peer_score(peer)?)))
+            .filter(|(_, score)| *score < 0.0)
+            .collect();
         MeshView {
             me,
             me_peer: *self.swarm.local_peer_id(),
             peers,
+            gossip_scores,
         }
     }
 

@@ -20,7 +20,8 @@ use shoal_protocol::bounded::BoundedMap;
 
 /// Application score per invalid message.
 pub const PENALTY: f64 = -10.0;
-/// Below this score a peer's gossip is ignored (8 invalid messages in a short while).
+/// Below this score a peer's gossip is ignored: nine invalid messages in a short while on a
+/// job's own topic, three on a scored topic, where gossip's own penalty adds to this one.
 pub const GRAYLIST: f64 = -80.0;
 /// Below this score a peer is not sent this node's own messages.
 pub const PUBLISH_THRESHOLD: f64 = -50.0;

@@ -11,6 +11,7 @@ use libp2p::request_response::ResponseChannel;
 use shoal_protocol::bounded::BoundedMap;
 use shoal_protocol::job::Manifest;
 use shoal_protocol::{BlobHash, JobId, JobSpec, JobView, NodeId, PeerStatus, SubmitError};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
@@ -73,6 +74,9 @@ pub struct MeshView {
     /// Live peers, with their libp2p peer id where the driver knows it, and the transport of
     /// the connection to each (`None`: heard of through gossip only).
     pub peers: Vec<(PeerStatus, Option<libp2p::PeerId>, Option<&'static str>)>,
+    /// The gossip scores of the peers that have one below zero (invalid messages held against
+    /// them: [`crate::gossip_score`]).
+    pub gossip_scores: HashMap<libp2p::PeerId, f64>,
 }
 
 /// The node's own figures, as one consistent snapshot (for `/api/v1/node` and `/metrics`).

@@ -81,6 +81,18 @@ pub fn build_swarm(
     mdns_on: bool,
     mesh: Option<&MeshKey>,
 ) -> anyhow::Result<Swarm<Behaviour>> {
+    let author = key.public().to_peer_id();
+    build_swarm_as(key, mdns_on, mesh, author)
+}
+
+/// [`build_swarm`], its gossip naming `author` as the author of what it publishes: a node's
+/// own id, or (for `crate::probe::gossip`, playing a forger) someone else's.
+pub(crate) fn build_swarm_as(
+    key: identity::Keypair,
+    mdns_on: bool,
+    mesh: Option<&MeshKey>,
+    author: libp2p::PeerId,
+) -> anyhow::Result<Swarm<Behaviour>> {
     let transport = transport(&key, mesh)?;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
@@ -104,7 +116,7 @@ pub fn build_swarm(
                 .build()
                 .map_err(|e| anyhow::anyhow!("gossipsub config: {e}"))?;
             let mut gossipsub = gossipsub::Behaviour::new(
-                gossipsub::MessageAuthenticity::Author(peer_id),
+                gossipsub::MessageAuthenticity::Author(author),
                 gossip_config,
             )
             .map_err(|e| anyhow::anyhow!("gossipsub: {e}"))?;

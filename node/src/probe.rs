@@ -33,7 +33,7 @@ pub async fn blob(
     mesh: Option<&MeshKey>,
     limit: Duration,
 ) -> anyhow::Result<Probe> {
-    let (mut swarm, peer) = dial_as_stranger(addr, mesh)?;
+    let (mut swarm, peer) = dial_as_stranger(addr, mesh, None)?;
     let run = async {
         loop {
             match swarm.select_next_some().await {
@@ -86,7 +86,7 @@ pub async fn direct(
     limit: Duration,
 ) -> anyhow::Result<()> {
     use futures::{AsyncReadExt, AsyncWriteExt};
-    let (mut swarm, peer) = dial_as_stranger(addr, mesh)?;
+    let (mut swarm, peer) = dial_as_stranger(addr, mesh, None)?;
     let mut control = swarm.behaviour().direct.new_control();
     let write = async move {
         let mut stream = control
@@ -118,17 +118,79 @@ pub async fn direct(
         .map_err(|_| anyhow::anyhow!("the node did not close the stream within {limit:?}"))?
 }
 
+/// A gossip peer that keeps its connection (and sends what it published) until dropped.
+pub struct GossipProbe {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for GossipProbe {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Connects to `addr` with a throwaway identity, joins gossip topic `topic` and, once the node
+/// is heard subscribed to it, publishes each of `payloads` as it is (no seal added), naming
+/// `author` as their author (the probe's own id when `None`): what a hostile peer passing on
+/// forged messages does. The probe goes on running (its messages go out) until the returned
+/// [`GossipProbe`] is dropped. For the tests of what a node does with such a peer.
+pub async fn gossip(
+    addr: Multiaddr,
+    topic: &str,
+    payloads: Vec<Vec<u8>>,
+    author: Option<libp2p::PeerId>,
+    mesh: Option<&MeshKey>,
+    limit: Duration,
+) -> anyhow::Result<GossipProbe> {
+    use libp2p::gossipsub;
+    let (mut swarm, peer) = dial_as_stranger(addr, mesh, author)?;
+    let topic = gossipsub::IdentTopic::new(topic);
+    swarm.behaviour_mut().gossipsub.subscribe(&topic)?;
+    let subscribed = async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(
+                    gossipsub::Event::Subscribed { peer_id, topic: t },
+                )) if peer_id == peer && t == topic.hash() => return Ok(()),
+                SwarmEvent::OutgoingConnectionError { error, .. } => {
+                    anyhow::bail!("no connection: {error}")
+                }
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(limit, subscribed)
+        .await
+        .map_err(|_| anyhow::anyhow!("the node was not heard subscribed within {limit:?}"))??;
+    for payload in payloads {
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(topic.clone(), payload)
+            .map_err(|e| anyhow::anyhow!("cannot publish: {e}"))?;
+    }
+    let task = tokio::spawn(async move {
+        loop {
+            swarm.select_next_some().await;
+        }
+    });
+    Ok(GossipProbe { task })
+}
+
 /// A swarm with a throwaway identity, dialling `addr` (which must end in `/p2p/PEER-ID`), and
-/// that peer.
+/// that peer. Its gossip names `author` as the author of what it publishes (its own id when
+/// `None`).
 fn dial_as_stranger(
     addr: Multiaddr,
     mesh: Option<&MeshKey>,
+    author: Option<libp2p::PeerId>,
 ) -> anyhow::Result<(libp2p::Swarm<net::Behaviour>, libp2p::PeerId)> {
     let Some(Protocol::P2p(peer)) = addr.iter().last() else {
         anyhow::bail!("{addr} does not end in /p2p/PEER-ID");
     };
     let key = libp2p::identity::Keypair::generate_ed25519();
-    let mut swarm = net::build_swarm(key, false, mesh)?;
+    let author = author.unwrap_or_else(|| key.public().to_peer_id());
+    let mut swarm = net::build_swarm_as(key, false, mesh, author)?;
     swarm.dial(addr)?;
     Ok((swarm, peer))
 }

@@ -32,32 +32,49 @@ pub struct PeerRow {
     /// The labels it advertises (`shoal node --tag`).
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Its gossip score on this node: 0 for an honest peer, lower for each invalid message it
+    /// passed on (see docs/security.md).
+    #[serde(default)]
+    pub gossip_score: f64,
+    /// Its score is below the graylist threshold: this node ignores its messages.
+    #[serde(default)]
+    pub graylisted: bool,
 }
 
 impl PeerRow {
     /// One row per node of the view, this node first.
     pub fn rows(view: &MeshView) -> Vec<PeerRow> {
-        let row =
-            |p: &PeerStatus, peer_id: String, is_self: bool, connection: Option<&str>| PeerRow {
-                peer_id,
-                node_id: p.id.to_string(),
-                is_self,
-                slots_total: p.slots_total,
-                slots_free: p.slots_free,
-                cores: p.cores,
-                mem_mb: p.mem_mb,
-                load: f64::from(p.load_milli) / 1000.0,
-                advert_age_ms: p.age_ms,
-                connection: connection.map(str::to_string),
-                suspect: p.suspect_ms > 0,
-                suspect_ms: p.suspect_ms,
-                lost_votes: p.lost_votes,
-                tags: p.tags.clone(),
-            };
-        let mut rows = vec![row(&view.me, view.me_peer.to_string(), true, None)];
+        let score = |peer: Option<&libp2p::PeerId>| {
+            peer.and_then(|p| view.gossip_scores.get(p))
+                .copied()
+                .unwrap_or(0.0)
+        };
+        let row = |p: &PeerStatus,
+                   peer_id: String,
+                   is_self: bool,
+                   connection: Option<&str>,
+                   gossip_score: f64| PeerRow {
+            peer_id,
+            node_id: p.id.to_string(),
+            is_self,
+            slots_total: p.slots_total,
+            slots_free: p.slots_free,
+            cores: p.cores,
+            mem_mb: p.mem_mb,
+            load: f64::from(p.load_milli) / 1000.0,
+            advert_age_ms: p.age_ms,
+            connection: connection.map(str::to_string),
+            suspect: p.suspect_ms > 0,
+            suspect_ms: p.suspect_ms,
+            lost_votes: p.lost_votes,
+            tags: p.tags.clone(),
+            gossip_score,
+            graylisted: gossip_score < crate::gossip_score::GRAYLIST,
+        };
+        let mut rows = vec![row(&view.me, view.me_peer.to_string(), true, None, 0.0)];
         rows.extend(view.peers.iter().map(|(p, peer, connection)| {
             let name = peer.map_or_else(|| p.id.to_hex(), |id| id.to_string());
-            row(p, name, false, *connection)
+            row(p, name, false, *connection, score(peer.as_ref()))
         }));
         rows
     }
@@ -232,8 +249,8 @@ impl JobRow {
 /// The `shoal peers` table.
 pub fn peers_table(rows: &[PeerRow]) -> String {
     let mut out = format!(
-        "{:<54} {:>5} {:>5} {:>5} {:>8} {:>6} {:>7}  {:<10} SUSPECT\n",
-        "PEER", "SLOTS", "FREE", "CORES", "MEM_MB", "LOAD", "AGE_MS", "TAGS"
+        "{:<54} {:>5} {:>5} {:>5} {:>8} {:>6} {:>7}  {:<10} {:<16} SUSPECT\n",
+        "PEER", "SLOTS", "FREE", "CORES", "MEM_MB", "LOAD", "AGE_MS", "TAGS", "GOSSIP"
     );
     for p in rows {
         let name = if p.is_self {
@@ -255,8 +272,13 @@ pub fn peers_table(rows: &[PeerRow]) -> String {
         } else {
             p.tags.join(",")
         };
+        let gossip = match (p.gossip_score, p.graylisted) {
+            (_, true) => format!("{:.0} graylisted", p.gossip_score),
+            (s, false) if s < 0.0 => format!("{s:.0}"),
+            _ => "ok".to_string(),
+        };
         out.push_str(&format!(
-            "{:<54} {:>5} {:>5} {:>5} {:>8} {:>6.2} {:>7}  {:<10} {}\n",
+            "{:<54} {:>5} {:>5} {:>5} {:>8} {:>6.2} {:>7}  {:<10} {:<16} {}\n",
             name,
             p.slots_total,
             p.slots_free,
@@ -265,6 +287,7 @@ pub fn peers_table(rows: &[PeerRow]) -> String {
             p.load,
             p.advert_age_ms,
             tags,
+            gossip,
             suspect
         ));
     }

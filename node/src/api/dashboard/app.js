@@ -659,6 +659,19 @@
       },
     },
     {
+      id: 'gossip',
+      label: 'Gossip',
+      when: (rows) => rows.some((p) => p && typeof p.gossip_score === 'number' && p.gossip_score < 0),
+      help: 'its gossip score here: 0 for an honest peer, lower for each invalid message it passed on; graylisted: its messages are ignored',
+      cell: (p) =>
+        typeof p.gossip_score === 'number' && p.gossip_score < 0
+          ? el('span', {
+              class: 'tag bad',
+              text: (p.graylisted ? 'graylisted: ' : '') + 'score ' + Math.round(p.gossip_score),
+            })
+          : el('span', { class: 'muted', text: 'ok' }),
+    },
+    {
       id: 'suspect',
       label: 'Suspect',
       when: anyHas('suspect'),
