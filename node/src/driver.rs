@@ -404,6 +404,13 @@ impl Driver {
                 });
             }
             Effect::ReuseReduce { job, task, key } if self.handle.reuse().contains(&key) => {
+                if let Some(result) = exec::reusable_in_memory(&self.handle, job, &key) {
+                    tracing::debug!(%job, task, "a kept reduce result reported at once");
+                    let now = self.now();
+                    self.node.task_reused(now, job, task, result);
+                    return;
+                }
+                tracing::debug!(%job, task, "a kept reduce result to read from its file");
                 let handle = self.handle.clone();
                 tokio::spawn(async move {
                     if let Some(result) = exec::reusable(&handle, job, key).await {

@@ -167,6 +167,14 @@ pub async fn reusable(handle: &Handle, job: JobId, key: ReuseKey) -> Option<Resu
         .ok()?
 }
 
+/// [`reusable`] when the result is in memory (as small reduce results are), without leaving
+/// this thread: the driver reports it at once, before the job's other members give up waiting
+/// for it ([`shoal_protocol::reuse::REDUCE_LOOKUP_MS`]) and compute it again.
+pub fn reusable_in_memory(handle: &Handle, job: JobId, key: &ReuseKey) -> Option<ResultRef> {
+    let bytes = handle.reuse().get_in_memory(key)?;
+    Some(publish(handle, job, bytes))
+}
+
 /// [`reusable`] on the blocking pool. A result too large to travel inline is not read: the
 /// store serves it from its file (a peer that fetches it checks its hash, as always).
 fn reuse_blocking(handle: &Handle, job: JobId, key: &ReuseKey) -> Option<ResultRef> {

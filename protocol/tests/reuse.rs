@@ -158,3 +158,38 @@ fn a_reduce_over_reused_results_waits_briefly_for_the_member_that_kept_it() {
         "reported within the wait: never computed here"
     );
 }
+
+#[test]
+fn a_batch_that_comes_before_its_job_s_announcement_is_taken_up_with_it() {
+    // A member that kept its results reports them at once; its batch may overtake the
+    // announcement on its way to another member.
+    let mut n = node();
+    n.handle_timeout(0);
+    let spec = spec(files(4), 1, true);
+    let job = spec.id();
+    let result = ResultRef::Inline(b"partial".to_vec().into());
+    let early = Batch {
+        job,
+        looked_up: true,
+        done: (0..4).map(|t| (t, result.clone())).collect(),
+        reused: (0..4).collect(),
+        ..Batch::default()
+    };
+    from_submitter(&mut n, 5, 1, Message::Batch(early));
+    assert!(n.job_status(&job).is_none());
+    support::announce(&mut n, spec, Vec::new(), 2);
+    assert_eq!(
+        n.job_status(&job).unwrap().done,
+        4,
+        "the early results count"
+    );
+    // The reduce over them is ready here, every child reused: this node looks up whether it
+    // kept the reduce's result (it would report it rather than leave it to be computed again).
+    let effects: Vec<Effect> = std::iter::from_fn(|| n.poll_effect()).collect();
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::ReuseReduce { task: 4, .. })),
+        "{effects:?}"
+    );
+}

@@ -122,6 +122,7 @@ impl Node {
         job.record_done_ranges(&a.done, now);
         self.insert_job(job);
         self.merge_members(id, from, a, now);
+        self.take_up_early(now, id);
         self.plan_keeps(now);
     }
 
@@ -167,6 +168,7 @@ impl Node {
     pub(super) fn on_batch(&mut self, now: Millis, from: PeerIx, b: &Batch) {
         if !self.heard_on_job(now, from, &b.job) {
             self.stats.ignored_entries += b.entries() as u64;
+            self.keep_early(now, from, b);
             return;
         }
         if let Some(job) = self.jobs.get_mut(&b.job) {

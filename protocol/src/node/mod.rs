@@ -24,6 +24,7 @@
 mod datasets;
 mod detail;
 mod durability;
+mod early;
 mod handlers;
 mod outbox;
 mod status;
@@ -245,6 +246,8 @@ pub struct Node {
     outbox: VecDeque<(Topic, Vec<u8>)>,
     /// Published messages nobody heard, with when, waiting for a subscriber.
     unheard: VecDeque<(Topic, Vec<u8>, Millis)>,
+    /// Batches for jobs not announced here yet ([`early`]).
+    early: early::EarlyBatches,
     subscriptions: VecDeque<Subscription>,
     effects: VecDeque<Effect>,
     seq: u64,
@@ -337,6 +340,7 @@ impl Node {
             turn_open: false,
             outbox: VecDeque::new(),
             unheard: VecDeque::new(),
+            early: early::EarlyBatches::default(),
             subscriptions,
             effects: VecDeque::new(),
             seq: seed << 20,
