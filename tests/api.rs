@@ -398,7 +398,7 @@ async fn a_gossip_message_forged_in_another_peer_s_name_counts_against_whoever_p
             shoal_node::seal::seal(&forger, &jobs, &[], &payload)
         })
         .collect();
-    let _stranger = shoal_node::probe::gossip(
+    let stranger = shoal_node::probe::gossip(
         a.addrs[0].parse().unwrap(),
         &jobs,
         forged,
@@ -426,6 +426,12 @@ async fn a_gossip_message_forged_in_another_peer_s_name_counts_against_whoever_p
         .expect("A lists B");
     assert_eq!(b_row.gossip_score, 0.0, "{b_row:?}");
     assert!(!b_row.graylisted);
+    // The stranger is listed (it is no node of the mesh), graylisted.
+    let strangers: Vec<_> = rows.iter().filter(|r| r.stranger).collect();
+    assert_eq!(strangers.len(), 1, "{rows:?}");
+    assert_eq!(strangers[0].peer_id, stranger.peer_id().to_string());
+    assert!(strangers[0].graylisted, "{:?}", strangers[0]);
+    assert_eq!(strangers[0].slots_total, 0);
     let corpus = mesh.dir.path().join("corpus");
     let files = write_wide_corpus(&corpus, 4, 3000);
     let answer = submit_json(

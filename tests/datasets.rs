@@ -55,7 +55,7 @@ async fn await_dataset(
 ) -> shoal_node::api::datasets::DatasetRow {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let seen = node.client().peers().await.map(|p| p.len()).unwrap_or(0);
+        let seen = node.client().node_count().await.unwrap_or(0);
         let rows = node.client().datasets().await.unwrap_or_default();
         if let Some(row) = rows.into_iter().find(|d| d.name == "logs")
             && row.parts.len() == parts

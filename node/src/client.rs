@@ -141,6 +141,12 @@ impl Client {
         self.get_json("/api/v1/peers").await
     }
 
+    /// How many nodes of the mesh the node sees, itself included: its peers without the
+    /// strangers listed for their gossip score.
+    pub async fn node_count(&self) -> Result<usize, ClientError> {
+        Ok(self.peers().await?.iter().filter(|p| !p.stranger).count())
+    }
+
     pub async fn jobs(&self) -> Result<Vec<JobRow>, ClientError> {
         self.get_json("/api/v1/jobs").await
     }

@@ -79,7 +79,7 @@ async fn start_mesh(root: &std::path::Path) -> anyhow::Result<Vec<RunningNode>> 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     for node in &nodes {
         let client = node.client().expect("a node started with an API");
-        while client.peers().await?.len() < NODES {
+        while client.node_count().await? < NODES {
             anyhow::ensure!(
                 tokio::time::Instant::now() < deadline,
                 "the demo mesh did not form within 20 s"

@@ -121,6 +121,14 @@ pub async fn direct(
 /// A gossip peer that keeps its connection (and sends what it published) until dropped.
 pub struct GossipProbe {
     task: tokio::task::JoinHandle<()>,
+    peer_id: libp2p::PeerId,
+}
+
+impl GossipProbe {
+    /// The probe's own (throwaway) peer id: the connection's, whatever author it names.
+    pub fn peer_id(&self) -> libp2p::PeerId {
+        self.peer_id
+    }
 }
 
 impl Drop for GossipProbe {
@@ -169,12 +177,13 @@ pub async fn gossip(
             .publish(topic.clone(), payload)
             .map_err(|e| anyhow::anyhow!("cannot publish: {e}"))?;
     }
+    let peer_id = *swarm.local_peer_id();
     let task = tokio::spawn(async move {
         loop {
             swarm.select_next_some().await;
         }
     });
-    Ok(GossipProbe { task })
+    Ok(GossipProbe { task, peer_id })
 }
 
 /// A swarm with a throwaway identity, dialling `addr` (which must end in `/p2p/PEER-ID`), and

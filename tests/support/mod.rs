@@ -151,7 +151,7 @@ impl Mesh {
         let deadline = Instant::now() + limit;
         for node in &self.nodes {
             loop {
-                let seen = node.client().peers().await.map(|p| p.len()).unwrap_or(0);
+                let seen = node.client().node_count().await.unwrap_or(0);
                 if seen >= self.nodes.len() {
                     break;
                 }
@@ -179,7 +179,7 @@ pub(crate) fn strip_peer_id(addr: &str) -> String {
 /// deadline.
 pub(crate) async fn await_view_size(node: &NodeProc, size: usize, deadline: Instant) {
     loop {
-        let seen = node.client().peers().await.map(|p| p.len()).unwrap_or(0);
+        let seen = node.client().node_count().await.unwrap_or(0);
         if seen == size {
             return;
         }

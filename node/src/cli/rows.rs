@@ -39,6 +39,10 @@ pub struct PeerRow {
     /// Its score is below the graylist threshold: this node ignores its messages.
     #[serde(default)]
     pub graylisted: bool,
+    /// Not a node of the mesh as far as this node knows (it never advertised itself): listed
+    /// only because its gossip score is below zero. Its slots and figures are zero.
+    #[serde(default)]
+    pub stranger: bool,
 }
 
 impl PeerRow {
@@ -70,11 +74,39 @@ impl PeerRow {
             tags: p.tags.clone(),
             gossip_score,
             graylisted: gossip_score < crate::gossip_score::GRAYLIST,
+            stranger: false,
         };
         let mut rows = vec![row(&view.me, view.me_peer.to_string(), true, None, 0.0)];
         rows.extend(view.peers.iter().map(|(p, peer, connection)| {
             let name = peer.map_or_else(|| p.id.to_hex(), |id| id.to_string());
             row(p, name, false, *connection, score(peer.as_ref()))
+        }));
+        // Peers that sent invalid gossip without ever being nodes of the mesh: a stranger
+        // passing on forged messages is shown, not only the peers it may have named.
+        let mut strangers: Vec<(&libp2p::PeerId, f64)> = view
+            .gossip_scores
+            .iter()
+            .filter(|(peer, _)| !view.peers.iter().any(|(_, p, _)| p.as_ref() == Some(*peer)))
+            .map(|(peer, score)| (peer, *score))
+            .collect();
+        strangers.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(b.0)));
+        rows.extend(strangers.into_iter().map(|(peer, score)| {
+            let status = PeerStatus {
+                id: crate::peers::node_id(peer),
+                slots_total: 0,
+                slots_free: 0,
+                cores: 0,
+                mem_mb: 0,
+                load_milli: 0,
+                age_ms: 0,
+                suspect_ms: 0,
+                lost_votes: 0,
+                tags: Vec::new(),
+            };
+            PeerRow {
+                stranger: true,
+                ..row(&status, peer.to_string(), false, None, score)
+            }
         }));
         rows
     }
@@ -255,6 +287,8 @@ pub fn peers_table(rows: &[PeerRow]) -> String {
     for p in rows {
         let name = if p.is_self {
             format!("{} (self)", p.peer_id)
+        } else if p.stranger {
+            format!("{} (stranger)", p.peer_id)
         } else {
             p.peer_id.clone()
         };

@@ -600,6 +600,13 @@
       cell: (p) => [
         el('span', { class: 'mono', title: 'peer id ' + str(p.peer_id), text: shortPeer(p.peer_id) }),
         p.is_self ? el('span', { class: 'tag self', text: 'this node' }) : null,
+        p.stranger
+          ? el('span', {
+              class: 'tag',
+              title: 'not a node of the mesh: listed for the invalid gossip it sent',
+              text: 'stranger',
+            })
+          : null,
       ],
     },
     { id: 'node', label: 'Node', cls: 'mono muted', cell: (p) => str(p.node_id) || DASH },
@@ -733,12 +740,14 @@
       (p) => p.peer_id,
       (p) => (p.is_self ? 'self' : p.suspect ? 'suspect' : '')
     );
-    const others = peers.filter((p) => !p.is_self);
+    // Strangers are listed for their gossip score; they are not nodes of the mesh.
+    const nodes = peers.filter((p) => !p.stranger);
+    const others = nodes.filter((p) => !p.is_self);
     $('peers-empty').hidden = others.length > 0;
     let free = 0;
     let total = 0;
     let direct = 0;
-    for (const p of peers) {
+    for (const p of nodes) {
       free += num(p.slots_free) || 0;
       total += num(p.slots_total) || 0;
       if (!p.is_self && connectionOf(p) !== 'gossip') direct++;
@@ -746,8 +755,8 @@
     const suspects = others.filter((p) => p.suspect).length;
     setText(
       $('mesh-summary'),
-      peers.length +
-        (peers.length === 1 ? ' node' : ' nodes') +
+      nodes.length +
+        (nodes.length === 1 ? ' node' : ' nodes') +
         ' · ' +
         direct +
         ' direct · ' +
@@ -760,7 +769,7 @@
         total +
         ' slots free'
     );
-    renderMeshPicture(peers);
+    renderMeshPicture(nodes);
   }
 
   function renderMeshPicture(peers) {
