@@ -193,3 +193,31 @@ fn a_batch_that_comes_before_its_job_s_announcement_is_taken_up_with_it() {
         "{effects:?}"
     );
 }
+
+#[test]
+fn of_an_early_batch_only_the_results_are_taken_up() {
+    // A straggler of an earlier run of the same job (same spec, same id) claimed every task:
+    // taken up in the new run, its claims would hold the tasks for a claim's lifetime.
+    let mut n = node();
+    n.handle_timeout(0);
+    let spec = spec(files(4), 1, false);
+    let job = spec.id();
+    let stale = Batch {
+        job,
+        claims: (0..4).collect(),
+        done: vec![(3, ResultRef::Inline(b"partial".to_vec().into()))],
+        ..Batch::default()
+    };
+    from_submitter(&mut n, 5, 1, Message::Batch(stale));
+    support::announce(&mut n, spec, Vec::new(), 2);
+    assert_eq!(
+        n.job_status(&job).unwrap().done,
+        1,
+        "its result is taken up"
+    );
+    let sent = batches(&mut n, job, 2_000);
+    assert!(
+        sent.iter().any(|b| !b.claims.is_empty()),
+        "its claims are not: {sent:?}"
+    );
+}

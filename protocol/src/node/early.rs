@@ -6,8 +6,8 @@
 //! from an earlier run of the same job) can reach a slower member before the announcement
 //! does. Dropped, those results were never heard there until the job's end (measured: a
 //! member that kept a reduce's result never learned that its children were done, and another
-//! member computed it again). So a batch for a job this node does not know is kept for a
-//! short while, and taken up once the job's announcement arrives. Bounded by age, count and
+//! member computed it again). So the results of a batch for a job this node does not know
+//! are kept for a short while, and taken up once the job's announcement arrives. Bounded by age, count and
 //! bytes: a peer that sends batches for jobs that never come only pushes out older ones.
 
 use super::{Node, result_entry_len};
@@ -46,6 +46,21 @@ impl EarlyBatches {
     }
 
     fn keep(&mut self, now: Millis, from: PeerIx, batch: &Batch) {
+        // Only results are kept: a task's result is a fact whenever it is heard (results are
+        // deterministic, and a job's id is its content's, so a straggler of an earlier run of
+        // the same job says the same). Claims, failures, losses and the rest are about the
+        // moment they were sent: taken up late, a straggler's would hold a task or count a
+        // failure against it in a later run.
+        if batch.done.is_empty() {
+            return;
+        }
+        let batch = Batch {
+            job: batch.job,
+            done: batch.done.clone(),
+            reused: batch.reused.clone(),
+            looked_up: batch.looked_up,
+            ..Batch::default()
+        };
         let size = 64
             + batch
                 .done
@@ -57,7 +72,7 @@ impl EarlyBatches {
             return;
         }
         self.bytes += size;
-        self.kept.push_back((now, from, batch.clone(), size));
+        self.kept.push_back((now, from, batch, size));
         self.expire(now);
     }
 
