@@ -7,8 +7,9 @@
 //! does. Dropped, those results were never heard there until the job's end (measured: a
 //! member that kept a reduce's result never learned that its children were done, and another
 //! member computed it again). So the results of a batch for a job this node does not know
-//! are kept for a short while, and taken up once the job's announcement arrives. Bounded by age, count and
-//! bytes: a peer that sends batches for jobs that never come only pushes out older ones.
+//! are kept for a short while, and taken up once the job's announcement arrives. Bounded by
+//! age, count and bytes: a peer that sends batches for jobs that never come only pushes out
+//! older ones.
 
 use super::{Node, result_entry_len};
 use crate::ids::{JobId, Millis};
