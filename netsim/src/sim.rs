@@ -954,7 +954,7 @@ impl World {
                 .jobs
                 .iter()
                 .any(|t| t.id == job && t.output.as_ref() == Some(bytes));
-            let current = h.alive(node) && h.incarnation(node) == incarnation;
+            let current = h.is_current(node, incarnation);
             if finished && current && h.node(node).is_some_and(|p| !p.keeps_ending(&job)) {
                 let status = h.node(node).map(|p| p.result_status(&job));
                 self.violations.push(format!(

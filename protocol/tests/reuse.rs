@@ -159,25 +159,30 @@ fn a_reduce_over_reused_results_waits_briefly_for_the_member_that_kept_it() {
     );
 }
 
+/// A node that hears `early(job)` from the submitter before the announcement of `spec`'s job,
+/// then the announcement; with the job's id.
+fn announced_after(spec: JobSpec, early: impl FnOnce(JobId) -> Batch) -> (Node, JobId) {
+    let mut n = node();
+    n.handle_timeout(0);
+    let job = spec.id();
+    from_submitter(&mut n, 5, 1, Message::Batch(early(job)));
+    assert!(n.job_status(&job).is_none());
+    support::announce(&mut n, spec, Vec::new(), 2);
+    (n, job)
+}
+
 #[test]
 fn a_batch_that_comes_before_its_job_s_announcement_is_taken_up_with_it() {
     // A member that kept its results reports them at once; its batch may overtake the
     // announcement on its way to another member.
-    let mut n = node();
-    n.handle_timeout(0);
-    let spec = spec(files(4), 1, true);
-    let job = spec.id();
     let result = ResultRef::Inline(b"partial".to_vec().into());
-    let early = Batch {
+    let (mut n, job) = announced_after(spec(files(4), 1, true), |job| Batch {
         job,
         looked_up: true,
         done: (0..4).map(|t| (t, result.clone())).collect(),
         reused: (0..4).collect(),
         ..Batch::default()
-    };
-    from_submitter(&mut n, 5, 1, Message::Batch(early));
-    assert!(n.job_status(&job).is_none());
-    support::announce(&mut n, spec, Vec::new(), 2);
+    });
     assert_eq!(
         n.job_status(&job).unwrap().done,
         4,
@@ -198,18 +203,12 @@ fn a_batch_that_comes_before_its_job_s_announcement_is_taken_up_with_it() {
 fn of_an_early_batch_only_the_results_are_taken_up() {
     // A straggler of an earlier run of the same job (same spec, same id) claimed every task:
     // taken up in the new run, its claims would hold the tasks for a claim's lifetime.
-    let mut n = node();
-    n.handle_timeout(0);
-    let spec = spec(files(4), 1, false);
-    let job = spec.id();
-    let stale = Batch {
+    let (mut n, job) = announced_after(spec(files(4), 1, false), |job| Batch {
         job,
         claims: (0..4).collect(),
         done: vec![(3, ResultRef::Inline(b"partial".to_vec().into()))],
         ..Batch::default()
-    };
-    from_submitter(&mut n, 5, 1, Message::Batch(stale));
-    support::announce(&mut n, spec, Vec::new(), 2);
+    });
     assert_eq!(
         n.job_status(&job).unwrap().done,
         1,

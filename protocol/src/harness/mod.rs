@@ -223,6 +223,12 @@ impl<X> Harness<X> {
         self.slots[i].proto.is_some()
     }
 
+    /// Whether node `i` is up in its incarnation `incarnation` (an event of an earlier one,
+    /// a task or a fetch it started before it went down, is stale).
+    pub fn is_current(&self, i: usize, incarnation: u32) -> bool {
+        self.alive(i) && self.slots[i].incarnation == incarnation
+    }
+
     /// Node `i`, if it is up.
     pub fn node(&self, i: usize) -> Option<&Node> {
         self.slots[i].proto.as_ref()
@@ -344,7 +350,7 @@ impl<X> Harness<X> {
                 run,
             } => {
                 let i = node as usize;
-                if !self.alive(i) || self.slots[i].incarnation != incarnation {
+                if !self.is_current(i, incarnation) {
                     return;
                 }
                 let (outcome, run_us) = env.task_outcome(self, i, &run);
@@ -362,7 +368,7 @@ impl<X> Harness<X> {
                 outcome,
             } => {
                 let i = node as usize;
-                if !self.alive(i) || self.slots[i].incarnation != incarnation {
+                if !self.is_current(i, incarnation) {
                     return;
                 }
                 let now = self.now;
