@@ -956,7 +956,7 @@ impl Driver {
             return;
         }
         let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
-            .addresses(addrs)
+            .addresses(crate::addrs::dialable(addrs))
             .build();
         if let Err(e) = self.swarm.dial(opts) {
             tracing::debug!(%peer, "dial failed: {e}");
@@ -1037,7 +1037,7 @@ impl Driver {
             }
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 self.learn_peer(peer_id);
-                for addr in info.listen_addrs {
+                for addr in crate::addrs::dialable(info.listen_addrs) {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
             }

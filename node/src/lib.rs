@@ -20,6 +20,7 @@
 //! - [`cli`]: the `shoal` subcommands; [`demo`]: `shoal demo`.
 #![forbid(unsafe_code)]
 
+mod addrs;
 pub mod admission;
 pub mod api;
 pub mod blob_proto;

@@ -30,8 +30,12 @@ fn main() {
     if let Some(why) = &skip {
         eprintln!("LAN tests skipped: {why}");
     }
-    let scenarios: [(&str, fn()); 9] = [
+    let scenarios: [(&str, fn()); 10] = [
         ("lan_formation_by_mdns_alone", lan_formation_by_mdns_alone),
+        (
+            "nodes_that_join_through_one_peer_connect_to_each_other",
+            nodes_that_join_through_one_peer_connect_to_each_other,
+        ),
         ("a_laptop_joins_mid_job", a_laptop_joins_mid_job),
         (
             "two_subnets_joined_by_a_router",
@@ -129,6 +133,46 @@ fn lan_formation_by_mdns_alone() {
     assert!(
         formed <= Duration::from_secs(2),
         "the mesh took {formed:?} to form (at most 2 s)"
+    );
+}
+
+/// 1b. Without mDNS, two hosts join through a third (`--bootstrap`): they find each other
+///    through Kademlia and connect directly, so that nothing between them depends on the
+///    third. Each node listens on every interface on the same port, as a deployment would,
+///    and reports all its addresses, loopback included: a loopback address passed on to
+///    another host names that host itself, and the dial to it (to the dialer itself, which
+///    answers first when the LAN has any latency) used to fail every dial between the two.
+fn nodes_that_join_through_one_peer_connect_to_each_other() {
+    const LISTEN: [&str; 3] = ["--no-mdns", "--listen", "/ip4/0.0.0.0/udp/4001/quic-v1"];
+    let mut lan = Lan::emulated(3, 11);
+    lan.emulator().set(Impairment {
+        latency: Duration::from_millis(10),
+        ..Impairment::default()
+    });
+    lan.hosts[0].start_node(1, &LISTEN);
+    let entry = lan.hosts[0].quic_addr();
+    for host in &mut lan.hosts[1..] {
+        host.start_node(1, &[&LISTEN[..], &["--bootstrap", &entry]].concat());
+    }
+    lan.await_views(&[0, 1, 2], 3, Duration::from_secs(10));
+    let formed = Instant::now();
+    let peer_of_1 = lan.hosts[1].peer_id().to_string();
+    let host_2 = &lan.hosts[2];
+    let connected = wait_until(
+        "host 3 to connect to host 2 directly",
+        Duration::from_secs(10),
+        || {
+            let rows = host_2.peers();
+            let row = rows.iter().find(|r| r.peer_id == peer_of_1)?;
+            row.connection.clone()
+        },
+    );
+    report(
+        "join through one peer",
+        format!(
+            "the two joiners connected directly ({connected}) {} ms after the mesh formed",
+            formed.elapsed().as_millis()
+        ),
     );
 }
 
