@@ -245,7 +245,8 @@ impl Bench {
             unit: "s",
             higher_is_better: false,
             met: rg_median.is_some_and(|r| first.median() <= 3.0 * r)
-                && (chunks as u64) <= 2 * target_chunks,
+                && (chunks as u64) <= 2 * target_chunks
+                && 2 * (chunks as u64) >= target_chunks,
             shoal: first,
             peers: tool_peers(None),
             target: "≤ 3× ripgrep; tasks within 2× the target".into(),

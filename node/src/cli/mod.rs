@@ -271,8 +271,8 @@ pub struct SubmitArgs {
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
     /// Target bytes per input chunk: small files are packed several to a chunk, large ones
-    /// cut at line ends; by default about 1/128 of the input rounded up to a power of two, between
-    /// 1 MiB and 8 MiB.
+    /// cut at line ends; by default about 1/128 of the input rounded up to a power of two or 1.5
+    /// times one, between 1 MiB and 8 MiB.
     #[arg(long, value_name = "BYTES")]
     pub chunk_size: Option<u64>,
     /// Leave out input files and directories matching GLOB (repeatable): a pattern with a `/`
