@@ -305,20 +305,20 @@ async fn shoal_result_says_unknown_failed_and_expired_with_their_exit_codes() {
 async fn more_copies_than_nodes_is_refused_before_anything_is_submitted() {
     let mesh = Mesh::start(&[1, 1]).await;
     let dir = mesh.nodes[0].dir_arg();
-    let out = shoal(&[
-        "submit",
-        "--detach",
-        "--copies",
-        "3",
-        "--data-dir",
-        &dir,
-        "pi",
-        "1000",
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("--copies 3 needs at least 3 nodes"),
-        "{out:?}"
-    );
+    // Detached or not: a submitter that stays is one of the copies, and still only one.
+    for detach in [&["--detach"][..], &[]] {
+        let args = [
+            &["submit"][..],
+            detach,
+            &["--copies", "3", "--data-dir", &dir, "pi", "1000"],
+        ]
+        .concat();
+        let out = shoal(&args);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--copies 3 needs at least 3 nodes"),
+            "{out:?}"
+        );
+    }
     assert!(mesh.nodes[0].client().jobs().await.unwrap().is_empty());
 }

@@ -123,6 +123,23 @@ pub enum UsageError {
     Exclude(String),
     #[error("{0}")]
     Needs(String),
+    #[error(
+        "--chunk-size {0} is outside {min}..={max} bytes (4 KiB to 64 MiB): a chunk is one task, and smaller chunks make more tasks than work",
+        min = input::MIN_CHUNK_SIZE,
+        max = input::MAX_CHUNK_SIZE
+    )]
+    ChunkSize(u64),
+}
+
+/// Refuses a chunk size outside [`input::MIN_CHUNK_SIZE`]`..=`[`input::MAX_CHUNK_SIZE`]
+/// (`None` is the default, always fine).
+fn check_chunk_size(chunk_size: Option<u64>) -> Result<(), UsageError> {
+    match chunk_size {
+        Some(n) if !(input::MIN_CHUNK_SIZE..=input::MAX_CHUNK_SIZE).contains(&n) => {
+            Err(UsageError::ChunkSize(n))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Why a request could not be turned into a job spec on the node. Nothing was submitted.
@@ -283,6 +300,8 @@ impl JobRequest {
             spec.validate()?;
         } else if !(job::FANIN_MIN..=job::FANIN_MAX).contains(&fanin) {
             return Err(job::SpecError::Fanin(fanin).into());
+        } else {
+            check_chunk_size(chunk_size)?;
         }
         Ok(request)
     }
@@ -299,6 +318,9 @@ impl JobRequest {
         chunk_size: Option<u64>,
         tasks: Option<u32>,
     ) -> Result<Self, UsageError> {
+        if range.is_none() {
+            check_chunk_size(chunk_size)?;
+        }
         let module = std::fs::canonicalize(module)
             .map_err(|_| UsageError::MissingPath(module.to_path_buf()))?;
         let bytes = read_module(&module)?;
@@ -529,6 +551,8 @@ impl JobRequest {
                 ));
             }
             (None, _) => {
+                // A request from the API skipped `parse`.
+                check_chunk_size(self.chunk_size)?;
                 let started = std::time::Instant::now();
                 let listing = input::list_files(&paths, &self.exclude)?;
                 let listed = started.elapsed();
@@ -609,5 +633,20 @@ mod tests {
             Err(UsageError::MissingPath(_))
         ));
         assert!(JobRequest::parse("sumsq", &s(&["0", "10"]), 1, Some(1), None).is_err());
+    }
+
+    #[test]
+    fn a_chunk_size_outside_its_bounds_is_refused_for_file_inputs_only() {
+        let here = s(&["."]);
+        for bad in [0, 1, input::MIN_CHUNK_SIZE - 1, input::MAX_CHUNK_SIZE + 1] {
+            let e = JobRequest::parse("wordcount", &here, 4, Some(bad), None).unwrap_err();
+            assert!(matches!(e, UsageError::ChunkSize(n) if n == bad), "{e}");
+            assert!(e.to_string().contains("4 KiB to 64 MiB"), "{e}");
+        }
+        for good in [input::MIN_CHUNK_SIZE, 1 << 20, input::MAX_CHUNK_SIZE] {
+            assert!(JobRequest::parse("wordcount", &here, 4, Some(good), None).is_ok());
+        }
+        // A generated input has no chunks: the size is not looked at.
+        assert!(JobRequest::parse("sumsq", &s(&["0", "10"]), 4, Some(1), None).is_ok());
     }
 }

@@ -384,6 +384,7 @@ impl Fields<'_> {
             UsageError::Args { .. } => "args",
             UsageError::Exclude(_) => "exclude",
             UsageError::Needs(_) => "needs",
+            UsageError::ChunkSize(_) => "chunk_size",
             UsageError::Spec(s) => match s {
                 SpecError::Fanin(_) => "fanin",
                 SpecError::Replicas(_) => "replicas",

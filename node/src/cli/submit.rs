@@ -30,6 +30,20 @@ fn copies(args: &SubmitArgs) -> u8 {
     args.copies.unwrap_or(if args.detach { 2 } else { 1 })
 }
 
+/// Why `copies` copies cannot be had on the mesh `client`'s node sees (at most one per node,
+/// this node included; strangers do not count), if they cannot.
+async fn too_few_for_copies(client: &Client, copies: u8) -> anyhow::Result<Option<String>> {
+    if copies <= 1 {
+        return Ok(None);
+    }
+    let mesh = client.node_count().await?;
+    Ok((usize::from(copies) > mesh).then(|| {
+        format!(
+            "--copies {copies} needs at least {copies} nodes in the mesh; this node sees {mesh} (itself included)"
+        )
+    }))
+}
+
 fn parse_job(args: &SubmitArgs) -> Result<JobRequest, UsageError> {
     let positional: Vec<String> = args.job.iter().chain(&args.args).cloned().collect();
     if let Some(module) = &args.wasm.wasm {
@@ -83,7 +97,12 @@ pub(super) async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         ephemeral = Some((node, dir));
         client
     } else {
-        client(&args.query)?
+        let client = client(&args.query)?;
+        if let Some(short) = too_few_for_copies(&client, copies(&args)).await? {
+            eprintln!("error: {short}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+        client
     };
     let accepted = std::sync::Mutex::new(None);
     let outcome = tokio::time::timeout(
@@ -145,11 +164,8 @@ pub(super) async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
 async fn detach(args: &SubmitArgs, request: JobRequest) -> anyhow::Result<ExitCode> {
     let client = client(&args.query)?;
     let copies = copies(args);
-    let mesh = client.peers().await?.len();
-    if usize::from(copies) > mesh {
-        eprintln!(
-            "error: --copies {copies} needs at least {copies} nodes in the mesh; this node sees {mesh} (itself included)"
-        );
+    if let Some(short) = too_few_for_copies(&client, copies).await? {
+        eprintln!("error: {short}");
         return Ok(ExitCode::from(EXIT_USAGE));
     }
     let accepted = match client.start(request).await {

@@ -22,6 +22,10 @@ use walk::{Excludes, Listing, WalkError};
 pub const AUTO_CHUNK_MIN: u64 = 1 << 20;
 pub const AUTO_CHUNK_MAX: u64 = 8 << 20;
 pub const AUTO_CHUNKS: u64 = 128;
+/// Smallest chunk size accepted from a user: a chunk is a task, with its claim, fetch,
+/// completion and reduce input; below a few KB they cost more than the work (and a chunk size
+/// of a few bytes made a task per line).
+pub const MIN_CHUNK_SIZE: u64 = 4 << 10;
 /// Largest chunk size accepted (a single line may still make a chunk longer, up to the blob limit).
 pub const MAX_CHUNK_SIZE: u64 = 64 << 20;
 
