@@ -179,7 +179,11 @@ fn read_listed(f: &InputFile, buf: &mut Vec<u8>, at: usize) -> Result<usize, Chu
     let window = &mut buf[at..at + size + 1];
     let mut got = 0;
     loop {
-        let n = file.read(&mut window[got..]).map_err(io(&f.path))?;
+        let n = match file.read(&mut window[got..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io(&f.path)(e)),
+        };
         got += n;
         // The end (nothing more), the listed size (reached by a short read), or more.
         if n == 0 || got >= size {
