@@ -824,14 +824,44 @@ fn spot_checks_catch_a_liar_and_check_about_the_fraction_asked() {
         "the liar was caught: {:?}",
         view.suspects
     );
-    // Half the tasks checked: the runs are the tasks plus about half of them again (more
-    // where a check disagreed and a third result was needed).
+    // Half the workers' tasks checked (the submitter's own, about a quarter, never are): the
+    // runs are the tasks plus about 3/8 of them again (more where a check disagreed and a
+    // third result was needed).
     let total = view.total as usize;
     assert!(
         h.net.runs > total + total / 4 && h.net.runs < total * 2 + total / 4,
         "{} runs for {total} tasks",
         h.net.runs
     );
+}
+
+#[test]
+fn the_submitter_checks_every_worker_result_asked_but_never_its_own() {
+    let mut h = Mesh::new(&[1, 1]);
+    h.run_until(1_500, |_| false);
+    let job = h.submit(0, replicated(sumsq(100_000, 40, 4), 1, 1_000_000));
+    h.run_until(300_000, |net| net.results.contains_key(&job));
+    assert_eq!(h.net.results[&job], ops::reference::sumsq(0, 100_000));
+    // Who computed each task, in order.
+    let mut by_task: HashMap<u32, Vec<usize>> = HashMap::new();
+    for &(node, _, task, _) in h.net.started.iter().filter(|s| s.1 == job) {
+        by_task.entry(task).or_default().push(node);
+    }
+    let (mut own, mut checked) = (0, 0);
+    for (task, nodes) in &by_task {
+        match nodes[0] {
+            // The submitter's result stands alone.
+            0 => assert_eq!(nodes, &[0], "task {task}"),
+            // Every worker result is checked by the only other member, the submitter.
+            _ => assert_eq!(nodes, &[1, 0], "task {task}"),
+        }
+        if nodes[0] == 0 {
+            own += 1;
+        } else {
+            checked += 1;
+        }
+    }
+    assert!(own > 0 && checked > 0, "{own} own, {checked} checked");
 }
 
 #[test]

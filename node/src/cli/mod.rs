@@ -290,7 +290,8 @@ pub struct SubmitArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub replicas: u8,
     /// With one replica: have a random, unguessable fraction F (0 to 1) of the tasks checked by
-    /// a second member (see docs/security.md for the detection odds).
+    /// a second member (those the submitter computes itself are not; see docs/security.md for
+    /// the detection odds).
     #[arg(long, value_name = "F", default_value_t = 0.0)]
     pub verify_fraction: f64,
     /// Higher runs first (default 0; negative for background work): a member with a free

@@ -374,7 +374,7 @@ impl Node {
             }
         }
         if outcome == Completion::Voted && j.coordinator == ME && j.need(task).is_none() {
-            outcome = self.spot_check(now, job, task);
+            outcome = self.spot_check(now, job, task, holder);
         }
         self.after_completion(now, job, task, outcome);
     }

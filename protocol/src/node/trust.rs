@@ -121,8 +121,18 @@ impl Node {
     }
 
     /// The coordinator of a spot-checked job (its submitter, or a successor) heard the first
-    /// result of `task`: it decides, with its secret, whether a second member must check it, and says so to the members.
-    pub(super) fn spot_check(&mut self, now: Millis, job: JobId, task: u32) -> Completion {
+    /// result of `task`, from `first`: it decides, with its secret, whether a second member
+    /// must check it, and says so to the members. A result this node computed itself is never
+    /// checked (it trusts itself; a second computation would only cost time): the
+    /// coordinator's own share of the tasks costs nothing more, and a worker's results are
+    /// checked at the rate asked whatever share the coordinator took.
+    pub(super) fn spot_check(
+        &mut self,
+        now: Millis,
+        job: JobId,
+        task: u32,
+        first: PeerIx,
+    ) -> Completion {
         let Some(j) = self.jobs.get_mut(&job) else {
             return Completion::Old;
         };
@@ -134,7 +144,7 @@ impl Node {
         h.update(&task.to_le_bytes());
         let draw = u32::from_le_bytes(h.finalize().as_bytes()[..4].try_into().expect("4 bytes"));
         // A uniform draw in 0..1,000,000 below the fraction: checked.
-        let check = u64::from(draw) % 1_000_000 < u64::from(j.spec.trust.verify_ppm);
+        let check = first != ME && u64::from(draw) % 1_000_000 < u64::from(j.spec.trust.verify_ppm);
         let outcome = j.decide(task, check, now);
         self.queue_entry(job, 6, |b| b.checks.push((task, check)));
         outcome
