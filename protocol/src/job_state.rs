@@ -107,6 +107,9 @@ pub struct JobState {
     /// Members known to keep the final output, and the output as this node keeps it.
     pub output_holders: Vec<(PeerIx, crate::durable::OutputRef)>,
     pub output: Option<crate::durable::OutputRef>,
+    /// Until when the coordinator, holding the output, waits for map completions it has not
+    /// heard ([`crate::node::ACCOUNTING_GRACE_MS`]).
+    pub account_until: Millis,
     /// Tasks settled by a result its member knew from an earlier job (see [`crate::reuse`]).
     pub reused: u32,
     /// Reduce tasks that became ready here, with their keys, for the node to look up (only
@@ -218,6 +221,7 @@ impl JobState {
             keeping: Default::default(),
             output_holders: Vec::new(),
             output: None,
+            account_until: 0,
             reused: 0,
             reuse_ready: Vec::new(),
             reported_reused: Default::default(),
@@ -327,6 +331,11 @@ impl JobState {
                 .is_some_and(|(part, _)| d.parts[part].holders.contains(by)),
             crate::job::Input::Range { .. } | crate::job::Input::Samples { .. } => false,
         }
+    }
+
+    /// Whether the completion of some task was not heard here (a reduce above it was).
+    pub fn completions_unheard(&self) -> bool {
+        self.done < self.tree.total()
     }
 
     /// Whether every live member that takes tasks (this node included) has looked up the

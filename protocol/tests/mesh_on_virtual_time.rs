@@ -15,6 +15,8 @@ use std::rc::Rc;
 /// tasks that take a fixed time and run the built-in operators, and the jobs' outcomes.
 struct Net {
     latency: Millis,
+    /// Extra latency of some links, by (from, to).
+    slow: HashMap<(u32, u32), Millis>,
     task_ms: Millis,
     /// Tasks started so far.
     runs: usize,
@@ -52,7 +54,8 @@ impl Env for Net {
             if to == msg.from {
                 continue;
             }
-            h.deliver_at(h.now() + self.latency, to, msg.clone());
+            let extra = self.slow.get(&(msg.from, to)).copied().unwrap_or(0);
+            h.deliver_at(h.now() + self.latency + extra, to, msg.clone());
             if self.duplicate {
                 h.deliver_at(h.now() + 3 * self.latency + 1, to, msg.clone());
             }
@@ -181,6 +184,7 @@ impl Mesh {
             h: Harness::new(slots.len()),
             net: Net {
                 latency: 2,
+                slow: HashMap::new(),
                 task_ms: 10,
                 runs: 0,
                 started: Vec::new(),
@@ -862,6 +866,44 @@ fn the_submitter_checks_every_worker_result_asked_but_never_its_own() {
         }
     }
     assert!(own > 0 && checked > 0, "{own} own, {checked} checked");
+}
+
+#[test]
+fn a_job_ends_with_the_completions_that_raced_the_reduces_above_them() {
+    // Node 1's messages reach the submitter (node 0, which runs nothing) 150 ms late, node 2's
+    // at once: the reduces node 2 computes over node 1's maps, and the root, reach the
+    // submitter before the completions of those maps. The output does not need them, but the
+    // job's account (who ran what) does: the submitter waits for them, briefly.
+    let mut h = Mesh::new(&[0, 1, 1]);
+    h.net.slow.insert((1, 0), 150);
+    h.run_until(1_500, |_| false);
+    let job = h.submit(0, sumsq(100_000, 24, 4));
+    h.run_until(60_000, |net| net.results.contains_key(&job));
+    let collected = h.h.now();
+    h.run_until(collected + 2_000, |_| false);
+    assert_eq!(h.net.results[&job], ops::reference::sumsq(0, 100_000));
+    let view = h.node(0).job_status(&job).expect("the job's account");
+    let by_node1 = h
+        .net
+        .started
+        .iter()
+        .filter(|s| s.1 == job && s.0 == 1)
+        .count() as u32;
+    assert!(by_node1 > 0, "node 1 took part");
+    let counted: u32 = view.workers.iter().map(|(_, n)| n).sum();
+    assert_eq!(
+        (view.maps_done, counted),
+        (view.maps, view.total),
+        "every task in the account: {:?}",
+        view.workers
+    );
+    assert_eq!(
+        view.workers
+            .iter()
+            .find(|(id, _)| *id == id_of(1))
+            .map(|w| w.1),
+        Some(by_node1)
+    );
 }
 
 #[test]

@@ -447,6 +447,12 @@ impl Node {
         else {
             return;
         };
+        if self.last_now < j.account_until && j.completions_unheard() {
+            // Completions still on their way: the job's account waits for them, briefly.
+            let at = j.account_until;
+            self.finish_wakeup = Some(self.finish_wakeup.map_or(at, |w| w.min(at)));
+            return;
+        }
         let mut holders = vec![self.id()];
         holders.extend(
             j.output_holders
@@ -467,6 +473,20 @@ impl Node {
         }
         holders.truncate(durable::MAX_HOLDERS);
         self.end_job(job, Ending::Done { output, holders });
+    }
+
+    /// Ends the jobs whose output this node holds and whose wait for their account is over
+    /// ([`super::ACCOUNTING_GRACE_MS`]).
+    pub(super) fn finish_waiting(&mut self) {
+        let held: Vec<JobId> = self
+            .order
+            .iter()
+            .filter(|id| self.jobs[*id].output.is_some())
+            .copied()
+            .collect();
+        for id in held {
+            self.try_finish(id);
+        }
     }
 
     /// This node coordinates job `job` and it ended: everyone hears how, the end is kept here

@@ -395,8 +395,12 @@ impl Node {
         for blob in j.released_by(task) {
             self.effects.push_back(Effect::Release { blob });
         }
+        let awaited = j.output.is_some();
         if task == j.tree.root() && self.keeps_output(&self.jobs[&job], now) {
             self.request_collect(job);
+        } else if awaited {
+            // A completion the job's account waited for.
+            self.try_finish(job);
         }
         if !losers.is_empty() {
             self.votes_lost(now, &losers);

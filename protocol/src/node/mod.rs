@@ -212,6 +212,13 @@ pub const UNHEARD_MAX: usize = 1024;
 pub const EXTRA_ADVERT_GAP_MS: Millis = 100;
 /// Longest a node waits, after it starts, before its first advert.
 pub const FIRST_ADVERT_DELAY_MS: Millis = 300;
+/// How long a coordinator that holds a job's output waits, at most, for the completions of map
+/// tasks it saw claimed but not completed, before it ends the job. The output does not need
+/// them (a reduce above them was done elsewhere), but the job's account does: where each task
+/// ran (`at_data`, the spread) and the input bytes moved come with the completions, and one
+/// that raced the reduce above it would otherwise be missing from what the submitter reports.
+/// Normally they arrive within a message's time; the wait is bounded for a member that died.
+pub const ACCOUNTING_GRACE_MS: Millis = 300;
 
 /// The protocol state machine. See the module docs for the calling convention.
 #[derive(Debug)]
@@ -265,6 +272,9 @@ pub struct Node {
     next_pulse: Millis,
     next_repair: Millis,
     claim_wakeup: Option<Millis>,
+    /// When a coordinator that holds a job's output but has not heard all of its map tasks'
+    /// completions ends it anyway ([`ACCOUNTING_GRACE_MS`]).
+    finish_wakeup: Option<Millis>,
     stats: Stats,
     /// Whose jobs this node works on; `None`: anyone's.
     submitters: Option<IdSet<NodeId>>,
@@ -353,6 +363,7 @@ impl Node {
             next_pulse: 0,
             next_repair: 0,
             claim_wakeup: None,
+            finish_wakeup: None,
             stats: Stats::default(),
             submitters: None,
             declined: BoundedIdMap::new(FINISHED_MEMORY),
@@ -548,9 +559,14 @@ impl Node {
 
     /// Timer expiry: call at (or after) the time [`Node::poll_timeout`] returned.
     pub fn handle_timeout(&mut self, now: Millis) {
+        self.last_now = self.last_now.max(now);
         self.upkeep(now);
         if self.claim_wakeup.is_some_and(|t| now >= t) {
             self.claim_wakeup = None;
+        }
+        if self.finish_wakeup.is_some_and(|t| now >= t) {
+            self.finish_wakeup = None;
+            self.finish_waiting();
         }
         self.after_step(now);
     }
@@ -738,6 +754,7 @@ impl Node {
                     // The run ended while this node fetched its copy: nothing left to say.
                 } else if let Some(state) = self.jobs.get_mut(&job) {
                     state.output = Some(output);
+                    state.account_until = now + ACCOUNTING_GRACE_MS;
                     let (epoch, coordinator) = (state.epoch, state.coordinator);
                     if coordinator == ME {
                         self.try_finish(job);
@@ -794,6 +811,9 @@ impl Node {
         // Any node may come to coordinate a job (as a successor).
         t = t.min(self.next_announce);
         if let Some(w) = self.claim_wakeup {
+            t = t.min(w);
+        }
+        if let Some(w) = self.finish_wakeup {
             t = t.min(w);
         }
         if !self.pending.is_empty() {
