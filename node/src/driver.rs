@@ -86,6 +86,10 @@ struct Driver {
     /// Callers waiting for jobs this node tracks (bounded by the jobs it tracks).
     waiters: HashMap<JobId, Vec<oneshot::Sender<JobOutcome>>>,
     results: BoundedMap<JobId, JobOutcome>,
+    /// Outputs collected while the protocol still settles their job's account
+    /// ([`Node::settling_account`]): their waiters are answered once it is whole, so the
+    /// account they read with the output names every task.
+    settling: HashMap<JobId, JobOutcome>,
     /// When each job submitted here was submitted, and its operator (for its duration).
     submitted: BoundedMap<JobId, (Instant, &'static str)>,
     listen: Vec<Multiaddr>,
@@ -169,6 +173,7 @@ pub fn spawn(parts: DriverParts) -> (Handle, tokio::task::JoinHandle<()>) {
         fetches: HashMap::new(),
         waiters: HashMap::new(),
         results: BoundedMap::new(RESULT_MEMORY),
+        settling: HashMap::new(),
         submitted: BoundedMap::new(RESULT_MEMORY),
         listen: Vec::new(),
         listeners_pending: listeners,
@@ -274,9 +279,27 @@ impl Driver {
             self.run_tiny_tasks();
             self.apply_subscriptions_and_effects();
         }
+        if !self.settling.is_empty() {
+            self.answer_settled();
+        }
         self.node.end_turn(self.now());
         while let Some((topic, bytes)) = self.node.poll_transmit() {
             self.publish(topic, bytes);
+        }
+    }
+
+    /// Answers the waiters of the collected outputs whose job's account is now whole.
+    fn answer_settled(&mut self) {
+        let settled: Vec<JobId> = self
+            .settling
+            .keys()
+            .filter(|job| !self.node.settling_account(job))
+            .copied()
+            .collect();
+        for job in settled {
+            if let Some(outcome) = self.settling.remove(&job) {
+                self.finish(job, outcome);
+            }
         }
     }
 
@@ -628,7 +651,11 @@ impl Driver {
                     }
                 };
                 self.node.job_collected(now, job, Ok(output));
-                self.finish(job, Ok(bytes));
+                if self.node.settling_account(&job) {
+                    self.settling.insert(job, Ok(bytes));
+                } else {
+                    self.finish(job, Ok(bytes));
+                }
             }
             Err(e) => {
                 tracing::warn!(%job, "{e}; recomputing it");

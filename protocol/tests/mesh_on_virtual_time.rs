@@ -880,7 +880,13 @@ fn a_job_ends_with_the_completions_that_raced_the_reduces_above_them() {
     let job = h.submit(0, sumsq(100_000, 24, 4));
     h.run_until(60_000, |net| net.results.contains_key(&job));
     let collected = h.h.now();
+    h.run_until(collected + 20, |_| false);
+    assert!(
+        h.node(0).settling_account(&job),
+        "the output is in, node 1's completions are not: the job waits for them"
+    );
     h.run_until(collected + 2_000, |_| false);
+    assert!(!h.node(0).settling_account(&job));
     assert_eq!(h.net.results[&job], ops::reference::sumsq(0, 100_000));
     let view = h.node(0).job_status(&job).expect("the job's account");
     let by_node1 = h

@@ -447,7 +447,7 @@ impl Node {
         else {
             return;
         };
-        if self.last_now < j.account_until && j.completions_unheard() {
+        if self.settling_account(&job) {
             // Completions still on their way: the job's account waits for them, briefly.
             let at = j.account_until;
             self.finish_wakeup = Some(self.finish_wakeup.map_or(at, |w| w.min(at)));
@@ -473,6 +473,18 @@ impl Node {
         }
         holders.truncate(durable::MAX_HOLDERS);
         self.end_job(job, Ending::Done { output, holders });
+    }
+
+    /// Whether this node holds job `job`'s output and waits, before it ends the job, for
+    /// completions it has not heard ([`super::ACCOUNTING_GRACE_MS`]).
+    pub fn settling_account(&self, job: &JobId) -> bool {
+        self.jobs.get(job).is_some_and(|j| {
+            j.output.is_some()
+                && j.coordinator == ME
+                && j.failed.is_none()
+                && self.last_now < j.account_until
+                && j.completions_unheard()
+        })
     }
 
     /// Ends the jobs whose output this node holds and whose wait for their account is over
