@@ -107,8 +107,8 @@ pub struct JobState {
     /// Members known to keep the final output, and the output as this node keeps it.
     pub output_holders: Vec<(PeerIx, crate::durable::OutputRef)>,
     pub output: Option<crate::durable::OutputRef>,
-    /// Until when the coordinator, holding the output, waits for map completions it has not
-    /// heard ([`crate::node::ACCOUNTING_GRACE_MS`]).
+    /// Until when the coordinator, holding the output, waits for completions it has not heard
+    /// ([`crate::node::ACCOUNTING_GRACE_MS`]).
     pub account_until: Millis,
     /// Tasks settled by a result its member knew from an earlier job (see [`crate::reuse`]).
     pub reused: u32,

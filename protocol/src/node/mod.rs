@@ -212,11 +212,11 @@ pub const UNHEARD_MAX: usize = 1024;
 pub const EXTRA_ADVERT_GAP_MS: Millis = 100;
 /// Longest a node waits, after it starts, before its first advert.
 pub const FIRST_ADVERT_DELAY_MS: Millis = 300;
-/// How long a coordinator that holds a job's output waits, at most, for the completions of map
-/// tasks it saw claimed but not completed, before it ends the job. The output does not need
-/// them (a reduce above them was done elsewhere), but the job's account does: where each task
-/// ran (`at_data`, the spread) and the input bytes moved come with the completions, and one
-/// that raced the reduce above it would otherwise be missing from what the submitter reports.
+/// How long a coordinator that holds a job's output waits, at most, for the completions of
+/// tasks it has not heard, before it ends the job. The output does not need them (a reduce
+/// above them was done elsewhere), but the job's account does: where each task ran
+/// (`at_data`, the spread) and the input bytes moved come with the completions, and one that
+/// raced the reduce above it would otherwise be missing from what the submitter reports.
 /// Normally they arrive within a message's time; the wait is bounded for a member that died.
 pub const ACCOUNTING_GRACE_MS: Millis = 300;
 
@@ -272,7 +272,7 @@ pub struct Node {
     next_pulse: Millis,
     next_repair: Millis,
     claim_wakeup: Option<Millis>,
-    /// When a coordinator that holds a job's output but has not heard all of its map tasks'
+    /// When a coordinator that holds a job's output but has not heard all of its tasks'
     /// completions ends it anyway ([`ACCOUNTING_GRACE_MS`]).
     finish_wakeup: Option<Millis>,
     stats: Stats,
