@@ -53,6 +53,40 @@ async fn each_builtin_job_submitted_from_a_different_peer_equals_the_reference()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tiny_tasks_claimed_in_runs_equal_the_reference_and_count_every_task() {
+    let mesh = Mesh::start(&[2, 2]).await;
+    let sumsq = submit_json(
+        &mesh.nodes[0],
+        &["sumsq", "5", "200005"],
+        &["--tasks", "100000"],
+    );
+    assert_eq!(result_bytes(&sumsq), reference::sumsq(5, 200_005));
+    let request = |job: &str, args: &[&str], tasks: u32| {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        JobRequest::parse(job, &args, 4, None, Some(tasks))
+            .unwrap()
+            .generated_spec()
+            .unwrap()
+    };
+    let spec = request("sumsq", &["5", "200005"], 100_000);
+    assert!(spec.runs().tasks_per_run() > 1, "the job runs in runs");
+    // The job's account counts each of its tasks (the maps and every reduce of its tree).
+    assert_eq!(
+        sumsq["tasks"].as_u64().unwrap(),
+        u64::from(spec.task_tree().total())
+    );
+    assert!(
+        sumsq["peers"].as_u64().unwrap() >= 2,
+        "work was spread: {sumsq}"
+    );
+
+    let pi = submit_json(&mesh.nodes[1], &["pi", "300000"], &["--tasks", "30000"]);
+    let spec = request("pi", &["300000"], 30_000);
+    assert!(spec.runs().tasks_per_run() > 1, "the job runs in runs");
+    assert_eq!(result_bytes(&pi), reference::pi(&spec).expect("a pi spec"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_job_does_not_change_the_result() {
     let mut mesh = Mesh::start(&[1, 1, 1, 1]).await;
     let corpus = mesh.dir.path().join("corpus");

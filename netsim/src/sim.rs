@@ -565,6 +565,9 @@ impl World {
             Work::Map {
                 source: MapSource::Generated(part),
             } => ops::map(&run.spec.op, MapInput::Generated(*part)),
+            Work::Map {
+                source: MapSource::Run { tasks },
+            } => ops::map_run(&run.spec, tasks.clone()),
             Work::Reduce { children } => {
                 let mut parts = Vec::with_capacity(children.len());
                 for c in children {

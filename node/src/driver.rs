@@ -242,7 +242,7 @@ impl Driver {
             if let TaskOutcome::Failed(reason) = &outcome {
                 tracing::warn!("{reason}");
             }
-            self.count_task(run.spec.op.name(), &outcome, run_us);
+            self.count_task(run.spec.op.name(), exec::tasks_in(&run), &outcome, run_us);
             let now = self.now();
             self.node
                 .task_finished(now, run.job, run.task, outcome, run_us);
@@ -334,6 +334,7 @@ impl Driver {
                 let handle = self.handle.clone();
                 tokio::spawn(async move {
                     let (job, task, op) = (run.job, run.task, run.spec.op.name());
+                    let tasks = exec::tasks_in(&run);
                     let reduce = matches!(run.work, shoal_protocol::Work::Reduce { .. });
                     let (outcome, run_us) = exec::run_task(&handle, run).await;
                     tracing::debug!(%job, task, reduce, run_us, reused = matches!(outcome, TaskOutcome::Reused(_)), "task ended");
@@ -346,6 +347,7 @@ impl Driver {
                             job,
                             task,
                             op,
+                            tasks,
                             outcome,
                             run_us,
                         })
@@ -570,14 +572,14 @@ impl Driver {
         }
     }
 
-    /// Counts a task that ended on this node (inputs that could not be fetched are not the
-    /// task's failure, and are not counted).
-    fn count_task(&self, op: &str, outcome: &TaskOutcome, run_us: u64) {
+    /// Counts a task (or a run of `tasks` tasks) that ended on this node (inputs that could
+    /// not be fetched are not the task's failure, and are not counted).
+    fn count_task(&self, op: &str, tasks: u32, outcome: &TaskOutcome, run_us: u64) {
         match outcome {
             TaskOutcome::Done(_) | TaskOutcome::Reused(_) => {
-                self.handle.metrics.task(op, true, run_us)
+                self.handle.metrics.task(op, tasks, true, run_us)
             }
-            TaskOutcome::Failed(_) => self.handle.metrics.task(op, false, run_us),
+            TaskOutcome::Failed(_) => self.handle.metrics.task(op, tasks, false, run_us),
             TaskOutcome::Unavailable(_) | TaskOutcome::InputLost { .. } => {}
         }
     }
@@ -747,10 +749,11 @@ impl Driver {
                 job,
                 task,
                 op,
+                tasks,
                 outcome,
                 run_us,
             } => {
-                self.count_task(op, &outcome, run_us);
+                self.count_task(op, tasks, &outcome, run_us);
                 self.node.task_finished(now, job, task, outcome, run_us);
             }
             Command::Detail { job, reply } => {

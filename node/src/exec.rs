@@ -25,8 +25,9 @@ pub enum CollectError {
     Finalize(String),
 }
 
-/// Largest generated part (numbers of a range, pi samples) counted as tiny work.
-const TINY_ITEMS: u64 = 4096;
+/// Largest generated part (numbers of a range, pi samples) counted as tiny work: the tasks
+/// that the protocol groups in runs when there are many.
+const TINY_ITEMS: u64 = shoal_protocol::runs::TINY_TASK_ITEMS;
 /// Largest total of inline child results a tiny reduce combines.
 const TINY_REDUCE_BYTES: usize = 64 * 1024;
 
@@ -72,6 +73,17 @@ fn tiny_input(run: &TaskRun) -> Option<TinyInput<'_>> {
 /// hand-offs were most of the work, so the driver runs these itself ([`run_tiny`]).
 pub fn is_tiny(run: &TaskRun) -> bool {
     tiny_input(run).is_some()
+}
+
+/// The job's tasks that `run` computes: those of its tree inside a run of tiny tasks
+/// ([`shoal_protocol::runs`]), else one.
+pub fn tasks_in(run: &TaskRun) -> u32 {
+    match &run.work {
+        Work::Map {
+            source: MapSource::Run { .. },
+        } => run.spec.runs().tree_tasks_of(run.task),
+        _ => 1,
+    }
 }
 
 /// Runs a task for which [`is_tiny`] holds, on this thread. Returns the outcome and how long it
@@ -258,6 +270,7 @@ enum Inputs {
 enum MapBytes {
     Chunk(Arc<Vec<u8>>),
     Generated(GeneratedPart),
+    Run(std::ops::Range<u32>),
 }
 
 async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcome> {
@@ -272,6 +285,9 @@ async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcom
         Work::Map {
             source: MapSource::Generated(part),
         } => Inputs::Map(MapBytes::Generated(*part)),
+        Work::Map {
+            source: MapSource::Run { tasks },
+        } => Inputs::Map(MapBytes::Run(tasks.clone())),
         Work::Map {
             source:
                 MapSource::Chunk {
@@ -348,6 +364,10 @@ async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcom
                     Inputs::Map(MapBytes::Generated(GeneratedPart::Samples { .. })) => Err(
                         crate::wasm::WasmError::Trap("wasm jobs take files or a range".into()),
                     ),
+                    // The protocol never groups a WebAssembly job's tasks.
+                    Inputs::Map(MapBytes::Run(_)) => Err(crate::wasm::WasmError::Trap(
+                        "wasm jobs do not run in runs".into(),
+                    )),
                     Inputs::Reduce(parts) => {
                         let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
                         job.reduce(&refs)
@@ -358,7 +378,11 @@ async fn run_inner(handle: &Handle, run: &TaskRun) -> Result<Vec<u8>, TaskOutcom
             .map_err(|e| failed(format!("wasm module {e}")))
         }
         op => {
+            let spec = run.spec.clone();
             let outcome = tokio::task::spawn_blocking(move || match inputs {
+                Inputs::Map(MapBytes::Run(tasks)) => {
+                    ops::map_run(&spec, tasks).map_err(|e| (e, None))
+                }
                 Inputs::Map(MapBytes::Chunk(chunk)) => {
                     ops::map(&op, MapInput::Chunk(&chunk)).map_err(|e| (e, None))
                 }

@@ -145,6 +145,8 @@ pub(crate) enum Command {
         job: JobId,
         task: u32,
         op: &'static str,
+        /// The job's tasks it computed: more than one for a run of tiny tasks.
+        tasks: u32,
         outcome: shoal_protocol::TaskOutcome,
         run_us: u64,
     },

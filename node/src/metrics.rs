@@ -221,16 +221,21 @@ impl Metrics {
         out
     }
 
-    /// Counts a finished task of operator `op` that ran for `run_us`.
-    pub fn task(&self, op: &str, ok: bool, run_us: u64) {
+    /// Counts a finished task of operator `op` that ran for `run_us` (a run of `tasks` tiny
+    /// tasks counts for each of them, and once in the durations).
+    pub fn task(&self, op: &str, tasks: u32, ok: bool, run_us: u64) {
         let label = OpLabel { op: op.to_string() };
         if ok {
-            self.tasks_run.get_or_create(&label).inc();
+            self.tasks_run
+                .get_or_create(&label)
+                .inc_by(u64::from(tasks));
             self.task_duration
                 .get_or_create(&label)
                 .observe(run_us as f64 / 1e6);
         } else {
-            self.tasks_failed.get_or_create(&label).inc();
+            self.tasks_failed
+                .get_or_create(&label)
+                .inc_by(u64::from(tasks));
         }
     }
 }

@@ -11,7 +11,8 @@
 //! # Layout
 //!
 //! - [`run`]: map, reduce and finalize for each built-in operator, with checked sums over
-//!   partial results that came from peers.
+//!   partial results that came from peers; [`runs`]: a run of tiny map tasks computed as the
+//!   tasks it holds.
 //! - [`words`]: the word definition and the fast word counter; [`grep`]: the line matcher;
 //!   [`pi`]: the sampler, drawing from [`rng`].
 //! - [`reference`](mod@reference): single-process implementations of every built-in job.
@@ -23,8 +24,10 @@ pub mod pi;
 pub mod reference;
 pub mod rng;
 pub mod run;
+pub mod runs;
 pub mod words;
 
 pub use lie::plausible_lie;
 pub use rng::SplitMix64;
 pub use run::{MapInput, OpError, corrupt_input, finalize, map, reduce};
+pub use runs::map_run;

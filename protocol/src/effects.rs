@@ -112,6 +112,9 @@ pub enum Work {
 pub enum MapSource {
     /// Computed from the spec alone.
     Generated(GeneratedPart),
+    /// A run of the job's map tasks ([`crate::runs`]), each computed from the spec alone
+    /// ([`JobSpec::generated_part`]), then reduced in the job's tree up to the run's root.
+    Run { tasks: std::ops::Range<u32> },
     /// Chunk `index` of the manifest blob `manifest`; both are held by each of `holders`
     /// (the submitter, and the members that keep copies), best first.
     Chunk {

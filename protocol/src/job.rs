@@ -220,6 +220,23 @@ impl JobSpec {
         }
     }
 
+    /// How the map tasks group into runs claimed as one ([`crate::runs`]).
+    pub fn runs(&self) -> crate::runs::Runs {
+        crate::runs::Runs::of(self)
+    }
+
+    /// The state machine's reduction tree: its leaves are the runs (the map tasks themselves
+    /// when they do not group).
+    pub fn tree(&self) -> crate::tree::Tree {
+        crate::tree::Tree::new(self.runs().leaves(), self.fanin)
+    }
+
+    /// The reduction tree over every map task of the job: what its task counts describe
+    /// (the same as [`JobSpec::tree`] unless its tasks run in runs).
+    pub fn task_tree(&self) -> crate::tree::Tree {
+        crate::tree::Tree::new(self.map_tasks(), self.fanin)
+    }
+
     /// Whether the input is chunks of files (a submission's, or a dataset's).
     pub fn reads_chunks(&self) -> bool {
         matches!(self.input, Input::Chunks { .. } | Input::Dataset(_))
@@ -347,6 +364,23 @@ impl JobSpec {
 
     /// The generated input of map task `index`, or `None` for file inputs.
     pub fn generated_part(&self, index: u32) -> Option<GeneratedPart> {
+        self.generated_parts(index..index + 1).next()
+    }
+
+    /// The generated inputs of map tasks `tasks`, in order (none for file inputs); the job id
+    /// that seeds pi's samples is hashed once for them all.
+    pub fn generated_parts(
+        &self,
+        tasks: std::ops::Range<u32>,
+    ) -> impl Iterator<Item = GeneratedPart> + '_ {
+        let id = matches!(self.input, Input::Samples { .. }).then(|| self.id());
+        tasks.map_while(move |index| self.part_of(id.as_ref(), index))
+    }
+
+    fn part_of(&self, id: Option<&JobId>, index: u32) -> Option<GeneratedPart> {
+        if index >= self.map_tasks() {
+            return None;
+        }
         match self.input {
             Input::Range { start, end, tasks } => {
                 let (a, b) = split_even(end - start, tasks, index);
@@ -359,7 +393,7 @@ impl JobSpec {
                 let (a, b) = split_even(total, tasks, index);
                 Some(GeneratedPart::Samples {
                     count: b - a,
-                    seed: task_seed(&self.id(), index),
+                    seed: task_seed(id?, index),
                 })
             }
             Input::Chunks { .. } | Input::Dataset(_) => None,

@@ -57,10 +57,14 @@ pub struct JobState {
     /// Where the job's traffic goes: its own topic, or the jobs topic (see `Announce`).
     pub topic: crate::topic::Topic,
     pub tree: Tree,
+    /// How the job's map tasks group into the tree's leaves.
+    pub runs: crate::runs::Runs,
     pub tasks: Vec<TaskState>,
     pub done: u32,
     /// Of `done`, how many are map tasks.
     pub maps_done: u32,
+    /// `done` and `maps_done` as tasks of the job's tree: a run counts for the tasks in it.
+    pub tree_done: (u32, u32),
     pub members: Members,
     queue: ReadyQueue,
     /// For a job over a dataset, its map tasks, ranked among their parts' holders (the
@@ -74,7 +78,7 @@ pub struct JobState {
     pub attempts: HashMap<u32, u32>,
     pub failed: Option<String>,
     pub last_progress: Millis,
-    /// Fresh completions per holder: how the work was spread.
+    /// Fresh completions per holder, as tasks of the job's tree: how the work was spread.
     pub completions: HashMap<PeerIx, u32>,
     /// The submitter asked for the root result and waits for it.
     pub collecting: bool,
@@ -163,7 +167,8 @@ impl JobState {
         me: &NodeId,
         my_weight: u32,
     ) -> Self {
-        let tree = Tree::new(spec.map_tasks(), spec.fanin);
+        let tree = spec.tree();
+        let runs = spec.runs();
         let locality = match &spec.input {
             crate::job::Input::Dataset(d) => {
                 Some(crate::locality::Locality::new(id, d, now, me, my_weight))
@@ -196,9 +201,11 @@ impl JobState {
             epoch,
             topic: crate::topic::Topic::Job(id),
             tree,
+            runs,
             tasks,
             done: 0,
             maps_done: 0,
+            tree_done: (0, 0),
             members: Members::default(),
             queue,
             locality,
@@ -392,6 +399,9 @@ impl JobState {
         if self.tree.is_map(task) {
             self.maps_done = self.maps_done.wrapping_add_signed(delta);
         }
+        let (tasks, maps) = self.runs.weight(&self.tree, task);
+        self.tree_done.0 = self.tree_done.0.wrapping_add_signed(delta * tasks as i32);
+        self.tree_done.1 = self.tree_done.1.wrapping_add_signed(delta * maps as i32);
     }
 
     /// Children of `task` whose result is not known here (not done, or done elsewhere with an
@@ -688,7 +698,7 @@ impl JobState {
         };
         if !was_elsewhere {
             self.count_done(task, 1);
-            *self.completions.entry(holder).or_insert(0) += 1;
+            *self.completions.entry(holder).or_insert(0) += self.runs.weight(&self.tree, task).0;
         }
         self.last_progress = now;
         self.tasks[task as usize] = TaskState::Done { holder, result };

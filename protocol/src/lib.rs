@@ -12,7 +12,7 @@
 //!   [`bounded`]: the one bounded map, for every table a peer can make grow.
 //! - [`job`]: job specs and their validation; [`schedule`]: priorities and needs; [`durable`]:
 //!   the copies a job keeps of its input and output, and its successor coordinators; [`tree`]: the k-ary reduction tree;
-//!   [`partition`]: line-aligned chunking; [`dataset`]: shared datasets, read where they are
+//!   [`runs`]: many tiny tasks claimed a subtree at a time; [`partition`]: line-aligned chunking; [`dataset`]: shared datasets, read where they are
 //!   held, with [`locality`] ranking a part's holders first for its tasks.
 //! - [`wire`]: gossip messages; [`topic`]: where they go; [`rendezvous`]: weighted rendezvous
 //!   hashing of (task, peer).
@@ -47,6 +47,7 @@ pub mod ranking;
 pub mod ready;
 pub mod rendezvous;
 pub mod reuse;
+pub mod runs;
 pub mod schedule;
 pub mod topic;
 pub mod tree;

@@ -87,6 +87,9 @@ impl Env for Net {
                 source: MapSource::Generated(part),
             } => ops::map(&run.spec.op, MapInput::Generated(*part)),
             Work::Map {
+                source: MapSource::Run { tasks },
+            } => ops::map_run(&run.spec, tasks.clone()),
+            Work::Map {
                 source: MapSource::Chunk { index, .. },
             } => ops::map(&run.spec.op, MapInput::Chunk(&self.inputs[index])),
             Work::Reduce { children } => {
@@ -410,6 +413,43 @@ fn a_hundred_thousand_tiny_tasks_need_far_fewer_gossip_messages() {
     assert!(
         sent * 20 < total_tasks,
         "{sent} messages for {total_tasks} tasks"
+    );
+}
+
+#[test]
+fn many_tiny_tasks_run_a_subtree_at_a_time_and_count_as_the_tasks_they_hold() {
+    let mut h = Mesh::new(&[2, 2]);
+    h.net.task_ms = 0;
+    h.run_until(1_500, |_| false);
+    let spec = sumsq(100_000, 100_000, 4);
+    let (runs, tree) = (spec.runs(), spec.tree());
+    assert_eq!(runs.tasks_per_run(), 1024, "runs of 4^5 tasks");
+    let job = h.submit(0, spec);
+    h.run_until(600_000, |net| net.results.contains_key(&job));
+    assert_eq!(h.net.results[&job], ops::reference::sumsq(0, 100_000));
+    // The machine ran a run per 1024 tasks and the reduces above them, each once.
+    let started = h.net.started.iter().filter(|s| s.1 == job).count();
+    assert_eq!(
+        started as u32,
+        tree.total(),
+        "{} runs and reduces",
+        tree.total()
+    );
+    // What the job reports counts every task of its tree, each once.
+    let view = h.node(0).job_status(&job).unwrap();
+    let full = shoal_protocol::tree::Tree::new(100_000, 4);
+    assert_eq!(
+        (view.maps, view.total, view.depth),
+        (100_000, full.total(), full.depth())
+    );
+    assert_eq!((view.done, view.maps_done), (view.total, view.maps));
+    let spread: u32 = view.workers.iter().map(|(_, n)| n).sum();
+    assert_eq!(spread, view.total, "{:?}", view.workers);
+    assert_eq!(
+        view.workers.len(),
+        2,
+        "both nodes ran runs: {:?}",
+        view.workers
     );
 }
 

@@ -156,6 +156,11 @@ pub async fn list(State(api): State<Arc<ApiState>>) -> Result<Json<Vec<JobRow>>,
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobDetailRow {
     pub job: JobRow,
+    /// Map tasks claimed as one: more than one for a job of many tiny tasks, whose runs
+    /// (a subtree of its tree each) `tasks`, `grid` and `placement` count; `tree` and `job`
+    /// count every task.
+    #[serde(default = "one")]
+    pub tasks_per_run: u32,
     pub tasks: TaskCounts,
     pub tree: Vec<LevelRow>,
     pub grid: GridRow,
@@ -163,6 +168,10 @@ pub struct JobDetailRow {
     #[serde(default)]
     pub placement: Vec<PlacementRow>,
     pub why: Vec<String>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// What one node does for a job.
@@ -208,6 +217,7 @@ impl JobDetailRow {
     fn new(view: &shoal_protocol::JobView, d: &shoal_protocol::node::JobDetail) -> Self {
         Self {
             job: JobRow::from(view),
+            tasks_per_run: d.tasks_per_run,
             tasks: TaskCounts {
                 waiting: d.tasks.waiting,
                 ready: d.tasks.ready,

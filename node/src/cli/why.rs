@@ -16,6 +16,9 @@ pub struct Why {
     pub status: String,
     pub priority: i32,
     pub needs: Vec<String>,
+    /// Map tasks claimed as one (a run, a subtree of the tree): `tasks` and `placement`
+    /// count runs and the reduces above them when this is above 1.
+    pub tasks_per_run: u32,
     pub tasks: WhyTasks,
     /// Who submitted the job and who coordinates it now (a successor once the submitter went
     /// silent); the copies of its input and output it keeps, and how many hold the worst-kept
@@ -58,6 +61,7 @@ impl From<JobDetailRow> for Why {
             status: d.job.status,
             priority: d.job.priority,
             needs: d.job.needs,
+            tasks_per_run: d.tasks_per_run,
             tasks: WhyTasks {
                 waiting: d.tasks.waiting,
                 ready: d.tasks.ready,
@@ -165,6 +169,12 @@ fn text(w: &Why) -> String {
             } else {
                 format!(" (successor of {})", w.submitter)
             }
+        ));
+    }
+    if w.tasks_per_run > 1 {
+        out.push_str(&format!(
+            "runs: its tiny map tasks are claimed {} at a time, a subtree of its tree each (computed task by task where claimed); the counts below are of runs and the reduces above them\n",
+            w.tasks_per_run
         ));
     }
     let t = &w.tasks;

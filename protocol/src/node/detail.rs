@@ -82,9 +82,38 @@ fn empty_levels(tree: &crate::tree::Tree) -> Vec<LevelProgress> {
         .collect()
 }
 
+/// The levels of the job's tree from those of the state machine's (`levels`, with their done
+/// counts): the same unless its tasks run in runs, whose inner levels count the tasks inside
+/// the runs done.
+fn task_levels(job: &JobState, levels: Vec<LevelProgress>) -> Vec<LevelProgress> {
+    let runs = job.runs;
+    if !runs.fused() {
+        return levels;
+    }
+    let mut inner = empty_levels(&job.spec.task_tree());
+    inner.truncate(runs.depth() as usize);
+    for leaf in (0..job.tree.maps()).filter(|&l| job.tasks[l as usize].is_done()) {
+        let mut count = runs.tasks_of(leaf).len() as u32;
+        for level in &mut inner {
+            level.done += count;
+            count = count.div_ceil(job.spec.fanin);
+        }
+    }
+    let shifted = levels.into_iter().map(|l| LevelProgress {
+        level: l.level + runs.depth(),
+        ..l
+    });
+    inner.into_iter().chain(shifted).collect()
+}
+
 /// A job in detail. See the module docs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobDetail {
+    /// Map tasks per leaf of the state machine's tree: more than one for a job of many tiny
+    /// tasks, claimed in runs ([`crate::runs`]). `tasks`, `grid` and `placement` count the
+    /// state machine's tasks (runs, and the reduces above them); `tree` counts every task of
+    /// the job's tree.
+    pub tasks_per_run: u32,
     pub tasks: TaskCounts,
     pub tree: Vec<LevelProgress>,
     pub grid: TaskGrid,
@@ -112,8 +141,9 @@ impl Node {
     fn queued_detail(&self, id: &JobId) -> Option<JobDetail> {
         let at = self.waiting.iter().position(|w| w.id == *id)?;
         let w = &self.waiting[at];
-        let tree = crate::tree::Tree::new(w.spec.map_tasks(), w.spec.fanin);
+        let tree = w.spec.task_tree();
         Some(JobDetail {
+            tasks_per_run: w.spec.runs().tasks_per_run(),
             tasks: TaskCounts::default(),
             tree: empty_levels(&tree),
             grid: TaskGrid {
@@ -233,9 +263,10 @@ impl Node {
             (b.running + b.claimed, b.done, a.node).cmp(&(a.running + a.claimed, a.done, b.node))
         });
         JobDetail {
+            tasks_per_run: job.runs.tasks_per_run(),
             placement,
             tasks: counts,
-            tree,
+            tree: task_levels(job, tree),
             grid: TaskGrid {
                 tasks_per_cell: per_cell,
                 nodes,

@@ -601,7 +601,7 @@ impl Node {
             return;
         }
         let done = a.done.iter().map(|&(lo, hi)| hi.saturating_sub(lo)).sum();
-        let total = crate::tree::Tree::new(a.spec.map_tasks(), a.spec.fanin).total();
+        let total = a.spec.tree().total();
         self.heard.insert(
             a.job,
             HeardJob {

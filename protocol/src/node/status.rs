@@ -175,7 +175,7 @@ impl Node {
     /// The view of the submission `at` places from the front of the waiting queue.
     fn queued_view(&self, at: usize) -> JobView {
         let w = &self.waiting[at];
-        let tree = crate::tree::Tree::new(w.spec.map_tasks(), w.spec.fanin);
+        let tree = w.spec.task_tree();
         JobView {
             id: w.id,
             op: w.spec.op.name(),
@@ -272,14 +272,16 @@ impl Node {
             .map(|(&ix, &n)| (self.view.id(ix), n))
             .collect();
         workers.sort();
+        // Counted in the job's tasks: a run counts for every task in it.
+        let tree = job.spec.task_tree();
         JobView {
             id: job.id,
             op: job.spec.op.name(),
-            maps: job.tree.maps(),
-            total: job.total(),
-            done: job.done,
-            maps_done: job.maps_done,
-            depth: job.tree.depth(),
+            maps: tree.maps(),
+            total: tree.total(),
+            done: job.tree_done.0,
+            maps_done: job.tree_done.1,
+            depth: tree.depth(),
             submitter: self.view.id(job.submitter),
             status,
             workers,

@@ -294,7 +294,12 @@ impl Node {
         {
             return None;
         }
-        let work = if job.tree.is_map(task) {
+        let work = if job.tree.is_map(task) && job.runs.fused() {
+            let tasks = job.runs.tasks_of(task);
+            Work::Map {
+                source: MapSource::Run { tasks },
+            }
+        } else if job.tree.is_map(task) {
             let source = match job.spec.generated_part(task) {
                 Some(part) => MapSource::Generated(part),
                 None => {

@@ -1184,7 +1184,7 @@
   function renderJob(detail) {
     const job = detail.job;
     renderJobHead(job, detail.tasks, detail.placement);
-    renderGrid(detail.grid, detail.tree, job);
+    renderGrid(detail.grid, detail.tree, job, Math.max(1, Math.floor(num(detail.tasks_per_run) || 1)));
     renderTree(detail.tree);
     renderWhy(detail.why, job);
     renderThroughput(S.job.id);
@@ -1203,8 +1203,17 @@
 
   const STATE_NAMES = ['waiting', 'ready', 'claimed / running', 'done'];
 
-  function renderGrid(grid, tree, job) {
+  function renderGrid(grid, tree, job, runs) {
     const box = $('grid');
+    // A job of many tiny tasks is claimed in runs (a subtree each): its cells are the runs and
+    // the reduces above them, the levels of `tree` from the runs' level up.
+    let cellTree = tree;
+    let leaves = 0;
+    if (runs > 1 && Array.isArray(tree) && tree.length) {
+      leaves = Math.ceil((num(tree[0] && tree[0].tasks) || 0) / runs);
+      const at = tree.findIndex((l, i) => i > 0 && num(l && l.tasks) === leaves);
+      if (at > 0) cellTree = tree.slice(at);
+    }
     const g = grid && typeof grid === 'object' ? grid : {};
     const cells = Array.isArray(g.cells) ? g.cells : [];
     const nodes = Array.isArray(g.nodes) ? g.nodes.map(str) : [];
@@ -1233,8 +1242,10 @@
       if (node >= 0) d.style.setProperty('--h', String(hue(node)));
       else d.style.removeProperty('--h');
       const first = i * per;
-      const what = per === 1 ? 'task ' + first : 'tasks ' + first + '–' + (first + per - 1);
-      const lvl = levelOf(tree, first);
+      const what = runs > 1
+        ? (per === 1 && first < leaves ? 'run ' + first + ' (map tasks ' + fmtInt(first * runs) + '–' + fmtInt((first + 1) * runs - 1) + ')' : 'runs and reduces ' + first + (per > 1 ? '–' + (first + per - 1) : ''))
+        : per === 1 ? 'task ' + first : 'tasks ' + first + '–' + (first + per - 1);
+      const lvl = levelOf(cellTree, first);
       const who = node >= 0 ? (node < nodes.length ? nodeName(nodes[node]) : 'node #' + node) : '';
       d.title = what + (lvl ? ' · ' + lvl : '') + ' · ' + STATE_NAMES[state] + (who ? (state === 3 ? ' · held by ' : ' · on ') + who : '');
     }
@@ -1242,7 +1253,9 @@
     setText(
       $('grid-summary'),
       cells.length
-        ? (per === 1 ? cells.length + ' tasks' : (total !== null ? fmtInt(total) + ' tasks in ' : '') + fmtInt(cells.length) + ' cells of ' + per) +
+        ? (runs > 1
+            ? (total !== null ? fmtInt(total) + ' tasks claimed in runs of ' + fmtInt(runs) + ': ' : '') + (per === 1 ? cells.length + ' runs and reduces' : fmtInt(cells.length) + ' cells of ' + per + ' runs and reduces')
+            : per === 1 ? cells.length + ' tasks' : (total !== null ? fmtInt(total) + ' tasks in ' : '') + fmtInt(cells.length) + ' cells of ' + per) +
             ' · ' + byState[3] + ' done · ' + byState[2] + ' running · ' + byState[1] + ' ready · ' + byState[0] + ' waiting'
         : 'no task grid in this answer'
     );
