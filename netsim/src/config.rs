@@ -147,6 +147,9 @@ pub struct SimConfig {
     /// Dataset mode (see [`crate::datasets`]): jobs read shared datasets whose parts other
     /// nodes hold, and their map tasks go to the parts' holders first.
     pub datasets: bool,
+    /// Tiny mode: each job is a sum of squares over `tasks` numbers, one a task, whose map
+    /// tasks the protocol claims in runs (`shoal_protocol::runs`); each run takes `task_ms`.
+    pub tiny: bool,
     /// Whether jobs look up earlier results before computing (`shoal submit --no-reuse` turns
     /// it off). A job that does stays off the real-time path.
     pub reuse: bool,
@@ -181,6 +184,7 @@ impl Default for SimConfig {
             scheduling: false,
             copies: 1,
             datasets: false,
+            tiny: false,
             reuse: true,
             local_path: true,
             reduce_near_inputs: true,

@@ -85,6 +85,12 @@ struct Args {
     /// for a lost part only when every holder of that part went down or was cut off.
     #[arg(long)]
     datasets: bool,
+    /// Tiny mode: each job sums the squares of --tasks numbers, one a task, so the protocol
+    /// claims its map tasks in runs (a subtree of the tree each; each run takes --task-ms).
+    /// Compared with the same --tasks without it (file chunks, claimed one by one), shows
+    /// the messages runs save.
+    #[arg(long, conflicts_with = "datasets")]
+    tiny: bool,
     /// Jobs do not look up earlier results (`shoal submit --no-reuse`): a job of few enough
     /// tasks then runs on its submitter alone, off the wire (the real-time path).
     #[arg(long)]
@@ -129,6 +135,7 @@ impl Args {
             scheduling: self.scheduling,
             copies: self.copies,
             datasets: self.datasets,
+            tiny: self.tiny,
             reuse: !self.no_reuse,
             local_path: !self.no_local_path,
             reduce_near_inputs: !self.no_reduce_near_inputs,
@@ -137,7 +144,7 @@ impl Args {
 
     fn replay(&self, seed: u64) -> String {
         format!(
-            "cargo run --release -p shoal-netsim -- --nodes {} --tasks {} --jobs {} --fanin {} --seed {seed} --faults {} --task-ms {} --join-ms {} --settle-ms {} --safety-ms {} --liveness-ms {} --restricted-pct {} --replicas {} --verify-fraction {} --byzantine-pct {} --copies {}{}{}{}{}{}",
+            "cargo run --release -p shoal-netsim -- --nodes {} --tasks {} --jobs {} --fanin {} --seed {seed} --faults {} --task-ms {} --join-ms {} --settle-ms {} --safety-ms {} --liveness-ms {} --restricted-pct {} --replicas {} --verify-fraction {} --byzantine-pct {} --copies {}{}{}{}{}{}{}",
             self.nodes,
             self.tasks,
             self.jobs,
@@ -155,6 +162,7 @@ impl Args {
             self.copies,
             if self.scheduling { " --scheduling" } else { "" },
             if self.datasets { " --datasets" } else { "" },
+            if self.tiny { " --tiny" } else { "" },
             if self.no_reuse { " --no-reuse" } else { "" },
             if self.no_local_path {
                 " --no-local-path"

@@ -72,3 +72,36 @@ fn a_job_that_looks_up_earlier_results_takes_the_mesh_path() {
         report.messages_by_kind
     );
 }
+
+/// One job of 100,000 map tasks on a 12-node mesh, no faults, tasks that take no time: tiny
+/// (a sum of squares, one number a task, claimed in runs) or over file chunks (one by one).
+fn hundred_thousand_tasks(seed: u64, tiny: bool) -> Report {
+    run(SimConfig {
+        nodes: 12,
+        tasks: 100_000,
+        jobs: 1,
+        seed,
+        faults: Faults::default(),
+        task_ms: 0,
+        tiny,
+        ..SimConfig::default()
+    })
+}
+
+#[test]
+fn tiny_tasks_claimed_in_runs_move_a_fraction_of_the_bytes_and_stay_exact() {
+    let runs = hundred_thousand_tasks(1, true);
+    assert!(runs.ok(), "{:?}", runs.violations);
+    assert_eq!(runs.completed_jobs, 1);
+    // The same tree of tasks claimed one by one: each claim and completion is a batch entry.
+    let one_by_one = hundred_thousand_tasks(1, false);
+    assert!(one_by_one.ok(), "{:?}", one_by_one.violations);
+    assert_eq!(runs.tree_tasks, one_by_one.tree_tasks);
+    assert!(
+        runs.bytes * 100 < one_by_one.bytes,
+        "{} bytes in runs, {} one by one",
+        runs.bytes,
+        one_by_one.bytes
+    );
+    assert!(job_messages(&runs) < job_messages(&one_by_one));
+}

@@ -1,6 +1,6 @@
-//! 7. What closing the mesh costs: one-task latency and word-count throughput on a private
-//!    mesh (a mesh key, admission on every connection) against the same on an open mesh, side
-//!    by side in one run.
+//! 7. What closing the mesh costs: one-task latency, tiny tasks and word-count throughput on
+//!    a private mesh (a mesh key, admission on every connection) against the same on an open
+//!    mesh, side by side in one run.
 
 use crate::corpus;
 use crate::report::{Figure, Row};
@@ -31,6 +31,14 @@ impl Bench {
         self.one_task_latencies(&mesh, base).await.0
     }
 
+    /// Tiny tasks a second on 2 nodes, per run.
+    async fn tiny_on(&self, key_dir: Option<&std::path::Path>) -> Vec<f64> {
+        let mesh = mesh(&[SLOTS; 2], key_dir).await;
+        // Past the ranges the open mesh's row and row 1 use.
+        let base = (100 + u64::from(key_dir.is_some()) * 100) * self.sizes.tiny_tasks;
+        self.tiny_rates(&mesh, base).await
+    }
+
     /// Word count throughput (MiB/s) on 2 nodes, per run.
     async fn wordcount_on(&self, key_dir: Option<&std::path::Path>) -> Vec<f64> {
         let files = corpus::ensure(&self.data, self.sizes.corpus_bytes);
@@ -54,6 +62,9 @@ impl Bench {
         let open = Figure::new(self.latency_on(None).await);
         let private = Figure::new(self.latency_on(Some(keys.path())).await);
         let latency_met = private.median() <= open.median() * 1.1;
+        let open_tiny = Figure::new(self.tiny_on(None).await);
+        let private_tiny = Figure::new(self.tiny_on(Some(keys.path())).await);
+        let tiny_met = private_tiny.median() >= open_tiny.median() * 0.9;
         let open_wc = Figure::new(self.wordcount_on(None).await);
         let private_wc = Figure::new(self.wordcount_on(Some(keys.path())).await);
         let wc_met = private_wc.median() >= open_wc.median() * 0.9;
@@ -69,6 +80,18 @@ impl Bench {
                 met: latency_met,
                 shoal: private,
                 peers: vec![("open mesh".to_string(), Ok(open))],
+                target: "within 10% of the open mesh".into(),
+            },
+            Row {
+                workload: format!(
+                    "7. private mesh: tiny tasks, {} × sumsq of 1 number, 2 nodes",
+                    self.sizes.tiny_tasks
+                ),
+                unit: "tasks/s",
+                higher_is_better: true,
+                met: tiny_met,
+                shoal: private_tiny,
+                peers: vec![("open mesh".to_string(), Ok(open_tiny))],
                 target: "within 10% of the open mesh".into(),
             },
             Row {
