@@ -738,10 +738,15 @@ impl World {
         let Some(job) = self.jobs.first() else { return };
         let s = job.submitter;
         if self.durable() {
-            let detached = h
-                .node(s)
-                .and_then(|p| p.job_status(&job.id))
-                .is_some_and(|v| v.copies_held >= u32::from(v.copies));
+            // Past the detach point of every job it submitted: a submitter that leaves before
+            // a job of its own is held would lose that job, as `shoal submit --detach` says by
+            // not returning (seed 16257 of `--tasks 100 --copies 2`: one node submitted both
+            // jobs and left once the first was held).
+            let detached = self.jobs.iter().filter(|t| t.submitter == s).all(|t| {
+                h.node(s)
+                    .and_then(|p| p.job_status(&t.id))
+                    .is_some_and(|v| v.copies_held >= u32::from(v.copies))
+            });
             if detached {
                 self.submitter_left = true;
                 let at = h.now() + self.rand(self.cfg.safety_phase_ms() / 3);

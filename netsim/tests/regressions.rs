@@ -119,6 +119,24 @@ fn durable_jobs_survive_the_double_faults_the_sweep_found() {
 }
 
 #[test]
+fn durable_jobs_of_few_tasks_end_once_on_every_keeper() {
+    // Jobs of 100 tasks, two copies (found by 150 seeds from 16200). 16206: a successor took
+    // over while the coordinator ended the job; it held the output and waited for a second
+    // keeper forever (an earlier run's end now ends its run too), and a keeper whose end was
+    // lost now asks for it. 16257: one node submitted both jobs and the simulator let it leave
+    // once the first was held, before the second was (it now waits for every job of its own).
+    for seed in [16_206, 16_257] {
+        let report = run(SimConfig {
+            jobs: 2,
+            copies: 2,
+            ..config(200, 100, seed)
+        });
+        assert!(report.ok(), "seed {seed}: {:?}", report.violations);
+        assert_eq!(report.completed_jobs, 2, "seed {seed}");
+    }
+}
+
+#[test]
 fn a_peer_that_restarts_within_the_member_ttl_has_its_old_results_computed_again() {
     // Scheduling sweep, seed 9059 (found when reduces were first taken before maps): node 4
     // restarted faster than the member TTL. The submitter still counted node 4's old result

@@ -26,6 +26,8 @@ pub const ENDINGS_KEPT: usize = 4096;
 pub const HEARD_MAX: usize = 1024;
 /// Least time between two queries, or two answers, for one job.
 pub const ANSWER_GAP_MS: Millis = 1_000;
+/// How long a keeper holding a job's output waits for the job's end before it asks.
+pub(super) const ENDING_UNHEARD_MS: Millis = 2_000;
 /// Most holders a task is told to fetch a piece from.
 const PIECE_SOURCES: usize = 4;
 /// Most pieces re-advertised per job per repair round.
@@ -508,7 +510,13 @@ impl Node {
             return;
         };
         let (epoch, alone) = (j.epoch, j.alone);
-        let keep = Self::durable(j);
+        // Kept here with the output only: a successor ending its run as an earlier one ended
+        // may not hold it.
+        let keep = Self::durable(j)
+            && match &ending {
+                Ending::Done { output, .. } => j.output == Some(*output),
+                Ending::Failed { .. } | Ending::Expired => true,
+            };
         if !alone {
             let end = Finished {
                 job,
@@ -616,6 +624,11 @@ impl Node {
     /// Asks the mesh how job `job` ended (the nodes that keep it answer with its `Finished`).
     /// At most one query per job per [`ANSWER_GAP_MS`].
     pub fn query(&mut self, now: Millis, job: JobId) {
+        self.ask_ending(now, job);
+        self.after_step(now);
+    }
+
+    fn ask_ending(&mut self, now: Millis, job: JobId) {
         let due = self
             .queried
             .get(&job)
@@ -624,7 +637,29 @@ impl Node {
             self.queried.insert(job, now);
             self.publish(Topic::Jobs, Message::Query(Query { job }));
         }
-        self.after_step(now);
+    }
+
+    /// A node that holds a durable job's output and has heard nothing of the job for
+    /// [`ENDING_UNHEARD_MS`] asks how it ended. A keeper: the coordinator's `Finished` may
+    /// have been lost on its way, and without it the keeper would hold a copy nobody knows it
+    /// keeps until the job went idle and it forgot the job. A successor coordinator waiting
+    /// for keepers: an earlier run may have ended, its keepers with it (see
+    /// [`Node::on_finished`]).
+    pub(super) fn ask_unheard_endings(&mut self, now: Millis) {
+        let unheard: Vec<JobId> = self
+            .order
+            .iter()
+            .filter(|id| {
+                let j = &self.jobs[*id];
+                Self::durable(j)
+                    && j.output.is_some()
+                    && now.saturating_sub(j.last_progress) > ENDING_UNHEARD_MS
+            })
+            .copied()
+            .collect();
+        for id in unheard {
+            self.ask_ending(now, id);
+        }
     }
 
     /// Someone asked how a job ended: a node that keeps its end answers (at most once per

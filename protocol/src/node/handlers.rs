@@ -258,7 +258,18 @@ impl Node {
                 self.stats.ignored_entries += 1;
                 return;
             }
+            let later_run_here = j.epoch > f.epoch && j.coordinator == ME;
             self.heard_on_job(now, from, &f.job);
+            if later_run_here && matches!(f.ending, Ending::Done { .. }) {
+                // An earlier run of the job ended with its output while this node coordinates a
+                // later one (it took over from a coordinator it thought silent). The job is
+                // done whatever the run (its output is its content's): this run ends the same
+                // way, so that its members stop too, where it would wait for keepers that
+                // stopped with the earlier run (seen in the simulator: a successor holding the
+                // output waited for a second keeper forever).
+                self.end_job(f.job, f.ending.clone());
+                return;
+            }
         }
         let kept = self.heard_ending(f.job, f);
         let failed = matches!(f.ending, Ending::Failed { .. });

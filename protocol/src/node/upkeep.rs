@@ -117,6 +117,7 @@ impl Node {
         }
         self.check_coordinators(now);
         self.plan_keeps(now);
+        self.ask_unheard_endings(now);
         // Roots that became done again after a revert need collecting again, by whoever keeps
         // the output; a coordinator whose output keepers went away may end the job now.
         let complete: Vec<JobId> = self
