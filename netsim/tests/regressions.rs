@@ -100,36 +100,30 @@ fn with_two_replicas_liars_never_change_a_result_and_with_one_they_do() {
 }
 
 #[test]
-fn durable_jobs_survive_the_double_faults_the_sweep_found() {
-    // 7610352: a holder crashed while the submitter was cut off, then the submitter left (the
-    // detach point now counts copies besides the submitter). 7610769: a holder restarted
-    // faster than the member TTL (its first advert now drops its old copies). 7610649: an
-    // earlier way of forgetting a restarted peer's results as well broke the tree's counters
-    // (its first advert now drops its results and claims too, through the same path as a
-    // member that went silent).
-    for seed in [7_610_352, 7_610_769, 7_610_649] {
+fn durable_jobs_survive_the_faults_the_sweeps_found() {
+    // Jobs of 1000 tasks. 7610352: a holder crashed while the submitter was cut off, then the
+    // submitter left (the detach point now counts copies besides the submitter). 7610769: a
+    // holder restarted faster than the member TTL (its first advert now drops its old
+    // copies). 7610649: an earlier way of forgetting a restarted peer's results as well broke
+    // the tree's counters (its first advert now drops its results and claims too, through
+    // the same path as a member that went silent).
+    // Jobs of 100 tasks (found by 150 seeds from 16200). 16206: a successor took over while
+    // the coordinator ended the job; it held the output and waited for a second keeper
+    // forever (an earlier run's end now ends its run too), and a keeper whose end was lost
+    // now asks for it. 16257: one node submitted both jobs and the simulator let it leave once
+    // the first was held, before the second was (it now waits for every job of its own).
+    let cases = [
+        (1000, 7_610_352),
+        (1000, 7_610_769),
+        (1000, 7_610_649),
+        (100, 16_206),
+        (100, 16_257),
+    ];
+    for (tasks, seed) in cases {
         let report = run(SimConfig {
             jobs: 2,
             copies: 2,
-            ..config(200, 1000, seed)
-        });
-        assert!(report.ok(), "seed {seed}: {:?}", report.violations);
-        assert_eq!(report.completed_jobs, 2, "seed {seed}");
-    }
-}
-
-#[test]
-fn durable_jobs_of_few_tasks_end_once_on_every_keeper() {
-    // Jobs of 100 tasks, two copies (found by 150 seeds from 16200). 16206: a successor took
-    // over while the coordinator ended the job; it held the output and waited for a second
-    // keeper forever (an earlier run's end now ends its run too), and a keeper whose end was
-    // lost now asks for it. 16257: one node submitted both jobs and the simulator let it leave
-    // once the first was held, before the second was (it now waits for every job of its own).
-    for seed in [16_206, 16_257] {
-        let report = run(SimConfig {
-            jobs: 2,
-            copies: 2,
-            ..config(200, 100, seed)
+            ..config(200, tasks, seed)
         });
         assert!(report.ok(), "seed {seed}: {:?}", report.violations);
         assert_eq!(report.completed_jobs, 2, "seed {seed}");

@@ -52,18 +52,6 @@ mod tests {
     use shoal_protocol::job::Input;
     use shoal_protocol::{Operator, tree::Tree};
 
-    fn spec(op: Operator, input: Input, fanin: u32) -> JobSpec {
-        JobSpec {
-            op,
-            input,
-            fanin,
-            trust: Default::default(),
-            sched: Default::default(),
-            keep: Default::default(),
-            reuse: true,
-        }
-    }
-
     /// The root of the tree over the runs' results, reduced as the state machine's tree is.
     fn root_over_runs(spec: &JobSpec) -> Vec<u8> {
         let runs = spec.runs();
@@ -84,7 +72,7 @@ mod tests {
     fn runs_give_the_reference_result() {
         for (tasks, fanin) in [(100_000u32, 4u32), (4097, 3), (64, 2), (1000, 64)] {
             let end = 7 + u64::from(tasks) * 2;
-            let s = spec(
+            let s = JobSpec::new(
                 Operator::SumSq,
                 Input::Range {
                     start: 7,
@@ -100,7 +88,7 @@ mod tests {
                 "{tasks} tasks, fan-in {fanin}"
             );
         }
-        let pi = spec(
+        let pi = JobSpec::new(
             Operator::Pi,
             Input::Samples {
                 total: 300_001,
@@ -114,7 +102,7 @@ mod tests {
             reference::pi(&pi).unwrap()
         );
         // The same partial as the unfused tree at the run's root.
-        let s = spec(
+        let s = JobSpec::new(
             Operator::SumSq,
             Input::Range {
                 start: 0,
@@ -142,7 +130,7 @@ mod tests {
 
     #[test]
     fn a_run_that_is_not_one_is_refused() {
-        let s = spec(
+        let s = JobSpec::new(
             Operator::SumSq,
             Input::Range {
                 start: 0,

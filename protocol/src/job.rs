@@ -206,6 +206,20 @@ pub enum SpecError {
 }
 
 impl JobSpec {
+    /// A spec of `op` over `input` with the defaults of `shoal submit`: one replica, no spot
+    /// checks, priority 0 and no needs, one copy, results reused.
+    pub fn new(op: Operator, input: Input, fanin: u32) -> Self {
+        Self {
+            op,
+            input,
+            fanin,
+            trust: Trust::default(),
+            sched: Default::default(),
+            keep: Default::default(),
+            reuse: true,
+        }
+    }
+
     /// The job's id: blake3 of its canonical encoding.
     pub fn id(&self) -> JobId {
         JobId(*blake3::hash(&codec::encode_message(self)).as_bytes())

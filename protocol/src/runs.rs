@@ -125,25 +125,13 @@ mod tests {
     use super::*;
     use crate::tree::Tree;
 
-    fn spec(op: Operator, input: Input, fanin: u32) -> JobSpec {
-        JobSpec {
-            op,
-            input,
-            fanin,
-            trust: Default::default(),
-            sched: Default::default(),
-            keep: Default::default(),
-            reuse: true,
-        }
-    }
-
     fn sumsq(items: u64, tasks: u32, fanin: u32) -> JobSpec {
         let input = Input::Range {
             start: 0,
             end: items,
             tasks,
         };
-        spec(Operator::SumSq, input, fanin)
+        JobSpec::new(Operator::SumSq, input, fanin)
     }
 
     #[test]
@@ -166,12 +154,15 @@ mod tests {
             end: 100_000,
             tasks: 100_000,
         };
-        assert_eq!(Runs::of(&spec(wasm, range, 4)).tasks_per_run(), 1);
+        assert_eq!(Runs::of(&JobSpec::new(wasm, range, 4)).tasks_per_run(), 1);
         let pi = Input::Samples {
             total: 100_000,
             tasks: 100_000,
         };
-        assert_eq!(Runs::of(&spec(Operator::Pi, pi, 2)).tasks_per_run(), 1024);
+        assert_eq!(
+            Runs::of(&JobSpec::new(Operator::Pi, pi, 2)).tasks_per_run(),
+            1024
+        );
     }
 
     #[test]
