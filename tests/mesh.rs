@@ -151,6 +151,23 @@ async fn a_join_submitter_gets_the_exact_result_and_contributes_no_slots() {
     assert_eq!(result_bytes(&answer), reference::sumsq(0, 1_000_000));
     // Only the two mesh nodes did work.
     assert!(answer["peers"].as_u64().unwrap() <= 2);
+
+    // More copies than the mesh and the joining peer make are refused, as through a node.
+    let out = shoal(&[
+        "submit",
+        "--join",
+        "--no-mdns",
+        "--bootstrap",
+        &bootstrap,
+        "--copies",
+        "4",
+        "sumsq",
+        "0",
+        "1000",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("needs at least 4 nodes"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,6 +30,10 @@ fn copies(args: &SubmitArgs) -> u8 {
     args.copies.unwrap_or(if args.detach { 2 } else { 1 })
 }
 
+/// How long a `--join` peer listens for the mesh's nodes before it decides that the mesh is
+/// too small for `--copies`.
+const JOIN_VIEW_WAIT: Duration = Duration::from_secs(3);
+
 /// Why `copies` copies cannot be had on the mesh `client`'s node sees (at most one per node,
 /// this node included; strangers do not count), if they cannot.
 async fn too_few_for_copies(client: &Client, copies: u8) -> anyhow::Result<Option<String>> {
@@ -94,6 +98,19 @@ pub(super) async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
             args.query.json,
         )
         .await?;
+        // The new peer hears the mesh's adverts over its first moments: a mesh too small for
+        // the copies is only refused once it had a moment to hear them all.
+        let copies = copies(&args);
+        let deadline = tokio::time::Instant::now() + JOIN_VIEW_WAIT;
+        while too_few_for_copies(&client, copies).await?.is_some()
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if let Some(short) = too_few_for_copies(&client, copies).await? {
+            eprintln!("error: {short}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
         ephemeral = Some((node, dir));
         client
     } else {
