@@ -138,7 +138,8 @@ pub struct JobState {
     pub bytes_moved: u64,
     /// Map tasks computed where their input was ([`JobState::at_data`]).
     pub at_data: u32,
-    /// For a job over a dataset: since when a map task still to run has had no live holder.
+    /// For a job over a dataset, or a durable job: since when a piece of the input that a task
+    /// still needs has had no live holder.
     pub part_lost_since: Option<Millis>,
     /// The submitter runs the job alone ([`crate::local`]): nobody else hears of it, so its
     /// claims, completions and end stay off the wire.

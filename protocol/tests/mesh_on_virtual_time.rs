@@ -43,6 +43,9 @@ struct Net {
     collect_ms: HashMap<usize, Millis>,
     /// Endings kept (`Effect::Ended`), by node and job.
     endings: HashMap<(usize, JobId), durable::Ending>,
+    /// The input of jobs over chunks is nowhere to be read: no copy of it can be made and no
+    /// map task over a chunk can read its chunk (as when it left with its submitter).
+    input_gone: bool,
 }
 
 impl Env for Net {
@@ -89,6 +92,11 @@ impl Env for Net {
             Work::Map {
                 source: MapSource::Run { tasks },
             } => ops::map_run(&run.spec, tasks.clone()),
+            Work::Map {
+                source: MapSource::Chunk { .. },
+            } if self.input_gone => {
+                return (TaskOutcome::Unavailable("the input is gone".into()), 5);
+            }
             Work::Map {
                 source: MapSource::Chunk { index, .. },
             } => ops::map(&run.spec.op, MapInput::Chunk(&self.inputs[index])),
@@ -150,9 +158,10 @@ impl Env for Net {
         piece: u32,
         holders: &[NodeId],
     ) -> bool {
-        let ok = holders
-            .iter()
-            .any(|n| h.index_of(n).is_some_and(|i| h.alive(i)));
+        let ok = !self.input_gone
+            && holders
+                .iter()
+                .any(|n| h.index_of(n).is_some_and(|i| h.alive(i)));
         if ok {
             self.copied.push((node, job, piece));
         }
@@ -202,6 +211,7 @@ impl Mesh {
                 copied: Vec::new(),
                 collect_ms: HashMap::new(),
                 endings: HashMap::new(),
+                input_gone: false,
             },
         };
         for (i, &s) in slots.iter().enumerate() {
@@ -1179,6 +1189,35 @@ fn detach_and_leave(h: &mut Mesh, spec: JobSpec, reader: usize) -> (JobId, Resul
         })
     });
     (job, h.node(reader).result_status(&job))
+}
+
+#[test]
+fn a_durable_job_whose_input_left_before_it_was_held_fails_and_says_why() {
+    let mut h = Mesh::new(&[1, 1, 1, 1, 1]);
+    h.net.task_ms = 50;
+    h.run_until(1_500, |_| false);
+    let (spec, _) = durable_wordcount(&mut h, 40, 2, true);
+    // No piece is ever copied; the submitter leaves once its members heard of the job.
+    h.net.input_gone = true;
+    let job = h.submit(0, spec);
+    h.run_for(100);
+    h.h.crash(0);
+    let left = h.now();
+    let until = left + 300_000;
+    h.h.run_until(until, &mut h.net, |h, _| {
+        h.node(4)
+            .is_some_and(|n| matches!(n.result_status(&job), ResultStatus::Failed { .. }))
+    });
+    let status = h.node(4).result_status(&job);
+    let ResultStatus::Failed { error } = status else {
+        panic!("the job did not fail: {status:?}");
+    };
+    assert!(error.contains("input is lost"), "{error}");
+    assert!(
+        h.now() - left >= shoal_protocol::node::INPUT_LOST_MS,
+        "failed after {} ms",
+        h.now() - left
+    );
 }
 
 #[test]

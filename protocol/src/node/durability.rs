@@ -26,6 +26,10 @@ pub const ENDINGS_KEPT: usize = 4096;
 pub const HEARD_MAX: usize = 1024;
 /// Least time between two queries, or two answers, for one job.
 pub const ANSWER_GAP_MS: Millis = 1_000;
+/// How long the coordinator of a durable job waits, once a piece of the input that a task
+/// still needs has no live holder it knows of, before it fails the job: holders say again what
+/// they hold every repair round, so a successor that missed a batch learns of them meanwhile.
+pub const INPUT_LOST_MS: Millis = 30_000;
 /// How long a keeper holding a job's output waits for the job's end before it asks.
 pub(super) const ENDING_UNHEARD_MS: Millis = 2_000;
 /// Most holders a task is told to fetch a piece from.
@@ -636,6 +640,60 @@ impl Node {
         if due {
             self.queried.insert(job, now);
             self.publish(Topic::Jobs, Message::Query(Query { job }));
+        }
+    }
+
+    /// Fails each durable job this node coordinates whose input has a piece that a task still
+    /// needs and that no live node holds, for [`INPUT_LOST_MS`]: its submitter left before the
+    /// piece was copied (a `--detach` that never returned), or every holder went away. Without
+    /// this the job never ended: its members asked each other for the piece forever (seen in
+    /// the simulator when it let a submitter leave before its second job was held). A
+    /// submitter that coordinates holds the whole input, so only successors ever fail a job so.
+    pub(super) fn check_pieces(&mut self, now: Millis) {
+        let mut failing = Vec::new();
+        for i in 0..self.order.len() {
+            let id = self.order[i];
+            let j = &self.jobs[&id];
+            if j.coordinator != ME
+                || j.failed.is_some()
+                || !Self::durable(j)
+                || j.holders.is_empty()
+                || matches!(j.spec.input, crate::job::Input::Dataset(_))
+            {
+                continue;
+            }
+            let live = |ix: PeerIx| ix == ME || (j.members.is_live(ix) && !self.view.gone(ix, now));
+            let held = |piece: u32| {
+                j.holders
+                    .get(piece as usize)
+                    .is_some_and(|h| h.iter().any(|&ix| live(ix)))
+            };
+            let lost = if j.holders.len() == 1 {
+                // The module of a WebAssembly job over a generated input: every task needs it.
+                (!j.is_complete() && !held(0)).then(|| "its WebAssembly module".to_string())
+            } else {
+                (0..j.tree.maps())
+                    .find(|&t| !j.tasks[t as usize].is_done() && !held(t))
+                    .map(|t| format!("input chunk {t}"))
+            };
+            let copies = j.spec.keep.copies;
+            let j = self.jobs.get_mut(&id).expect("listed in order");
+            let Some(what) = lost else {
+                j.part_lost_since = None;
+                continue;
+            };
+            let since = *j.part_lost_since.get_or_insert(now);
+            if now.saturating_sub(since) >= INPUT_LOST_MS {
+                failing.push((
+                    id,
+                    format!(
+                        "the job's input is lost: {what} has no live holder (its submitter left before it was held by {copies} members, or every holder went away); submit the job again"
+                    ),
+                ));
+            }
+        }
+        for (job, error) in failing {
+            self.fail_job(job, error);
         }
     }
 

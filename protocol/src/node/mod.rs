@@ -34,6 +34,7 @@ pub use datasets::PART_LOST_MS;
 pub use detail::{
     CellState, GRID_CELLS_MAX, JobDetail, LevelProgress, NodeTasks, TaskCounts, TaskGrid,
 };
+pub use durability::INPUT_LOST_MS;
 pub use durability::{ANSWER_GAP_MS, ENDINGS_KEPT, HEARD_MAX, KEEPING_MAX, ResultStatus};
 pub use status::TableSizes;
 pub use trust::{SUSPECT_BASE_MS, SUSPECT_MAX_MS, SUSPECTS_MAX, Suspicion};

@@ -30,6 +30,7 @@ impl Node {
         if now >= self.next_sweep {
             self.sweep(now);
             self.check_parts(now);
+            self.check_pieces(now);
             self.next_sweep = now + self.cfg.sweep_interval_ms;
         }
         if now >= self.next_announce {
