@@ -648,13 +648,14 @@ impl Node {
     /// piece was copied (a `--detach` that never returned), or every holder went away. Without
     /// this the job never ended: its members asked each other for the piece forever (seen in
     /// the simulator when it let a submitter leave before its second job was held). A
-    /// submitter that coordinates holds the whole input, so only successors ever fail a job so.
+    /// submitter that coordinates holds the whole input: only successors look.
     pub(super) fn check_pieces(&mut self, now: Millis) {
         let mut failing = Vec::new();
         for i in 0..self.order.len() {
             let id = self.order[i];
             let j = &self.jobs[&id];
             if j.coordinator != ME
+                || j.submitter == ME
                 || j.failed.is_some()
                 || !Self::durable(j)
                 || j.holders.is_empty()
@@ -668,13 +669,13 @@ impl Node {
                     .get(piece as usize)
                     .is_some_and(|h| h.iter().any(|&ix| live(ix)))
             };
-            let lost = if j.holders.len() == 1 {
-                // The module of a WebAssembly job over a generated input: every task needs it.
-                (!j.is_complete() && !held(0)).then(|| "its WebAssembly module".to_string())
-            } else {
+            let lost = if let crate::job::Input::Chunks { .. } = j.spec.input {
                 (0..j.tree.maps())
                     .find(|&t| !j.tasks[t as usize].is_done() && !held(t))
                     .map(|t| format!("input chunk {t}"))
+            } else {
+                // The module of a WebAssembly job over a generated input: every task needs it.
+                (!j.is_complete() && !held(0)).then(|| "its WebAssembly module".to_string())
             };
             let copies = j.spec.keep.copies;
             let j = self.jobs.get_mut(&id).expect("listed in order");
