@@ -127,21 +127,19 @@ async fn a_worker_killed_mid_job_does_not_change_the_result() {
 async fn a_join_submitter_gets_the_exact_result_and_contributes_no_slots() {
     let mesh = Mesh::start(&[2, 2]).await;
     let bootstrap = mesh.nodes[0].addrs[0].clone();
-    let out = shoal(&[
-        "submit",
-        "--join",
-        "--no-mdns",
-        "--bootstrap",
+    let out = join_submit(
         &bootstrap,
-        "--json",
-        "--timeout",
-        "60s",
-        "sumsq",
-        "0",
-        "1000000",
-        "--tasks",
-        "16",
-    ]);
+        &[
+            "--json",
+            "--timeout",
+            "60s",
+            "sumsq",
+            "0",
+            "1000000",
+            "--tasks",
+            "16",
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -153,18 +151,7 @@ async fn a_join_submitter_gets_the_exact_result_and_contributes_no_slots() {
     assert!(answer["peers"].as_u64().unwrap() <= 2);
 
     // More copies than the mesh and the joining peer make are refused, as through a node.
-    let out = shoal(&[
-        "submit",
-        "--join",
-        "--no-mdns",
-        "--bootstrap",
-        &bootstrap,
-        "--copies",
-        "4",
-        "sumsq",
-        "0",
-        "1000",
-    ]);
+    let out = join_submit(&bootstrap, &["--copies", "4", "sumsq", "0", "1000"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("needs at least 4 nodes"), "{stderr}");

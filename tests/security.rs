@@ -297,18 +297,7 @@ async fn a_job_no_node_accepts_fails_with_the_reason_instead_of_waiting() {
     mesh.await_full_view(Duration::from_secs(30)).await;
     let started = Instant::now();
     let bootstrap = mesh.nodes[0].addrs[0].clone();
-    let out = shoal(&[
-        "submit",
-        "--join",
-        "--no-mdns",
-        "--bootstrap",
-        &bootstrap,
-        "--timeout",
-        "60s",
-        "sumsq",
-        "0",
-        "1000",
-    ]);
+    let out = join_submit(&bootstrap, &["--timeout", "60s", "sumsq", "0", "1000"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no node accepts jobs from you"), "{stderr}");

@@ -288,6 +288,16 @@ impl JobState {
         }
     }
 
+    /// Notes whether a piece of the input that a task still needs has no live holder now;
+    /// returns for how long that has been so (0 while it has one).
+    pub fn unheld_for(&mut self, unheld: bool, now: Millis) -> Millis {
+        if !unheld {
+            self.part_lost_since = None;
+            return 0;
+        }
+        now.saturating_sub(*self.part_lost_since.get_or_insert(now))
+    }
+
     /// Records that `ix` holds piece `piece`. Returns whether that was news.
     pub fn add_holder(&mut self, piece: u32, ix: PeerIx) -> bool {
         match self.holders.get_mut(piece as usize) {

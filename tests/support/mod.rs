@@ -201,6 +201,14 @@ pub(crate) fn shoal(args: &[&str]) -> Output {
         .expect("running shoal")
 }
 
+/// `shoal submit --join --no-mdns --bootstrap BOOTSTRAP ARGS...`: a temporary peer that joins
+/// the mesh through `bootstrap` (a node's address), submits, and exits.
+pub(crate) fn join_submit(bootstrap: &str, args: &[&str]) -> Output {
+    let mut all = vec!["submit", "--join", "--no-mdns", "--bootstrap", bootstrap];
+    all.extend_from_slice(args);
+    shoal(&all)
+}
+
 /// `shoal submit --json` through a node's API; returns the parsed JSON line.
 pub(crate) fn submit_json(
     node: &NodeProc,

@@ -155,12 +155,9 @@ impl Node {
                 .and_then(|t| d.locate(t))
                 .map(|(part, _)| lost_part_error(&d.name, &d.parts[part]));
             let j = self.jobs.get_mut(&id).expect("listed in order");
-            let Some(error) = error else {
-                j.part_lost_since = None;
-                continue;
-            };
-            let since = *j.part_lost_since.get_or_insert(now);
-            if now.saturating_sub(since) >= PART_LOST_MS {
+            if j.unheld_for(error.is_some(), now) >= PART_LOST_MS
+                && let Some(error) = error
+            {
                 failing.push((id, error));
             }
         }

@@ -679,12 +679,9 @@ impl Node {
             };
             let copies = j.spec.keep.copies;
             let j = self.jobs.get_mut(&id).expect("listed in order");
-            let Some(what) = lost else {
-                j.part_lost_since = None;
-                continue;
-            };
-            let since = *j.part_lost_since.get_or_insert(now);
-            if now.saturating_sub(since) >= INPUT_LOST_MS {
+            if j.unheld_for(lost.is_some(), now) >= INPUT_LOST_MS
+                && let Some(what) = lost
+            {
                 failing.push((
                     id,
                     format!(
