@@ -109,9 +109,11 @@ fn durable_jobs_survive_the_faults_the_sweeps_found() {
     // the same path as a member that went silent).
     // Jobs of 100 tasks (found by 150 seeds from 16200). 16206: a successor took over while
     // the coordinator ended the job; it held the output and waited for a second keeper
-    // forever (an earlier run's end now ends its run too), and a keeper whose end was lost
-    // now asks for it. 16257: one node submitted both jobs and the simulator let it leave once
-    // the first was held, before the second was (it now waits for every job of its own).
+    // forever. Fixed twice: an earlier run's end now ends its run too, and a node holding an
+    // output whose end it has not heard asks for it; the seed fails without the asking (with
+    // it alone the run takes another course, so this seed does not pin the first rule).
+    // 16257: one node submitted both jobs and the simulator let it leave once the first was
+    // held, before the second was (it now waits for every job of its own).
     let cases = [
         (1000, 7_610_352),
         (1000, 7_610_769),
