@@ -150,6 +150,9 @@ pub struct SimConfig {
     /// Tiny mode: each job is a sum of squares over `tasks` numbers, one a task, whose map
     /// tasks the protocol claims in runs (`shoal_protocol::runs`); each run takes `task_ms`.
     pub tiny: bool,
+    /// Grep mode: each job counts the lines holding "1" in its chunks, an operator whose map
+    /// tasks stay with the submitter (`shoal_protocol::locality::kept_at_submitter`).
+    pub grep: bool,
     /// Whether jobs look up earlier results before computing (`shoal submit --no-reuse` turns
     /// it off). A job that does stays off the real-time path.
     pub reuse: bool,
@@ -185,6 +188,7 @@ impl Default for SimConfig {
             copies: 1,
             datasets: false,
             tiny: false,
+            grep: false,
             reuse: true,
             local_path: true,
             reduce_near_inputs: true,

@@ -91,6 +91,11 @@ struct Args {
     /// the messages runs save.
     #[arg(long, conflicts_with = "datasets")]
     tiny: bool,
+    /// Grep mode: each job counts the lines holding "1" in its chunks. A search costs less than
+    /// sending its input, so its map tasks stay with the submitter: checks that no other node
+    /// starts one before the locality wait while the submitter is up and the run fault-free.
+    #[arg(long, conflicts_with_all = ["datasets", "tiny"])]
+    grep: bool,
     /// Jobs do not look up earlier results (`shoal submit --no-reuse`): a job of few enough
     /// tasks then runs on its submitter alone, off the wire (the real-time path).
     #[arg(long)]
@@ -136,6 +141,7 @@ impl Args {
             copies: self.copies,
             datasets: self.datasets,
             tiny: self.tiny,
+            grep: self.grep,
             reuse: !self.no_reuse,
             local_path: !self.no_local_path,
             reduce_near_inputs: !self.no_reduce_near_inputs,
@@ -144,7 +150,7 @@ impl Args {
 
     fn replay(&self, seed: u64) -> String {
         format!(
-            "cargo run --release -p shoal-netsim -- --nodes {} --tasks {} --jobs {} --fanin {} --seed {seed} --faults {} --task-ms {} --join-ms {} --settle-ms {} --safety-ms {} --liveness-ms {} --restricted-pct {} --replicas {} --verify-fraction {} --byzantine-pct {} --copies {}{}{}{}{}{}{}",
+            "cargo run --release -p shoal-netsim -- --nodes {} --tasks {} --jobs {} --fanin {} --seed {seed} --faults {} --task-ms {} --join-ms {} --settle-ms {} --safety-ms {} --liveness-ms {} --restricted-pct {} --replicas {} --verify-fraction {} --byzantine-pct {} --copies {}{}{}{}{}{}{}{}",
             self.nodes,
             self.tasks,
             self.jobs,
@@ -163,6 +169,7 @@ impl Args {
             if self.scheduling { " --scheduling" } else { "" },
             if self.datasets { " --datasets" } else { "" },
             if self.tiny { " --tiny" } else { "" },
+            if self.grep { " --grep" } else { "" },
             if self.no_reuse { " --no-reuse" } else { "" },
             if self.no_local_path {
                 " --no-local-path"

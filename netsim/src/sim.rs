@@ -33,6 +33,9 @@ use std::time::Instant;
 /// how it ended (see `World::check_keepers`).
 const SETTLE_MS: Millis = 10_000;
 
+/// Grep mode: the lines "p{i}" of a job's chunks that its jobs count.
+const GREP_PATTERN: &str = "1";
+
 /// The simulator's own events: joins, submissions and the fault schedule.
 pub enum Fault {
     Join {
@@ -327,6 +330,10 @@ impl World {
             let spec = JobSpec {
                 op: if self.cfg.tiny {
                     Operator::SumSq
+                } else if self.cfg.grep {
+                    Operator::Grep {
+                        pattern: GREP_PATTERN.into(),
+                    }
                 } else {
                     Operator::WordCount
                 },
@@ -677,16 +684,23 @@ impl World {
 }
 
 impl World {
-    /// Dataset mode: a map task starts on a holder of its part unless the locality rule lets
-    /// another node take it ([`datasets::StartCheck`]).
+    /// Dataset and grep modes: a map task starts on a holder of its part (a grep's, on its
+    /// submitter) unless the locality rule lets another node take it
+    /// ([`datasets::StartCheck`]).
     fn check_locality(&mut self, h: &Harness<Fault>, node: usize, run: &TaskRun) {
         let Some(t) = self.jobs.iter().find(|t| t.id == run.job) else {
             return;
         };
-        let Some(part) = datasets::part_of(&t.spec, run) else {
-            return;
+        let submitter = [t.submitter];
+        let holders: &[usize] = match datasets::part_of(&t.spec, run) {
+            Some(part) => &t.part_holders[part],
+            None if shoal_protocol::locality::kept_at_submitter(&t.spec)
+                && matches!(run.work, Work::Map { .. }) =>
+            {
+                &submitter
+            }
+            None => return,
         };
-        let holders = &t.part_holders[part];
         let check = datasets::StartCheck {
             node,
             holders,
@@ -912,10 +926,15 @@ impl World {
 
     /// The checks after a run: results, exactly-once accounting, liveness.
     fn check(&mut self, h: &Harness<Fault>) {
-        let words = ops::reference::wordcount(&[(0..self.cfg.tasks)
+        let lines = [(0..self.cfg.tasks)
             .map(|i| format!("p{i}\n"))
             .collect::<String>()
-            .into_bytes()]);
+            .into_bytes()];
+        let words = if self.cfg.grep {
+            ops::reference::grep(&lines, GREP_PATTERN)
+        } else {
+            ops::reference::wordcount(&lines)
+        };
         for j in 0..self.jobs.len() {
             let expected = if self.cfg.tiny {
                 let (start, end) = self.tiny_range(j);
@@ -1257,7 +1276,7 @@ impl Env for World {
     }
 
     fn task_started(&mut self, h: &Harness<Fault>, node: usize, run: &TaskRun) {
-        if self.cfg.datasets {
+        if self.cfg.datasets || self.cfg.grep {
             self.check_locality(h, node, run);
         }
         if !self.cfg.scheduling {

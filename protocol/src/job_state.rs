@@ -67,8 +67,9 @@ pub struct JobState {
     pub tree_done: (u32, u32),
     pub members: Members,
     queue: ReadyQueue,
-    /// For a job over a dataset, its map tasks, ranked among their parts' holders (the
-    /// `queue` then holds only the reduce tasks).
+    /// For a job over a dataset, its map tasks, ranked among their parts' holders; for a job
+    /// kept at its submitter's files, ranked with the submitter first (the `queue` then holds
+    /// only the reduce tasks).
     locality: Option<crate::locality::Locality>,
     /// Peers' claims in the order they arrived, for expiring them when their lease runs out.
     claim_log: VecDeque<(Millis, u32)>,
@@ -159,10 +160,11 @@ pub enum Completion {
 
 impl JobState {
     /// A job this node is a member of; `my_weight` is the slots it gives the job (0: none).
+    /// `submitter` is the submitter's index in this node's view, and its id.
     pub fn new(
         spec: Arc<JobSpec>,
         id: JobId,
-        submitter: PeerIx,
+        (submitter, submitter_id): (PeerIx, &NodeId),
         epoch: u64,
         now: Millis,
         me: &NodeId,
@@ -173,6 +175,18 @@ impl JobState {
         let locality = match &spec.input {
             crate::job::Input::Dataset(d) => {
                 Some(crate::locality::Locality::new(id, d, now, me, my_weight))
+            }
+            crate::job::Input::Chunks { chunks, .. }
+                if crate::locality::kept_at_submitter(&spec) =>
+            {
+                Some(crate::locality::Locality::at_submitter(
+                    id,
+                    *chunks,
+                    *submitter_id,
+                    now,
+                    me,
+                    my_weight,
+                ))
             }
             _ => None,
         };

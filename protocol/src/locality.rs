@@ -10,7 +10,22 @@
 
 use crate::dataset::Dataset;
 use crate::ids::{JobId, Millis, NodeId};
+use crate::job::{Input, JobSpec};
 use crate::ready::ReadyQueue;
+
+/// Whether the map tasks of a job over files go to its submitter first, the way a dataset's go
+/// to its holders: when its operator costs less to run on a byte than sending the byte would
+/// cost the submitter ([`crate::job::Operator::cheaper_than_sending`]), and the job asks
+/// nothing that needs the input elsewhere (a second replica, a spot check, a second copy).
+/// Others take the tasks only once they have waited [`LOCALITY_WAIT_MS`] for a busy submitter
+/// (delay scheduling): a long job still spreads, a short one never ships its input.
+pub fn kept_at_submitter(spec: &JobSpec) -> bool {
+    matches!(spec.input, Input::Chunks { .. })
+        && spec.op.cheaper_than_sending()
+        && spec.trust.replicas <= 1
+        && spec.trust.verify_ppm == 0
+        && spec.keep.copies <= 1
+}
 
 /// How long a map task waits for its part's holders before a node that must fetch the chunk
 /// may claim it. Long against a task (holders free a slot every few hundred milliseconds),
@@ -37,19 +52,42 @@ pub struct Locality {
 impl Locality {
     /// The map tasks of `dataset`, all ready from `start`; `my_weight` 0: this node takes none.
     pub fn new(job: JobId, dataset: &Dataset, start: Millis, me: &NodeId, my_weight: u32) -> Self {
+        let parts = dataset.parts.iter().map(|p| (p.chunks, p.holders.clone()));
+        Self::of_parts(job, parts, start, me, my_weight)
+    }
+
+    /// The `chunks` map tasks of a job over files its submitter `holder` holds, kept at the
+    /// data (see [`kept_at_submitter`]), all ready from `start`.
+    pub fn at_submitter(
+        job: JobId,
+        chunks: u32,
+        holder: NodeId,
+        start: Millis,
+        me: &NodeId,
+        my_weight: u32,
+    ) -> Self {
+        Self::of_parts(job, [(chunks, vec![holder])], start, me, my_weight)
+    }
+
+    fn of_parts(
+        job: JobId,
+        parts: impl IntoIterator<Item = (u32, Vec<NodeId>)>,
+        start: Millis,
+        me: &NodeId,
+        my_weight: u32,
+    ) -> Self {
         let mut first = 0;
-        let parts = dataset
-            .parts
-            .iter()
-            .map(|p| {
+        let parts = parts
+            .into_iter()
+            .map(|(chunks, holders)| {
                 let part = LocalPart {
                     first,
-                    holders: p.holders.clone(),
-                    mine: p.holders.contains(me),
+                    mine: holders.contains(me),
+                    holders,
                     live: 0,
-                    queue: ReadyQueue::new(job, p.chunks, p.chunks, start, me, my_weight),
+                    queue: ReadyQueue::new(job, chunks, chunks, start, me, my_weight),
                 };
-                first += p.chunks;
+                first += chunks;
                 part
             })
             .collect();
@@ -236,5 +274,65 @@ mod tests {
             stranger.take(100, 1_000 + LOCALITY_WAIT_MS + 4 * 250, 250, |_, _| true);
         tasks.sort_unstable();
         assert_eq!(tasks, (6..10).collect::<Vec<_>>());
+    }
+
+    fn spec(op: crate::job::Operator) -> JobSpec {
+        JobSpec::new(
+            op,
+            Input::Chunks {
+                manifest: BlobHash([7; 32]),
+                chunks: 8,
+                bytes: 800,
+            },
+            4,
+        )
+    }
+
+    #[test]
+    fn a_search_stays_at_its_submitter_files_unless_its_input_must_travel_anyway() {
+        let grep = spec(crate::job::Operator::Grep {
+            pattern: "x".into(),
+        });
+        assert!(kept_at_submitter(&grep));
+        assert!(
+            !kept_at_submitter(&spec(crate::job::Operator::WordCount)),
+            "counting a byte costs more than sending it: a word count spreads"
+        );
+        let mut replicated = grep.clone();
+        replicated.trust.replicas = 2;
+        let mut checked = grep.clone();
+        checked.trust.verify_ppm = 100_000;
+        let mut durable = grep.clone();
+        durable.keep.copies = 2;
+        for s in [replicated, checked, durable] {
+            assert!(!kept_at_submitter(&s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn the_submitter_takes_a_kept_job_s_maps_at_once_and_others_after_the_wait() {
+        let job = JobId([9; 32]);
+        let submitter = id(1);
+        let mut own = Locality::at_submitter(job, 8, submitter, 1_000, &submitter, 2);
+        let mut other = Locality::at_submitter(job, 8, submitter, 1_000, &id(2), 2);
+        own.candidate_changed(&id(2), 2, true);
+        other.candidate_changed(&submitter, 2, true);
+        let (mut mine, _) = own.take(100, 1_000, 250, |_, _| true);
+        mine.sort_unstable();
+        assert_eq!(mine, (0..8).collect::<Vec<_>>());
+        let (early, wake) = other.take(100, 1_000 + LOCALITY_WAIT_MS - 1, 250, |_, _| true);
+        assert!(early.is_empty(), "{early:?}");
+        assert!(wake.unwrap() >= 1_000 + LOCALITY_WAIT_MS);
+        let (late, _) = other.take(100, 1_000 + LOCALITY_WAIT_MS + 250, 250, |_, _| true);
+        assert_eq!(
+            late.len(),
+            8,
+            "a busy submitter's tasks spread after the wait"
+        );
+        // A submitter that gives the job no slots holds nobody up.
+        let mut idle = Locality::at_submitter(job, 8, submitter, 1_000, &id(2), 2);
+        idle.candidate_changed(&submitter, 0, true);
+        let (at_once, _) = idle.take(100, 1_000 + 250, 250, |_, _| true);
+        assert_eq!(at_once.len(), 8);
     }
 }

@@ -310,6 +310,16 @@ impl Node {
                     .into(),
             );
         }
+        if crate::locality::kept_at_submitter(&job.spec)
+            && counts.ready > 0
+            && job.maps_done < job.tree.maps()
+        {
+            why.push(format!(
+                "map tasks of a {} stay with the submitter, which holds the files (searching a byte costs less than sending it): another member takes them only once they have waited {} s for a busy submitter",
+                job.spec.op.name(),
+                crate::locality::LOCALITY_WAIT_MS / 1000
+            ));
+        }
         if !job.holders.is_empty() && job.maps_done < job.tree.maps() {
             let copies = u32::from(job.spec.keep.copies);
             let short = job.live_copies().filter(|&n| n < copies).count();

@@ -102,7 +102,7 @@ impl Node {
         let mut job = JobState::new(
             Arc::new(a.spec.clone()),
             id,
-            submitter,
+            (submitter, &a.submitter),
             a.epoch,
             now,
             &me,

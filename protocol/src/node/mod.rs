@@ -631,7 +631,7 @@ impl Node {
         let me = self.id();
         // The submitter runs tasks only if it meets the job's needs itself.
         let weight = self.slots_for(&spec.sched.needs);
-        let mut job = JobState::new(Arc::new(spec), id, ME, epoch, now, &me, weight);
+        let mut job = JobState::new(Arc::new(spec), id, (ME, &me), epoch, now, &me, weight);
         job.steal_delay_ms = self.cfg.steal_delay_ms;
         job.near_inputs = self.cfg.reduce_near_inputs;
         if self.cfg.local_path
