@@ -36,6 +36,15 @@ async fn each_builtin_job_submitted_from_a_different_peer_equals_the_reference()
         &["--chunk-size", "8192"],
     );
     assert_eq!(result_bytes(&grep), reference::grep(&files, "w42 "));
+    // A search costs less than sending its input: its map tasks stay on the submitter, which
+    // holds the files, where the word count's went to the other members too.
+    assert!(
+        grep["tasks"].as_u64().unwrap() > 4 && grep["alone"] == false,
+        "{grep}"
+    );
+    assert_eq!(grep["bytes_moved"], 0, "no chunk was sent: {grep}");
+    assert!(grep["at_data"].as_u64().unwrap() > 0, "{grep}");
+    assert!(wc["bytes_moved"].as_u64().unwrap() > 0, "{wc}");
 
     let sumsq = submit_json(
         &mesh.nodes[2],
