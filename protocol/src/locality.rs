@@ -108,8 +108,9 @@ impl Locality {
         p.queue.push(task - p.first, since);
     }
 
-    /// This node's rank for `task` among its part's holders (capped; a node that does not
-    /// hold the part ranks among them as if it did, and waits [`LOCALITY_WAIT_MS`] more).
+    /// This node's rank for `task` (capped): among its part's holders if it holds the part,
+    /// else among every candidate (and it waits [`LOCALITY_WAIT_MS`] more while a holder is
+    /// live).
     pub fn rank(&self, task: u32) -> usize {
         let p = &self.parts[self.part(task)];
         p.queue.rank(task - p.first)
@@ -119,22 +120,30 @@ impl Locality {
     pub fn ahead_of_me(&mut self, task: u32, voters: &[(NodeId, u32)]) -> usize {
         let i = self.part(task);
         let p = &mut self.parts[i];
-        let holders: Vec<(NodeId, u32)> = voters
+        let ranked: Vec<(NodeId, u32)> = voters
             .iter()
-            .filter(|(id, _)| p.holders.contains(id))
+            .filter(|(id, _)| !p.mine || p.holders.contains(id))
             .copied()
             .collect();
-        p.queue.ahead_of_me(task - p.first, &holders)
+        p.queue.ahead_of_me(task - p.first, &ranked)
     }
 
-    /// A member other than this node joins (`joined`) or leaves the job's candidates: it counts
-    /// for the parts it holds.
+    /// A member other than this node joins (`joined`) or leaves the job's candidates. A holder
+    /// ranks among the part's holders only; a node that does not hold the part ranks among
+    /// every candidate, so that once the wait is over the others do not all claim its tasks
+    /// at once (each task goes to the first-ranked of them, the next one a steal delay later).
     pub fn candidate_changed(&mut self, id: &NodeId, weight: u32, joined: bool) {
         for p in &mut self.parts {
-            if weight == 0 || !p.holders.contains(id) {
+            if weight == 0 {
                 continue;
             }
-            p.queue.candidate_changed(id, weight, joined);
+            let holder = p.holders.contains(id);
+            if holder || !p.mine {
+                p.queue.candidate_changed(id, weight, joined);
+            }
+            if !holder {
+                continue;
+            }
             if joined {
                 p.live += 1;
             } else {
@@ -334,5 +343,27 @@ mod tests {
         idle.candidate_changed(&submitter, 0, true);
         let (at_once, _) = idle.take(100, 1_000 + 250, 250, |_, _| true);
         assert_eq!(at_once.len(), 8);
+    }
+
+    #[test]
+    fn after_the_wait_the_others_take_a_kept_job_s_maps_one_at_a_time_by_rank() {
+        let job = JobId([9; 32]);
+        let submitter = id(1);
+        let nodes: Vec<NodeId> = (1..=6).map(id).collect();
+        let mut taken = std::collections::BTreeMap::new();
+        for me in &nodes[1..] {
+            let mut q = Locality::at_submitter(job, 64, submitter, 1_000, me, 1);
+            for other in nodes.iter().filter(|n| *n != me) {
+                q.candidate_changed(other, 1, true);
+            }
+            let (tasks, _) = q.take(100, 1_000 + LOCALITY_WAIT_MS, 250, |_, _| true);
+            for t in tasks {
+                assert!(
+                    taken.insert(t, *me).is_none(),
+                    "task {t} claimed by two members the moment the wait ended"
+                );
+            }
+        }
+        assert!(!taken.is_empty(), "the first-ranked others take tasks");
     }
 }
