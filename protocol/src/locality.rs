@@ -1,12 +1,14 @@
-//! Locality-first claims for jobs over shared datasets: the map tasks of a part are ranked
-//! among the part's holders, so a holder claims them at once and reads its own disk; a node
-//! that does not hold the part claims them only when no holder that takes tasks is live, or
-//! once they have been ready for [`LOCALITY_WAIT_MS`] (the holders stayed busy), and then
-//! fetches the chunk from a holder.
+//! Locality-first claims for jobs over shared datasets, and for searches over their
+//! submitter's files ([`kept_at_submitter`], the submitter as the one holder): the map tasks of
+//! a part are ranked among the part's holders, so a holder claims them at once and reads its
+//! own disk; a node that does not hold the part claims them only when no holder that takes
+//! tasks is live, or once they have been ready for [`LOCALITY_WAIT_MS`] (the holders stayed
+//! busy), and then fetches the chunk from a holder.
 //!
-//! Each part has its own [`ReadyQueue`] over its tasks (numbered from 0 inside the part), whose
-//! candidates are the part's live holders: the rank rules, the steal delay and the changes of
-//! candidates are the ready queue's, unchanged.
+//! Each part has its own [`ReadyQueue`] over its tasks (numbered from 0 inside the part). On a
+//! holder its candidates are the part's live holders; on any other node, every candidate of the
+//! job, so that the others take the tasks one by one, in rank order, once the wait is over.
+//! The rank rules, the steal delay and the changes of candidates are the ready queue's.
 
 use crate::dataset::Dataset;
 use crate::ids::{JobId, Millis, NodeId};
