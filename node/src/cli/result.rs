@@ -78,19 +78,15 @@ fn report(answer: &ResultAnswer, args: &ResultArgs) -> anyhow::Result<ExitCode> 
     }
     if args.query.json {
         let mut out = serde_json::to_value(answer)?;
-        if let Some(bytes) = &output {
+        if output.is_some() {
             out.as_object_mut().expect("an object").remove("output_b64");
-            if args.output.is_none() {
-                match serde_json::from_slice::<serde_json::Value>(bytes) {
-                    Ok(v) => out["result"] = v,
-                    Err(_) => {
-                        out["result"] = answer.output_b64.clone().into();
-                        out["result_encoding"] = "base64".into();
-                    }
-                }
-            }
         }
-        println!("{out}");
+        match &output {
+            Some(bytes) if args.output.is_none() => {
+                println!("{}", super::submit::json_with_result(out, bytes));
+            }
+            _ => println!("{out}"),
+        }
     }
     let code = match answer.status.as_str() {
         "done" => {

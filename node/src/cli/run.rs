@@ -130,7 +130,10 @@ pub(super) async fn run(
                 let value = match end {
                     Ended::Done(done) => serde_json::json!({
                         "job": done.job.id,
-                        "result": submit_json(done, true),
+                        "result": serde_json::from_str::<serde_json::Value>(
+                            &submit_json(done, true)
+                        )
+                        .expect("submit_json writes JSON"),
                     }),
                     Ended::Failed(job, cause) => serde_json::json!({
                         "job": job,
