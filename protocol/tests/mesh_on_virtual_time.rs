@@ -1393,3 +1393,60 @@ fn one_copy_keeps_the_input_on_the_submitter_only() {
     assert_eq!(h.net.kept.len(), 1);
     assert!(h.net.kept.contains_key(&(0, job)));
 }
+
+#[test]
+fn a_grep_stays_on_its_busy_submitter_for_the_locality_wait_then_spreads_and_says_why() {
+    // The submitter has one slot and each task takes a second: the other node, with four
+    // idle slots, still leaves the search's map tasks to it until they have waited 5 s.
+    let mut h = Mesh::new(&[1, 4]);
+    h.net.task_ms = 1_000;
+    let mut all = Vec::new();
+    for i in 0..12u32 {
+        let text = format!("line {i} with a needle\nline {i} without\n").into_bytes();
+        all.extend_from_slice(&text);
+        h.net.inputs.insert(i, text);
+    }
+    let spec = JobSpec::new(
+        Operator::Grep {
+            pattern: "needle".into(),
+        },
+        Input::Chunks {
+            manifest: BlobHash::of(b"grep input"),
+            chunks: 12,
+            bytes: all.len() as u64,
+        },
+        4,
+    );
+    h.run_until(1_500, |_| false);
+    let submitted = h.now();
+    let job = h.submit(0, spec);
+    h.run_for(2_000);
+    let maps_by = |h: &Mesh, node: usize| {
+        h.net
+            .started
+            .iter()
+            .filter(|s| s.0 == node && s.1 == job && s.2 < 12)
+            .count()
+    };
+    assert_eq!(maps_by(&h, 1), 0, "the other node waits");
+    assert!(maps_by(&h, 0) >= 1, "the submitter searches its files");
+    let why = h.node(1).job_detail(&job).unwrap().why.join("\n");
+    assert!(why.contains("stay with the submitter"), "{why}");
+    h.run_until(60_000, |net| net.results.contains_key(&job));
+    assert_eq!(
+        h.net.results.get(&job),
+        Some(&ops::reference::grep(&[all], "needle"))
+    );
+    let first_elsewhere = h
+        .net
+        .started
+        .iter()
+        .filter(|s| s.0 == 1 && s.1 == job && s.2 < 12)
+        .map(|s| s.3)
+        .min()
+        .expect("the other node took map tasks once the wait was over");
+    assert!(
+        first_elsewhere >= submitted + locality::LOCALITY_WAIT_MS,
+        "started at {first_elsewhere}, submitted at {submitted}"
+    );
+}
