@@ -4,7 +4,7 @@
 //! failed stage fails its dependents with the cause while the others finish.
 
 use super::rows::short_id;
-use super::submit::{printed, run_submit, submit_json, timeout_message};
+use super::submit::{json_with_result, printed, run_submit, submit_json, timeout_message};
 use super::{EXIT_USAGE, QueryArgs, client};
 use crate::client::{ClientError, Finished};
 use crate::pipeline_file::Pipeline;
@@ -124,26 +124,26 @@ pub(super) async fn run(
     }
     let failed = ended.values().any(|e| matches!(e, Ended::Failed(..)));
     if json {
-        let stages: serde_json::Map<String, serde_json::Value> = ended
+        // Written as text, so that each stage's output is spliced in as it is (see
+        // `json_with_result`), never built into a value.
+        let stages: Vec<String> = ended
             .iter()
             .map(|(s, end)| {
                 let value = match end {
-                    Ended::Done(done) => serde_json::json!({
-                        "job": done.job.id,
-                        "result": serde_json::from_str::<serde_json::Value>(
-                            &submit_json(done, true)
-                        )
-                        .expect("submit_json writes JSON"),
-                    }),
+                    Ended::Done(done) => {
+                        let job = serde_json::json!({ "job": done.job.id });
+                        json_with_result(job, submit_json(done, true).as_bytes())
+                    }
                     Ended::Failed(job, cause) => serde_json::json!({
                         "job": job,
                         "error": cause,
-                    }),
+                    })
+                    .to_string(),
                 };
-                (names[*s].clone(), value)
+                format!("{}:{value}", serde_json::Value::from(names[*s].as_str()))
             })
             .collect();
-        println!("{}", serde_json::json!({ "stages": stages }));
+        println!("{{\"stages\":{{{}}}}}", stages.join(","));
     }
     Ok(if failed {
         ExitCode::FAILURE
