@@ -38,6 +38,11 @@ const RESULT_MEMORY: usize = 64;
 const BANS_MAX: usize = 1024;
 /// How often kept outputs are checked for expiry and kept inputs of ended jobs removed.
 const TIDY_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the node looks for more peers through Kademlia (and lifts expired bans).
+const DISCOVERY_EVERY: Duration = Duration::from_secs(10);
+/// The first extra lookup after start; the next ones at twice the wait each, until it reaches
+/// [`DISCOVERY_EVERY`] (at 0.5, 1.5, 3.5 and 7.5 s).
+const EARLY_DISCOVERY_FIRST: Duration = Duration::from_millis(500);
 /// Tiny tasks the driver runs in one turn of its loop before it looks at the network again.
 const TINY_TASKS_PER_TURN: usize = 64;
 
@@ -196,7 +201,13 @@ impl Driver {
     async fn run(mut self) {
         // The protocol's first subscriptions.
         self.pump();
-        let mut discovery = tokio::time::interval(Duration::from_secs(10));
+        let mut discovery = tokio::time::interval(DISCOVERY_EVERY);
+        // More lookups in the first seconds, at growing intervals: a node that joined through
+        // a peer at about the same time as another did learns nothing of it from that peer's
+        // first answer, and would otherwise find it only at the next round, 10 s on.
+        let mut early_wait = EARLY_DISCOVERY_FIRST;
+        let early_discovery = tokio::time::sleep(early_wait);
+        tokio::pin!(early_discovery);
         let mut tidy = tokio::time::interval(TIDY_INTERVAL);
         loop {
             let deadline = self.start + Duration::from_millis(self.node.poll_timeout());
@@ -212,6 +223,13 @@ impl Driver {
                     self.node.handle_timeout(self.now());
                 }
                 _ = tidy.tick() => self.tidy_kept(),
+                _ = &mut early_discovery, if early_wait < DISCOVERY_EVERY => {
+                    self.discover();
+                    early_wait *= 2;
+                    early_discovery
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + early_wait);
+                }
                 _ = discovery.tick() => {
                     self.discover();
                     self.lift_bans();
