@@ -4,7 +4,7 @@
 //! failed stage fails its dependents with the cause while the others finish.
 
 use super::rows::short_id;
-use super::submit::{json_with_result, printed, run_submit, submit_json, timeout_message};
+use super::submit::{printed, run_submit, submit_json, timeout_message, with_json_member};
 use super::{EXIT_USAGE, QueryArgs, client};
 use crate::client::{ClientError, Finished};
 use crate::pipeline_file::Pipeline;
@@ -124,15 +124,15 @@ pub(super) async fn run(
     }
     let failed = ended.values().any(|e| matches!(e, Ended::Failed(..)));
     if json {
-        // Written as text, so that each stage's output is spliced in as it is (see
-        // `json_with_result`), never built into a value.
+        // Written as text, so that each stage's answer (its output spliced in as it is, see
+        // `submit_json`) is never built into a value nor checked twice.
         let stages: Vec<String> = ended
             .iter()
             .map(|(s, end)| {
                 let value = match end {
                     Ended::Done(done) => {
                         let job = serde_json::json!({ "job": done.job.id });
-                        json_with_result(job, submit_json(done, true).as_bytes())
+                        with_json_member(&job, "result", &submit_json(done, true))
                     }
                     Ended::Failed(job, cause) => serde_json::json!({
                         "job": job,

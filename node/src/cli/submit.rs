@@ -395,14 +395,8 @@ pub(super) fn submit_json(done: &Finished, with_result: bool) -> String {
 pub(super) fn json_with_result(mut fields: serde_json::Value, output: &[u8]) -> String {
     let raw = output.trim_ascii();
     if serde_json::from_slice::<serde::de::IgnoredAny>(raw).is_ok() {
-        // Valid JSON is valid UTF-8, and a JSON object's text ends with its closing brace.
-        let raw = String::from_utf8_lossy(raw);
-        let text = fields.to_string();
-        let open = text
-            .strip_suffix('}')
-            .expect("the fields are a JSON object");
-        let comma = if open.ends_with('{') { "" } else { "," };
-        return format!("{open}{comma}\"result\":{raw}}}");
+        // Valid JSON is valid UTF-8.
+        return with_json_member(&fields, "result", &String::from_utf8_lossy(raw));
     }
     use base64::Engine as _;
     fields["result"] = base64::engine::general_purpose::STANDARD
@@ -410,6 +404,18 @@ pub(super) fn json_with_result(mut fields: serde_json::Value, output: &[u8]) -> 
         .into();
     fields["result_encoding"] = "base64".into();
     fields.to_string()
+}
+
+/// The JSON object `fields` with one more member, `name`, whose value is the JSON text `json`
+/// (valid JSON, checked by the caller or written by this crate), spliced in as it is.
+pub(super) fn with_json_member(fields: &serde_json::Value, name: &str, json: &str) -> String {
+    let text = fields.to_string();
+    // A JSON object's text ends with its closing brace.
+    let open = text
+        .strip_suffix('}')
+        .expect("the fields are a JSON object");
+    let comma = if open.ends_with('{') { "" } else { "," };
+    format!("{open}{comma}{}:{json}}}", serde_json::Value::from(name))
 }
 
 /// The output as `shoal submit` prints it: a bare JSON string (sumsq's decimal) without
